@@ -1,0 +1,63 @@
+/**
+ * The `ironcore-image` command-line tool: build IronCore OS images from
+ * kernel, initramfs and root file system files into a local OCI store, tag,
+ * list, inspect and delete them, and push and pull them to and from OCI
+ * registries.
+ *
+ * ```sh
+ * ironcore-image build --tag my-os:1.0 --config arch=amd64,kernel=vmlinuz,initramfs=initrd.img
+ * ironcore-image list
+ * ```
+ *
+ * @example Run the CLI from code
+ * ```ts ignore
+ * import { main } from "./cli.ts";
+ * const code = await main(["list"]);
+ * ```
+ *
+ * @module
+ */
+
+import { runCli } from "./src/cli/run_cli.ts";
+
+/**
+ * Runs the CLI with this process's streams and environment.
+ *
+ * @param args Arguments after the program name.
+ * @returns The exit code.
+ */
+export async function main(args: readonly string[]): Promise<number> {
+  const controller = new AbortController();
+  const onSignal = () => controller.abort();
+  try {
+    Deno.addSignalListener("SIGINT", onSignal);
+  } catch {
+    // Signals are not available everywhere (e.g. some Windows consoles).
+  }
+  try {
+    return await runCli(args, {
+      stdout: Deno.stdout.writable,
+      stderr: Deno.stderr.writable,
+      stdin: Deno.stdin.readable,
+      stderrIsTerminal: Deno.stderr.isTerminal(),
+      env: (name) => {
+        try {
+          return Deno.env.get(name);
+        } catch {
+          return undefined;
+        }
+      },
+      signal: controller.signal,
+    });
+  } finally {
+    try {
+      Deno.removeSignalListener("SIGINT", onSignal);
+    } catch {
+      // See above.
+    }
+  }
+}
+
+if (import.meta.main) {
+  Deno.exitCode = await main(Deno.args);
+}

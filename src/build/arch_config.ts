@@ -1,0 +1,109 @@
+/**
+ * The per-architecture build configuration and its `--config` text form,
+ * `arch=amd64,kernel=./vmlinuz,initramfs=./initrd,cmdline=./cmdline`.
+ *
+ * @module
+ */
+
+import {
+  LAYER_KINDS,
+  type LayerKind,
+  type Variant,
+  VARIANTS,
+} from "../spec/media_types.ts";
+
+/** What to build for one architecture. */
+export interface ArchConfig {
+  /** CPU architecture in Go's naming, e.g. `amd64`, `arm64`. */
+  arch: string;
+  /** Files to add, one per layer kind. */
+  layers: Partial<Record<LayerKind, string>>;
+  /** File holding the kernel command line. */
+  cmdline?: string;
+  /** Boot variant, written as the manifest's `variant` annotation. */
+  variant?: Variant;
+}
+
+const ARCH_RE = /^[a-z0-9][a-z0-9_]{0,31}$/;
+const KEYS = [...LAYER_KINDS, "arch", "cmdline", "variant"].join(", ");
+
+/**
+ * Parses one `--config` value.
+ *
+ * @param text Comma-separated `key=value` pairs.
+ * @returns The configuration.
+ * @throws {SyntaxError} On an unknown key, a missing `arch`, a repeated key,
+ * an empty value or an unknown variant.
+ *
+ * @example
+ * ```ts
+ * import { parseArchConfig } from "./arch_config.ts";
+ * const c = parseArchConfig("arch=amd64,kernel=vmlinuz,initramfs=initrd.img");
+ * console.log(c.arch, c.layers.kernel); // amd64 vmlinuz
+ * ```
+ */
+export function parseArchConfig(text: string): ArchConfig {
+  const layers: Partial<Record<LayerKind, string>> = {};
+  const seen = new Set<string>();
+  let arch: string | undefined;
+  let cmdline: string | undefined;
+  let variant: Variant | undefined;
+  for (const part of text.split(",")) {
+    const eq = part.indexOf("=");
+    if (eq <= 0) {
+      throw new SyntaxError(
+        `Invalid --config entry "${part}": expected key=value, with keys ${KEYS}`,
+      );
+    }
+    const key = part.slice(0, eq).trim();
+    const value = part.slice(eq + 1).trim();
+    if (seen.has(key)) {
+      throw new SyntaxError(`Invalid --config: key ${key} is given twice`);
+    }
+    seen.add(key);
+    if (value === "") {
+      throw new SyntaxError(`Invalid --config: ${key} has an empty value`);
+    }
+    if (key === "arch") {
+      if (!ARCH_RE.test(value)) {
+        throw new SyntaxError(
+          `Invalid --config: arch "${value}" is not an architecture name like amd64 or arm64`,
+        );
+      }
+      arch = value;
+    } else if (key === "cmdline") {
+      cmdline = value;
+    } else if (key === "variant") {
+      if (!(VARIANTS as readonly string[]).includes(value)) {
+        throw new SyntaxError(
+          `Invalid --config: variant "${value}" is not one of ${
+            VARIANTS.join(", ")
+          }`,
+        );
+      }
+      variant = value as Variant;
+    } else if ((LAYER_KINDS as readonly string[]).includes(key)) {
+      layers[key as LayerKind] = value;
+    } else {
+      throw new SyntaxError(
+        `Unknown --config key "${key}": use one of ${KEYS}`,
+      );
+    }
+  }
+  if (arch === undefined) {
+    throw new SyntaxError(
+      `Invalid --config "${text}": arch is missing, add arch=amd64 (or the target architecture)`,
+    );
+  }
+  if (Object.keys(layers).length === 0) {
+    throw new SyntaxError(
+      `Invalid --config for ${arch}: no layer file given, add at least one of ${
+        LAYER_KINDS.join(", ")
+      }`,
+    );
+  }
+  const config: ArchConfig = { arch, layers };
+  if (cmdline !== undefined) config.cmdline = cmdline;
+  if (variant !== undefined) config.variant = variant;
+  return config;
+}

@@ -1,0 +1,75 @@
+/**
+ * What every CLI command gets and provides.
+ */
+
+import type { ProgressCallback } from "../progress.ts";
+import type { Store } from "../store/store.ts";
+import { type FlagSpec, type ParsedArgs, UsageError } from "./_args.ts";
+
+/** Where the CLI reads and writes; `cli.ts` wires the process's streams. */
+export interface CliIo {
+  /** Standard output. */
+  stdout: WritableStream<Uint8Array>;
+  /** Standard error. */
+  stderr: WritableStream<Uint8Array>;
+  /** Standard input, for commands that read it. */
+  stdin?: ReadableStream<Uint8Array>;
+  /** Whether standard error is a terminal (progress bars). */
+  stderrIsTerminal?: boolean;
+  /** Reads an environment variable. */
+  env: (name: string) => string | undefined;
+  /** Aborts long operations (Ctrl-C). */
+  signal?: AbortSignal;
+}
+
+/** Runtime context handed to a command. */
+export interface CommandContext {
+  /** Parsed flags and positionals. */
+  args: ParsedArgs;
+  /** Process streams and environment. */
+  io: CliIo;
+  /** Opens the store chosen by `--store-path` or the environment. */
+  store(): Promise<Store>;
+  /** Writes text to standard output. */
+  out(text: string): Promise<void>;
+  /** Writes text to standard error. */
+  err(text: string): Promise<void>;
+  /** A string flag. */
+  string(name: string): string | undefined;
+  /** A boolean flag, with its default. */
+  bool(name: string, fallback?: boolean): boolean;
+  /** A repeatable flag. */
+  strings(name: string): string[];
+  /** Progress renderer, unless quiet. */
+  progress: ProgressCallback | undefined;
+  /** Ends the progress display (prints a summary off a terminal). */
+  endProgress(): Promise<void>;
+}
+
+/** A CLI command. */
+export interface Command {
+  /** Name typed on the command line. */
+  name: string;
+  /** One-line description. */
+  summary: string;
+  /** Usage line after the program name. */
+  usage: string;
+  /** Example invocations for help. */
+  examples?: string[];
+  /** Flags beyond the global ones. */
+  flags: FlagSpec[];
+  /** Number of positionals accepted. */
+  positionals: { min: number; max: number; names: string };
+  /** Runs the command; returns the exit code. */
+  run(ctx: CommandContext): Promise<number>;
+}
+
+/** Requires the given number of positionals. */
+export function checkPositionals(cmd: Command, ctx: CommandContext): void {
+  const n = ctx.args.positionals.length;
+  if (n < cmd.positionals.min || n > cmd.positionals.max) {
+    throw new UsageError(
+      `${cmd.name} takes ${cmd.positionals.names}: usage: ironcore-image ${cmd.usage}`,
+    );
+  }
+}

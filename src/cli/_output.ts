@@ -1,0 +1,35 @@
+/**
+ * Text formatting for the CLI: sizes, tables, durations.
+ */
+
+/** Formats a byte count with binary units, e.g. `1.5 GiB`. */
+export function formatBytes(n: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let v = n;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return u === 0 ? `${n} B` : `${v.toFixed(v < 10 ? 2 : 1)} ${units[u]}`;
+}
+
+/** Lays out rows as columns separated by three spaces. */
+export function formatTable(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) =>
+    Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length))
+  );
+  const line = (r: string[]) =>
+    r.map((c, i) => i === r.length - 1 ? c : c.padEnd(widths[i]!)).join("   ")
+      .trimEnd();
+  return [line(header), ...rows.map(line)].join("\n") + "\n";
+}
+
+/** Formats seconds as `1m05s` or `4.2s`. */
+export function formatDuration(seconds: number): string {
+  if (!Number.isFinite(seconds)) return "--";
+  if (seconds < 60) return `${seconds.toFixed(1)}s`;
+  const m = Math.floor(seconds / 60);
+  const s = Math.round(seconds % 60);
+  return `${m}m${String(s).padStart(2, "0")}s`;
+}

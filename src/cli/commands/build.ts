@@ -1,0 +1,96 @@
+import { parseArchConfig } from "../../build/arch_config.ts";
+import { build } from "../../build/build.ts";
+import { familiarReference, parseReference } from "../../oci/reference.ts";
+import { UsageError } from "../_args.ts";
+import { checkPositionals, type Command } from "../_command.ts";
+
+function parseAnnotations(values: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const v of values) {
+    for (const pair of v.split(",")) {
+      const eq = pair.indexOf("=");
+      if (eq <= 0) {
+        throw new UsageError(
+          `Invalid --annotations entry "${pair}": expected key=value`,
+        );
+      }
+      out[pair.slice(0, eq)] = pair.slice(eq + 1);
+    }
+  }
+  return out;
+}
+
+/** `build`: files to an image in the store. */
+export const buildCommand: Command = {
+  name: "build",
+  summary: "Build an image from files into the local store",
+  usage:
+    "build --tag NAME:TAG --config arch=ARCH,kernel=FILE,initramfs=FILE,rootfs=FILE,... [--config ...]",
+  examples: [
+    "ironcore-image build --tag my-os:1.0 --config arch=amd64,kernel=vmlinuz,initramfs=initrd.img,squashfs=root.squashfs,cmdline=cmdline.txt",
+  ],
+  flags: [
+    {
+      name: "tag",
+      type: "string",
+      value: "REF",
+      help: "Tag for the index; each arch manifest is tagged REF-<arch>",
+    },
+    {
+      name: "config",
+      type: "strings",
+      value: "SPEC",
+      help:
+        "Per-architecture files: arch=,kernel=,initramfs=,rootfs=,disk=,squashfs=,uki=,iso=,cmdline=,variant=metal|virtualization (repeatable)",
+    },
+    {
+      name: "annotations",
+      type: "strings",
+      value: "K=V,...",
+      help: "Annotations on the index (repeatable)",
+    },
+  ],
+  positionals: { min: 0, max: 0, names: "no arguments" },
+  async run(ctx) {
+    checkPositionals(this, ctx);
+    const specs = ctx.strings("config");
+    if (specs.length === 0) {
+      throw new UsageError(
+        "build needs at least one --config arch=…,kernel=…: run ironcore-image build --help",
+      );
+    }
+    let configs;
+    try {
+      configs = specs.map(parseArchConfig);
+    } catch (e) {
+      if (e instanceof SyntaxError) throw new UsageError(e.message);
+      throw e;
+    }
+    const options: Parameters<typeof build>[2] = {
+      annotations: parseAnnotations(ctx.strings("annotations")),
+    };
+    const tag = ctx.string("tag");
+    if (tag !== undefined) options.tag = tag;
+    if (ctx.progress) options.onProgress = ctx.progress;
+    if (ctx.io.signal) options.signal = ctx.io.signal;
+    const result = await build(await ctx.store(), configs, options);
+    await ctx.endProgress();
+    for (const m of result.manifests) {
+      await ctx.out(
+        `Built ${m.arch}: ${m.descriptor.digest}` +
+          (m.reference
+            ? ` (${familiarReference(parseReference(m.reference))})`
+            : "") +
+          "\n",
+      );
+    }
+    await ctx.out(
+      `Built index: ${result.index.digest}` +
+        (result.reference
+          ? ` (${familiarReference(parseReference(result.reference))})`
+          : "") +
+        "\n",
+    );
+    return 0;
+  },
+};

@@ -1,0 +1,67 @@
+import { digestHex } from "../../oci/digest.ts";
+import { familiarReference, parseReference } from "../../oci/reference.ts";
+import { listImages } from "../../store/images.ts";
+import { checkPositionals, type Command } from "../_command.ts";
+import { formatBytes, formatTable } from "../_output.ts";
+
+function splitReference(full: string): [string, string] {
+  const ref = parseReference(full, { defaultTag: false });
+  const familiar = familiarReference({
+    registry: ref.registry,
+    repository: ref.repository,
+  });
+  return [familiar, ref.tag ?? "<none>"];
+}
+
+/** `list`: the images in the store. */
+export const listCommand: Command = {
+  name: "list",
+  summary: "List the images in the local store",
+  usage: "list [--json]",
+  flags: [{
+    name: "json",
+    type: "boolean",
+    help: "Print JSON: [{reference, repository, tag, digest, mediaType, size}]",
+  }],
+  positionals: { min: 0, max: 0, names: "no arguments" },
+  async run(ctx) {
+    checkPositionals(this, ctx);
+    const rows = await listImages(await ctx.store());
+    if (ctx.bool("json")) {
+      const out = rows.map((r) => {
+        const [repository, tag] = r.reference
+          ? splitReference(r.reference)
+          : ["<none>", "<none>"];
+        return {
+          reference: r.reference ?? null,
+          repository,
+          tag,
+          digest: r.descriptor.digest,
+          mediaType: r.descriptor.mediaType,
+          size: r.size,
+        };
+      });
+      await ctx.out(JSON.stringify(out, null, 2) + "\n");
+      return 0;
+    }
+    const table = rows.map((r) => {
+      const [repository, tag] = r.reference
+        ? splitReference(r.reference)
+        : ["<none>", "<none>"];
+      return [
+        repository,
+        tag,
+        digestHex(r.descriptor.digest).slice(0, 12),
+        r.descriptor.mediaType,
+        formatBytes(r.size),
+      ];
+    });
+    await ctx.out(
+      formatTable(
+        ["REPOSITORY", "TAG", "IMAGE ID", "MEDIA TYPE", "SIZE"],
+        table,
+      ),
+    );
+    return 0;
+  },
+};

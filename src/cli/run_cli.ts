@@ -1,0 +1,251 @@
+/**
+ * The command-line interface as a function: parses arguments, calls the
+ * library, prints results, and maps errors to one-line messages and exit
+ * codes (0 success, 1 error, 2 usage).
+ *
+ * @module
+ */
+
+import {
+  AmbiguousReferenceError,
+  DigestMismatchError,
+  InvalidImageError,
+  InvalidReferenceError,
+  NotFoundError,
+  RegistryError,
+  SizeMismatchError,
+  StoreError,
+  UnauthorizedError,
+} from "../errors.ts";
+import { defaultStorePath, Store } from "../store/store.ts";
+import { type FlagSpec, parseArgs, splitCommand, UsageError } from "./_args.ts";
+import type { CliIo, Command, CommandContext } from "./_command.ts";
+import { ProgressView } from "./_progress.ts";
+import { COMMANDS } from "./commands/mod.ts";
+
+export type { CliIo } from "./_command.ts";
+
+/** The product version, printed by `--version`. */
+export const VERSION = "0.1.0";
+
+/** Flags every command accepts, before or after the command name. */
+export const GLOBAL_FLAGS: FlagSpec[] = [
+  {
+    name: "store-path",
+    type: "string",
+    value: "DIR",
+    help:
+      "Local store directory (default $IRONCORE_IMAGE_STORE or ~/.ironcore)",
+  },
+  {
+    name: "docker-config-path",
+    type: "string",
+    value: "FILE",
+    help:
+      "Docker config with registry credentials (default $DOCKER_CONFIG/config.json or ~/.docker/config.json)",
+  },
+  {
+    name: "plain-http",
+    type: "boolean",
+    help: "Talk HTTP instead of HTTPS to registries",
+  },
+  { name: "quiet", type: "boolean", short: "q", help: "No progress output" },
+  { name: "debug", type: "boolean", help: "Show stack traces on errors" },
+  { name: "help", type: "boolean", short: "h", help: "Show help" },
+  { name: "version", type: "boolean", help: "Print the version" },
+];
+
+const encoder = new TextEncoder();
+
+async function write(
+  stream: WritableStream<Uint8Array>,
+  text: string,
+): Promise<void> {
+  const w = stream.getWriter();
+  try {
+    await w.write(encoder.encode(text));
+  } finally {
+    w.releaseLock();
+  }
+}
+
+function flagHelp(flags: FlagSpec[]): string {
+  const rows = flags.map((f) => {
+    const name = `${f.short ? `-${f.short}, ` : "    "}--${f.name}${
+      f.value ? ` ${f.value}` : ""
+    }`;
+    return `  ${name.padEnd(34)} ${f.help}`;
+  });
+  return rows.join("\n");
+}
+
+function mainHelp(): string {
+  const cmds = COMMANDS.map((c) => `  ${c.name.padEnd(10)} ${c.summary}`).join(
+    "\n",
+  );
+  return `ironcore-image ${VERSION}: build, store and move IronCore OS images (OCI artifacts)
+
+Usage: ironcore-image [GLOBAL FLAGS] COMMAND [FLAGS] [ARGS]
+
+Commands:
+${cmds}
+  help       Show help for a command
+
+Global flags:
+${flagHelp(GLOBAL_FLAGS)}
+
+Run "ironcore-image COMMAND --help" for a command's flags.
+`;
+}
+
+function commandHelp(cmd: Command): string {
+  let text = `${cmd.summary}\n\nUsage: ironcore-image ${cmd.usage}\n`;
+  if (cmd.flags.length) text += `\nFlags:\n${flagHelp(cmd.flags)}\n`;
+  text += `\nGlobal flags:\n${flagHelp(GLOBAL_FLAGS)}\n`;
+  if (cmd.examples?.length) {
+    text += `\nExamples:\n${cmd.examples.map((e) => `  ${e}`).join("\n")}\n`;
+  }
+  return text;
+}
+
+/**
+ * Turns an error into the one line the user sees. Unknown errors keep their
+ * message; permission errors name the flag to add.
+ *
+ * @param error What was thrown.
+ * @returns The message and the exit code.
+ */
+export function describeError(
+  error: unknown,
+): { message: string; code: number } {
+  if (error instanceof UsageError) return { message: error.message, code: 2 };
+  if (error instanceof Deno.errors.NotCapable) {
+    const m =
+      /Requires (\w+) access to ([^,]+), run again with the (--allow-\w+) flag/
+        .exec(error.message);
+    return {
+      message: m
+        ? `Missing permission: ${m[1]} access to ${m[2]}: run with ${m[3]}=${
+          m[2]!.replace(/^"|"$/g, "")
+        }`
+        : `Missing permission: ${error.message}`,
+      code: 1,
+    };
+  }
+  if (
+    error instanceof NotFoundError ||
+    error instanceof AmbiguousReferenceError ||
+    error instanceof InvalidReferenceError ||
+    error instanceof DigestMismatchError ||
+    error instanceof SizeMismatchError || error instanceof InvalidImageError ||
+    error instanceof StoreError || error instanceof UnauthorizedError ||
+    error instanceof RegistryError || error instanceof TypeError ||
+    error instanceof RangeError || error instanceof SyntaxError ||
+    error instanceof Deno.errors.NotFound ||
+    error instanceof Deno.errors.PermissionDenied
+  ) {
+    return { message: error.message, code: 1 };
+  }
+  if (error instanceof DOMException && error.name === "AbortError") {
+    return { message: "Interrupted", code: 130 };
+  }
+  return {
+    message: error instanceof Error ? error.message : String(error),
+    code: 1,
+  };
+}
+
+/**
+ * Runs the CLI with the given arguments.
+ *
+ * @param args The arguments after the program name.
+ * @param io Streams and environment.
+ * @returns The exit code.
+ *
+ * @example Print the version
+ * ```ts
+ * import { runCli } from "./run_cli.ts";
+ * const code = await runCli(["--version"], {
+ *   stdout: new WritableStream(),
+ *   stderr: new WritableStream(),
+ *   env: () => undefined,
+ * });
+ * console.log(code); // 0
+ * ```
+ */
+export async function runCli(
+  args: readonly string[],
+  io: CliIo,
+): Promise<number> {
+  const out = (t: string) => write(io.stdout, t);
+  const err = (t: string) => write(io.stderr, t);
+  let debug = args.includes("--debug");
+  try {
+    const { command: name, rest } = splitCommand(args, GLOBAL_FLAGS);
+    if (name === undefined || name === "help") {
+      const globals = parseArgs(rest, GLOBAL_FLAGS, "ironcore-image");
+      if (globals.flags.get("version")) {
+        await out(`ironcore-image ${VERSION}\n`);
+        return 0;
+      }
+      const topic = globals.positionals[0];
+      const cmd = COMMANDS.find((c) => c.name === topic);
+      if (topic !== undefined && !cmd) {
+        throw new UsageError(
+          `Unknown command "${topic}": run ironcore-image help`,
+        );
+      }
+      await out(cmd ? commandHelp(cmd) : mainHelp());
+      return name === undefined && !globals.flags.get("help") ? 2 : 0;
+    }
+    const cmd = COMMANDS.find((c) => c.name === name);
+    if (!cmd) {
+      throw new UsageError(
+        `Unknown command "${name}": run ironcore-image help to see the commands`,
+      );
+    }
+    const parsed = parseArgs(rest, [...GLOBAL_FLAGS, ...cmd.flags], cmd.name);
+    debug = parsed.flags.get("debug") === true;
+    if (parsed.flags.get("help")) {
+      await out(commandHelp(cmd));
+      return 0;
+    }
+    if (parsed.flags.get("version")) {
+      await out(`ironcore-image ${VERSION}\n`);
+      return 0;
+    }
+    const quiet = parsed.flags.get("quiet") === true;
+    const view = quiet ? undefined : new ProgressView((t) => {
+      // Progress is best effort: a closed stderr must not fail the command.
+      write(io.stderr, t).catch(() => {});
+    }, io.stderrIsTerminal ?? false);
+    let store: Promise<Store> | undefined;
+    const ctx: CommandContext = {
+      args: parsed,
+      io,
+      store() {
+        const path = (parsed.flags.get("store-path") as string | undefined) ??
+          defaultStorePath(io.env);
+        store ??= Store.open(path);
+        return store;
+      },
+      out,
+      err,
+      string: (n) => parsed.flags.get(n) as string | undefined,
+      bool: (n, fallback = false) =>
+        (parsed.flags.get(n) as boolean | undefined) ?? fallback,
+      strings: (n) => (parsed.flags.get(n) as string[] | undefined) ?? [],
+      progress: view?.update,
+      endProgress: () => {
+        view?.finish(cmd.name === "build" ? "Stored" : "Transferred");
+        return Promise.resolve();
+      },
+    };
+    return await cmd.run(ctx);
+  } catch (e) {
+    const { message, code } = describeError(e);
+    await err(`Error: ${message}\n`);
+    if (debug && e instanceof Error && e.stack) await err(`${e.stack}\n`);
+    return code;
+  }
+}

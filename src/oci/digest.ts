@@ -1,0 +1,159 @@
+/**
+ * SHA-256 content digests: parsing, validation and streaming computation.
+ *
+ * @module
+ */
+
+import { createHash, type Hash } from "node:crypto";
+import { DigestMismatchError } from "../errors.ts";
+
+/** A content digest in OCI form, `sha256:` followed by 64 lowercase hex digits. */
+export type Digest = `sha256:${string}`;
+
+const SHA256_RE = /^sha256:[a-f0-9]{64}$/;
+const ANY_DIGEST_RE = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/;
+
+/**
+ * Tells whether a string is a well-formed SHA-256 digest.
+ *
+ * @param value The string to check.
+ * @returns `true` for `sha256:<64 lowercase hex>`.
+ *
+ * @example Check a digest
+ * ```ts
+ * import { isDigest } from "./digest.ts";
+ * isDigest("sha256:" + "0".repeat(64)); // true
+ * isDigest("sha256:abc"); // false
+ * ```
+ */
+export function isDigest(value: unknown): value is Digest {
+  return typeof value === "string" && SHA256_RE.test(value);
+}
+
+/**
+ * Validates a digest string and returns it typed. Only SHA-256 is supported;
+ * other well-formed algorithms get a clear error.
+ *
+ * @param value The untrusted string.
+ * @param what Where the value came from, for the error message.
+ * @returns The digest.
+ * @throws {SyntaxError} When the value is not a SHA-256 digest.
+ *
+ * @example Parse a digest
+ * ```ts
+ * import { parseDigest } from "./digest.ts";
+ * const d = parseDigest("sha256:" + "a".repeat(64));
+ * ```
+ */
+export function parseDigest(value: unknown, what = "digest"): Digest {
+  if (isDigest(value)) return value;
+  if (typeof value === "string" && ANY_DIGEST_RE.test(value)) {
+    throw new SyntaxError(
+      `Unsupported ${what} ${value}: only sha256 digests are supported`,
+    );
+  }
+  throw new SyntaxError(
+    `Invalid ${what} ${
+      JSON.stringify(value)
+    }: expected sha256: followed by 64 lowercase hex digits`,
+  );
+}
+
+/**
+ * The hex part of a digest, used as the blob's file name.
+ *
+ * @param digest A SHA-256 digest.
+ * @returns The 64 hex digits.
+ *
+ * @example
+ * ```ts
+ * import { digestHex } from "./digest.ts";
+ * digestHex(`sha256:${"b".repeat(64)}`); // "bbbb…"
+ * ```
+ */
+export function digestHex(digest: Digest): string {
+  return digest.slice("sha256:".length);
+}
+
+/**
+ * An incremental SHA-256 hasher backed by the runtime's native crypto.
+ * Feed it large buffers (megabytes) for full speed.
+ *
+ * @example Hash two chunks
+ * ```ts
+ * import { Sha256 } from "./digest.ts";
+ * const h = new Sha256();
+ * h.update(new TextEncoder().encode("hello "));
+ * h.update(new TextEncoder().encode("world"));
+ * console.log(h.digest(), h.bytes);
+ * ```
+ */
+export class Sha256 {
+  #hash: Hash = createHash("sha256");
+  #bytes = 0;
+
+  /**
+   * Adds bytes to the hash.
+   *
+   * @param chunk The bytes.
+   */
+  update(chunk: Uint8Array): void {
+    this.#hash.update(chunk);
+    this.#bytes += chunk.byteLength;
+  }
+
+  /** Number of bytes hashed so far. */
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  /**
+   * Finishes the hash. The hasher cannot be used afterwards.
+   *
+   * @returns The digest of every byte passed to {@linkcode Sha256.update}.
+   */
+  digest(): Digest {
+    return `sha256:${this.#hash.digest("hex")}`;
+  }
+}
+
+/**
+ * Computes the digest of bytes held in memory (configs, manifests).
+ *
+ * @param data The bytes or a string (encoded as UTF-8).
+ * @returns The SHA-256 digest.
+ *
+ * @example
+ * ```ts
+ * import { digestOf } from "./digest.ts";
+ * digestOf("{}"); // "sha256:44136fa3…"
+ * ```
+ */
+export function digestOf(data: Uint8Array | string): Digest {
+  const h = createHash("sha256");
+  h.update(data);
+  return `sha256:${h.digest("hex")}`;
+}
+
+/**
+ * Throws {@linkcode DigestMismatchError} when two digests differ.
+ *
+ * @param expected The digest the content is addressed by.
+ * @param actual The digest computed from the bytes.
+ * @param what Which content, for the message.
+ *
+ * @example
+ * ```ts
+ * import { assertDigest, digestOf } from "./digest.ts";
+ * assertDigest(digestOf("a"), digestOf("a"), "config");
+ * ```
+ */
+export function assertDigest(
+  expected: Digest,
+  actual: Digest,
+  what = "content",
+): void {
+  if (expected !== actual) {
+    throw new DigestMismatchError(expected, actual, what);
+  }
+}

@@ -1,0 +1,105 @@
+/**
+ * Writes a blob to a file while hashing it in the same pass. Bytes are
+ * gathered into large buffers so hashing runs at native speed, and the write
+ * of one buffer overlaps with filling and hashing the next.
+ */
+
+import { Sha256 } from "../oci/digest.ts";
+
+/** Size of the buffers on the hot path. */
+export const BUFFER_SIZE: number = 4 * 1024 * 1024;
+
+async function writeAll(file: Deno.FsFile, data: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < data.byteLength) {
+    off += await file.write(data.subarray(off));
+  }
+}
+
+/** Hashing writer over an open file. */
+export class BlobWriter {
+  readonly #file: Deno.FsFile;
+  readonly #hash: Sha256;
+  #buffers: [Uint8Array, Uint8Array] = [
+    new Uint8Array(BUFFER_SIZE),
+    new Uint8Array(BUFFER_SIZE),
+  ];
+  #fill = 0;
+  #pending: Promise<void> | undefined;
+
+  constructor(file: Deno.FsFile, hash: Sha256 = new Sha256()) {
+    this.#file = file;
+    this.#hash = hash;
+  }
+
+  /** Bytes accepted so far (including a resumed prefix hashed before). */
+  get bytes(): number {
+    return this.#hash.bytes + this.#fill;
+  }
+
+  /** The buffer to read into directly, saving a copy. */
+  get spare(): Uint8Array {
+    return this.#buffers[0].subarray(this.#fill);
+  }
+
+  /** Marks `n` bytes of {@linkcode spare} as filled. */
+  async commit(n: number): Promise<void> {
+    this.#fill += n;
+    if (this.#fill === BUFFER_SIZE) await this.#flush();
+  }
+
+  /** Copies a chunk in; flushes full buffers. */
+  async write(chunk: Uint8Array): Promise<void> {
+    let off = 0;
+    while (off < chunk.byteLength) {
+      const n = Math.min(BUFFER_SIZE - this.#fill, chunk.byteLength - off);
+      this.#buffers[0].set(chunk.subarray(off, off + n), this.#fill);
+      off += n;
+      this.#fill += n;
+      if (this.#fill === BUFFER_SIZE) await this.#flush();
+    }
+  }
+
+  async #flush(): Promise<void> {
+    if (this.#fill === 0) return;
+    const data = this.#buffers[0].subarray(0, this.#fill);
+    this.#hash.update(data);
+    await this.#pending;
+    this.#pending = writeAll(this.#file, data);
+    // Avoid an unhandled rejection while the next buffer fills; the error
+    // surfaces on the next await of #pending.
+    this.#pending.catch(() => {});
+    this.#buffers = [this.#buffers[1], this.#buffers[0]];
+    this.#fill = 0;
+  }
+
+  /** Flushes everything and returns the hash state. */
+  async finish(): Promise<Sha256> {
+    await this.#flush();
+    await this.#pending;
+    return this.#hash;
+  }
+}
+
+/**
+ * Streams a file into a writer using the writer's own buffers.
+ *
+ * @param src Open source file.
+ * @param writer Destination.
+ * @param onBytes Called with the running byte count after each buffer.
+ * @param signal Aborts the copy.
+ */
+export async function copyFileInto(
+  src: Deno.FsFile,
+  writer: BlobWriter,
+  onBytes?: (n: number) => void,
+  signal?: AbortSignal,
+): Promise<void> {
+  for (;;) {
+    signal?.throwIfAborted();
+    const n = await src.read(writer.spare);
+    if (n === null) return;
+    await writer.commit(n);
+    onBytes?.(writer.bytes);
+  }
+}

@@ -1,0 +1,734 @@
+/**
+ * The local image store: an OCI Image Layout v1.0.0 directory (`oci-layout`,
+ * `index.json`, `blobs/sha256/…`) that skopeo, oras and other OCI tools read
+ * as `oci:`. Tags are `org.opencontainers.image.ref.name` annotations in
+ * `index.json` holding the full reference.
+ *
+ * Blobs are written to a temporary file under `.tmp/`, verified against
+ * their digest, then renamed into place; `index.json` is replaced atomically
+ * under a file lock. A reader therefore never sees a partial blob or a torn
+ * index, and two processes tagging at once both land.
+ *
+ * @module
+ */
+
+import {
+  AmbiguousReferenceError,
+  NotFoundError,
+  SizeMismatchError,
+  StoreError,
+} from "../errors.ts";
+import {
+  assertDigest,
+  type Digest,
+  digestHex,
+  digestOf,
+  isDigest,
+  type Sha256,
+} from "../oci/digest.ts";
+import {
+  ANNOTATION_REF_NAME,
+  type Descriptor,
+  type ImageIndex,
+  isIndexMediaType,
+  OCI_INDEX_MEDIA_TYPE,
+  type ParsedManifest,
+  parseManifest,
+  validateIndex,
+} from "../oci/manifest.ts";
+import { formatReference, parseReference } from "../oci/reference.ts";
+import type { OperationOptions } from "../progress.ts";
+import { BlobWriter, copyFileInto } from "./_blob_writer.ts";
+
+const LAYOUT_FILE = "oci-layout";
+const INDEX_FILE = "index.json";
+const TMP_DIR = ".tmp";
+const LOCK_FILE = ".lock";
+const OWN_NAMES = new Set(["blobs", TMP_DIR, LOCK_FILE, INDEX_FILE]);
+const LAYOUT_JSON = '{"imageLayoutVersion":"1.0.0"}';
+/** Largest `index.json` read, in bytes. */
+const MAX_INDEX_BYTES = 64 * 1024 * 1024;
+
+/** A tag in the store: a full reference and the descriptor it points to. */
+export interface TagEntry {
+  /** Full reference, e.g. `docker.io/library/demo:v1`. */
+  reference: string;
+  /** The manifest or index tagged. */
+  descriptor: Descriptor;
+}
+
+/** What a reference resolved to in the store. */
+export interface ResolvedRef {
+  /** The manifest or index. */
+  descriptor: Descriptor;
+  /** The full reference, when resolved through a tag. */
+  reference?: string;
+}
+
+/** Options for {@linkcode Store.open}. */
+export interface StoreOptions {
+  /**
+   * Flush blobs and `index.json` to disk before they become visible, so a
+   * power loss cannot leave a named blob with missing bytes. Default `true`.
+   */
+  durable?: boolean;
+}
+
+function join(...parts: string[]): string {
+  return parts.join("/").replace(/\/+/g, "/");
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+}
+
+function randomName(): string {
+  return crypto.randomUUID();
+}
+
+/**
+ * The default store directory: `$IRONCORE_IMAGE_STORE`, else `~/.ironcore`.
+ *
+ * @param env Reads environment variables; defaults to `Deno.env.get`.
+ * @returns The directory path.
+ *
+ * @example
+ * ```ts
+ * import { defaultStorePath } from "./store.ts";
+ * const path = defaultStorePath((name) => ({ HOME: "/home/me" })[name]);
+ * console.log(path); // "/home/me/.ironcore"
+ * ```
+ */
+export function defaultStorePath(
+  env: (name: string) => string | undefined = (n) => Deno.env.get(n),
+): string {
+  const explicit = env("IRONCORE_IMAGE_STORE");
+  if (explicit) return explicit;
+  const home = env("HOME") ?? env("USERPROFILE");
+  if (!home) {
+    throw new StoreError(
+      "~/.ironcore",
+      "no home directory: set HOME, IRONCORE_IMAGE_STORE or --store-path",
+    );
+  }
+  return join(home, ".ironcore");
+}
+
+/**
+ * A local OCI image layout store.
+ *
+ * @example Open a store and list its tags
+ * ```ts
+ * import { Store } from "./store.ts";
+ * const store = await Store.open(await Deno.makeTempDir());
+ * console.log(await store.tags()); // []
+ * ```
+ */
+export class Store {
+  /** The store directory. */
+  readonly path: string;
+  readonly #durable: boolean;
+  #checked = false;
+
+  private constructor(path: string, durable: boolean) {
+    this.path = path;
+    this.#durable = durable;
+  }
+
+  /**
+   * Opens a store. A missing directory is an empty store, created on the
+   * first write; an existing one must be an OCI layout.
+   *
+   * @param path The store directory.
+   * @param options Durability.
+   * @returns The store.
+   * @throws {StoreError} When the directory is not an OCI layout or its
+   * `index.json` is corrupt.
+   */
+  static async open(path: string, options: StoreOptions = {}): Promise<Store> {
+    const store = new Store(
+      path.replace(/\/+$/, "") || "/",
+      options.durable ?? true,
+    );
+    await store.#check();
+    return store;
+  }
+
+  async #check(): Promise<void> {
+    let stat: Deno.FileInfo;
+    try {
+      stat = await Deno.stat(this.path);
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return;
+      throw e;
+    }
+    if (!stat.isDirectory) {
+      throw new StoreError(this.path, "it is not a directory");
+    }
+    let layout: string;
+    try {
+      layout = await Deno.readTextFile(join(this.path, LAYOUT_FILE));
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+      // An empty directory, or one whose creation was interrupted, is a
+      // store that does not exist yet.
+      let ours = true;
+      for await (const entry of Deno.readDir(this.path)) {
+        if (!OWN_NAMES.has(entry.name)) {
+          ours = false;
+          break;
+        }
+      }
+      if (ours) return;
+      throw new StoreError(
+        this.path,
+        "the directory is not an OCI image layout (no oci-layout file): choose an empty or new directory with --store-path",
+      );
+    }
+    try {
+      const v = JSON.parse(layout);
+      if (v?.imageLayoutVersion !== "1.0.0") throw new Error();
+    } catch {
+      throw new StoreError(
+        this.path,
+        'oci-layout is not {"imageLayoutVersion":"1.0.0"}',
+      );
+    }
+    await this.#readIndex();
+    this.#checked = true;
+  }
+
+  async #ensureLayout(): Promise<void> {
+    if (this.#checked) return;
+    await Deno.mkdir(join(this.path, "blobs", "sha256"), { recursive: true });
+    await Deno.mkdir(join(this.path, TMP_DIR), { recursive: true });
+    // index.json before oci-layout: a directory with oci-layout always has
+    // an index.
+    await this.#withLock(async () => {
+      if (!(await exists(join(this.path, INDEX_FILE)))) {
+        await this.#writeIndex({ schemaVersion: 2, manifests: [] });
+      }
+      if (!(await exists(join(this.path, LAYOUT_FILE)))) {
+        await this.#writeAtomic(join(this.path, LAYOUT_FILE), LAYOUT_JSON);
+      }
+    });
+    this.#checked = true;
+  }
+
+  /**
+   * The path of a blob's file. The file may not exist.
+   *
+   * @param digest The blob's digest.
+   * @returns The path under `blobs/sha256/`.
+   */
+  blobPath(digest: Digest): string {
+    return join(this.path, "blobs", "sha256", digestHex(digest));
+  }
+
+  /**
+   * Tells whether a blob is present (with the given size, when given).
+   *
+   * @param digest The blob's digest.
+   * @param size The expected size.
+   * @returns `true` when present.
+   */
+  async hasBlob(digest: Digest, size?: number): Promise<boolean> {
+    try {
+      const st = await Deno.stat(this.blobPath(digest));
+      return st.isFile && (size === undefined || st.size === size);
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return false;
+      throw e;
+    }
+  }
+
+  /**
+   * Reads a small blob (manifest, index, config) and checks its digest.
+   *
+   * @param descriptor The blob's descriptor.
+   * @param maxBytes Refuse blobs larger than this.
+   * @returns The bytes.
+   * @throws {NotFoundError} When the blob is missing.
+   */
+  async readBlob(
+    descriptor: Pick<Descriptor, "digest" | "size">,
+    maxBytes: number = 16 * 1024 * 1024,
+  ): Promise<Uint8Array> {
+    if (descriptor.size > maxBytes) {
+      throw new SizeMismatchError(
+        maxBytes,
+        descriptor.size,
+        `blob ${descriptor.digest}`,
+      );
+    }
+    let bytes: Uint8Array;
+    try {
+      bytes = await Deno.readFile(this.blobPath(descriptor.digest));
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) {
+        throw new NotFoundError(
+          `Blob ${descriptor.digest} is missing from store ${this.path}: pull or build the image again`,
+          { reference: descriptor.digest },
+        );
+      }
+      throw e;
+    }
+    assertDigest(
+      descriptor.digest,
+      digestOf(bytes),
+      `blob in store ${this.path}`,
+    );
+    if (bytes.byteLength !== descriptor.size) {
+      throw new SizeMismatchError(
+        descriptor.size,
+        bytes.byteLength,
+        `blob ${descriptor.digest}`,
+      );
+    }
+    return bytes;
+  }
+
+  /**
+   * Reads and validates a manifest or index from the store.
+   *
+   * @param descriptor Its descriptor.
+   * @returns The parsed document and its raw bytes.
+   */
+  async readManifest(
+    descriptor: Descriptor,
+  ): Promise<ParsedManifest & { bytes: Uint8Array }> {
+    const bytes = await this.readBlob(descriptor, 4 * 1024 * 1024);
+    return {
+      ...parseManifest(bytes, { mediaType: descriptor.mediaType }),
+      bytes,
+    };
+  }
+
+  /**
+   * Stores bytes held in memory (a manifest, index or config).
+   *
+   * @param bytes The content.
+   * @param mediaType Its media type.
+   * @returns Its descriptor.
+   */
+  async putBytes(bytes: Uint8Array, mediaType: string): Promise<Descriptor> {
+    const digest = digestOf(bytes);
+    const descriptor = { mediaType, digest, size: bytes.byteLength };
+    if (await this.hasBlob(digest, bytes.byteLength)) return descriptor;
+    await this.#ensureLayout();
+    const tmp = join(this.path, TMP_DIR, randomName());
+    try {
+      await Deno.writeFile(tmp, bytes);
+      if (this.#durable) await this.#fsync(tmp);
+      await Deno.rename(tmp, this.blobPath(digest));
+    } catch (e) {
+      await Deno.remove(tmp).catch(() => {});
+      throw e;
+    }
+    return descriptor;
+  }
+
+  /**
+   * Streams a file into the store, hashing it in the same pass. A blob that
+   * is already present is left untouched.
+   *
+   * @param path The file to add.
+   * @param mediaType The media type for the descriptor.
+   * @param options Abort signal and progress.
+   * @returns The blob's descriptor.
+   */
+  async putFile(
+    path: string,
+    mediaType: string,
+    options: OperationOptions & { name?: string } = {},
+  ): Promise<Descriptor> {
+    await this.#ensureLayout();
+    using src = await Deno.open(path, { read: true });
+    const total = (await src.stat()).size;
+    const name = options.name ?? path;
+    options.onProgress?.({ name, done: 0, total, phase: "start" });
+    const tmp = join(this.path, TMP_DIR, randomName());
+    let keep = false;
+    try {
+      let hash: Sha256;
+      {
+        using dst = await Deno.open(tmp, { write: true, createNew: true });
+        const writer = new BlobWriter(dst);
+        await copyFileInto(
+          src,
+          writer,
+          options.onProgress
+            ? (done) =>
+              options.onProgress!({ name, done, total, phase: "progress" })
+            : undefined,
+          options.signal,
+        );
+        hash = await writer.finish();
+        if (this.#durable) await dst.sync();
+      }
+      const digest = hash.digest();
+      const descriptor = { mediaType, digest, size: hash.bytes };
+      if (!(await this.hasBlob(digest, hash.bytes))) {
+        await Deno.rename(tmp, this.blobPath(digest));
+        keep = true;
+      }
+      options.onProgress?.({
+        name,
+        digest,
+        done: hash.bytes,
+        total: hash.bytes,
+        phase: "done",
+      });
+      return descriptor;
+    } finally {
+      if (!keep) await Deno.remove(tmp).catch(() => {});
+    }
+  }
+
+  /**
+   * Streams a blob of known digest and size into the store, verifying both
+   * before it becomes visible. Nothing is written under the digest's name
+   * unless the bytes match.
+   *
+   * @param descriptor The expected digest and size.
+   * @param body The content.
+   * @param options Abort signal and progress.
+   * @throws {DigestMismatchError} When the bytes hash differently.
+   * @throws {SizeMismatchError} When the size differs.
+   */
+  async ingest(
+    descriptor: Pick<Descriptor, "digest" | "size"> & { name?: string },
+    body: ReadableStream<Uint8Array>,
+    options: OperationOptions = {},
+  ): Promise<void> {
+    await this.#ensureLayout();
+    const { digest, size } = descriptor;
+    const name = descriptor.name ?? digest;
+    const tmp = join(this.path, TMP_DIR, randomName());
+    let keep = false;
+    const reader = body.getReader();
+    try {
+      options.onProgress?.({
+        name,
+        digest,
+        done: 0,
+        total: size,
+        phase: "start",
+      });
+      {
+        using dst = await Deno.open(tmp, { write: true, createNew: true });
+        const writer = new BlobWriter(dst);
+        for (;;) {
+          options.signal?.throwIfAborted();
+          const { done, value } = await reader.read();
+          if (done) break;
+          if (writer.bytes + value.byteLength > size) {
+            throw new SizeMismatchError(
+              size,
+              writer.bytes + value.byteLength,
+              `blob ${digest}`,
+            );
+          }
+          await writer.write(value);
+          options.onProgress?.({
+            name,
+            digest,
+            done: writer.bytes,
+            total: size,
+            phase: "progress",
+          });
+        }
+        const hash = await writer.finish();
+        if (hash.bytes !== size) {
+          throw new SizeMismatchError(size, hash.bytes, `blob ${digest}`);
+        }
+        assertDigest(digest, hash.digest(), `blob ${digest}`);
+        if (this.#durable) await dst.sync();
+      }
+      if (!(await this.hasBlob(digest, size))) {
+        await Deno.rename(tmp, this.blobPath(digest));
+        keep = true;
+      }
+      options.onProgress?.({
+        name,
+        digest,
+        done: size,
+        total: size,
+        phase: "done",
+      });
+    } catch (e) {
+      await reader.cancel().catch(() => {});
+      throw e;
+    } finally {
+      reader.releaseLock();
+      if (!keep) await Deno.remove(tmp).catch(() => {});
+    }
+  }
+
+  /**
+   * Opens a blob for reading.
+   *
+   * @param digest The blob's digest.
+   * @returns The open file; the caller closes it.
+   * @throws {NotFoundError} When the blob is missing.
+   */
+  async openBlob(digest: Digest): Promise<Deno.FsFile> {
+    try {
+      return await Deno.open(this.blobPath(digest), { read: true });
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) {
+        throw new NotFoundError(
+          `Blob ${digest} is missing from store ${this.path}: pull or build the image again`,
+          { reference: digest },
+        );
+      }
+      throw e;
+    }
+  }
+
+  async #fsync(path: string): Promise<void> {
+    using f = await Deno.open(path, { read: true, write: true });
+    await f.sync();
+  }
+
+  async #writeAtomic(path: string, data: string | Uint8Array): Promise<void> {
+    const tmp = join(this.path, TMP_DIR, randomName());
+    try {
+      if (typeof data === "string") await Deno.writeTextFile(tmp, data);
+      else await Deno.writeFile(tmp, data);
+      if (this.#durable) await this.#fsync(tmp);
+      await Deno.rename(tmp, path);
+    } catch (e) {
+      await Deno.remove(tmp).catch(() => {});
+      throw e;
+    }
+  }
+
+  async #withLock<T>(fn: () => Promise<T>): Promise<T> {
+    using lock = await Deno.open(join(this.path, LOCK_FILE), {
+      read: true,
+      write: true,
+      create: true,
+    });
+    await lock.lock(true);
+    try {
+      return await fn();
+    } finally {
+      await lock.unlock();
+    }
+  }
+
+  async #readIndex(): Promise<ImageIndex> {
+    let bytes: Uint8Array;
+    try {
+      const path = join(this.path, INDEX_FILE);
+      const st = await Deno.stat(path);
+      if (st.size > MAX_INDEX_BYTES) {
+        throw new StoreError(
+          this.path,
+          `index.json is larger than ${MAX_INDEX_BYTES} bytes`,
+        );
+      }
+      bytes = await Deno.readFile(path);
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) {
+        if (await exists(join(this.path, LAYOUT_FILE))) {
+          throw new StoreError(
+            this.path,
+            "index.json is missing: restore it, or move the directory away and build or pull again",
+          );
+        }
+        return { schemaVersion: 2, manifests: [] };
+      }
+      throw e;
+    }
+    try {
+      return validateIndex(JSON.parse(new TextDecoder().decode(bytes)));
+    } catch (e) {
+      throw new StoreError(
+        this.path,
+        `index.json is corrupt (${
+          (e as Error).message
+        }): restore it, or move the directory away and build or pull again`,
+      );
+    }
+  }
+
+  async #writeIndex(index: ImageIndex): Promise<void> {
+    await this.#writeAtomic(
+      join(this.path, INDEX_FILE),
+      JSON.stringify(index),
+    );
+  }
+
+  /**
+   * Changes `index.json` under the store lock. The function gets the current
+   * index and returns the new one; it runs while other writers wait.
+   *
+   * @param fn Computes the new index.
+   */
+  async updateIndex(fn: (index: ImageIndex) => ImageIndex): Promise<void> {
+    await this.#ensureLayout();
+    await this.#withLock(async () => {
+      const next = fn(await this.#readIndex());
+      await this.#writeIndex(next);
+    });
+  }
+
+  /**
+   * Every entry of `index.json`, tagged or not.
+   *
+   * @returns The descriptors, in `index.json` order.
+   */
+  async entries(): Promise<Descriptor[]> {
+    return (await this.#readIndex()).manifests;
+  }
+
+  /**
+   * Every tag in the store.
+   *
+   * @returns The tags, in `index.json` order.
+   */
+  async tags(): Promise<TagEntry[]> {
+    const index = await this.#readIndex();
+    const out: TagEntry[] = [];
+    for (const d of index.manifests) {
+      const ref = d.annotations?.[ANNOTATION_REF_NAME];
+      if (ref !== undefined) out.push({ reference: ref, descriptor: d });
+    }
+    return out;
+  }
+
+  /**
+   * Points tags at descriptors, replacing any previous target, in one atomic
+   * change of `index.json`. Call it only after every blob the descriptors
+   * reach is in the store.
+   *
+   * @param entries Full references and their descriptors.
+   */
+  async setTags(entries: readonly TagEntry[]): Promise<void> {
+    const refs = new Set(entries.map((e) => e.reference));
+    await this.updateIndex((index) => ({
+      schemaVersion: 2,
+      mediaType: OCI_INDEX_MEDIA_TYPE,
+      manifests: [
+        ...index.manifests.filter((d) =>
+          !refs.has(d.annotations?.[ANNOTATION_REF_NAME] ?? "")
+        ),
+        ...entries.map((e) => {
+          const { annotations, platform: _p, ...rest } = e.descriptor;
+          return {
+            ...rest,
+            annotations: { ...annotations, [ANNOTATION_REF_NAME]: e.reference },
+          };
+        }),
+      ],
+      ...(index.annotations ? { annotations: index.annotations } : {}),
+    }));
+  }
+
+  /**
+   * Removes a tag. Blobs stay until pruned.
+   *
+   * @param reference The full reference.
+   * @throws {NotFoundError} When there is no such tag.
+   */
+  async untag(reference: string): Promise<void> {
+    let found = false;
+    await this.updateIndex((index) => {
+      const manifests = index.manifests.filter((d) =>
+        d.annotations?.[ANNOTATION_REF_NAME] !== reference
+      );
+      found = manifests.length !== index.manifests.length;
+      return { ...index, manifests };
+    });
+    if (!found) {
+      throw new NotFoundError(
+        `Tag ${reference} not found in store ${this.path}: run list to see the tags`,
+        { reference },
+      );
+    }
+  }
+
+  /**
+   * Resolves what a user typed: a tag (normalised like Docker), a full
+   * digest, or a unique prefix of a digest.
+   *
+   * @param input The reference, digest or digest prefix.
+   * @returns The descriptor and, for a tag, the full reference.
+   * @throws {NotFoundError} When nothing matches.
+   * @throws {AmbiguousReferenceError} When a prefix matches several digests.
+   */
+  async resolve(input: string): Promise<ResolvedRef> {
+    const tags = await this.tags();
+    let full: string | undefined;
+    try {
+      full = formatReference(parseReference(input));
+    } catch {
+      full = undefined;
+    }
+    if (full !== undefined) {
+      const hit = tags.find((t) => t.reference === full);
+      if (hit) return { descriptor: hit.descriptor, reference: hit.reference };
+    }
+    const prefix = /^(sha256:)?[a-f0-9]{1,64}$/.test(input)
+      ? input.replace(/^sha256:/, "")
+      : undefined;
+    if (prefix !== undefined) {
+      const seen = new Map<string, Descriptor>();
+      for (const t of tags) {
+        if (digestHex(t.descriptor.digest).startsWith(prefix)) {
+          seen.set(t.descriptor.digest, t.descriptor);
+        }
+        if (isIndexMediaType(t.descriptor.mediaType) && prefix.length >= 4) {
+          // Children of indexes can be addressed by digest too.
+          try {
+            const parsed = await this.readManifest(t.descriptor);
+            if (parsed.kind === "index") {
+              for (const m of parsed.index.manifests) {
+                if (digestHex(m.digest).startsWith(prefix)) {
+                  seen.set(m.digest, m);
+                }
+              }
+            }
+          } catch {
+            // A broken index is reported by verify, not here.
+          }
+        }
+      }
+      if (seen.size > 1) {
+        throw new AmbiguousReferenceError(input, [...seen.keys()]);
+      }
+      const [only] = seen.values();
+      if (only) {
+        const { annotations: _a, ...descriptor } = only;
+        return { descriptor };
+      }
+      const asDigest = `sha256:${prefix}`;
+      if (isDigest(asDigest) && await this.hasBlob(asDigest)) {
+        const bytes = await Deno.readFile(this.blobPath(asDigest));
+        const parsed = parseManifest(bytes);
+        return {
+          descriptor: {
+            mediaType: parsed.kind === "index"
+              ? OCI_INDEX_MEDIA_TYPE
+              : parsed.manifest.mediaType ??
+                "application/vnd.oci.image.manifest.v1+json",
+            digest: asDigest,
+            size: bytes.byteLength,
+          },
+        };
+      }
+    }
+    throw new NotFoundError(
+      `Image ${input} not found in store ${this.path}: run list to see the images, or pull it`,
+      { reference: input },
+    );
+  }
+}
