@@ -1,0 +1,64 @@
+/** Builds the registry client the way every remote command needs it. */
+
+import { RegistryClient } from "../../registry/client.ts";
+import {
+  DockerConfig,
+  type DockerConfigOptions,
+} from "../../registry/credentials.ts";
+import type { CommandContext } from "../_command.ts";
+import { UsageError } from "../_args.ts";
+import { parsePlatform, type Platform } from "../../oci/platform.ts";
+
+/** Flags shared by commands that talk to registries. */
+export const CONCURRENCY_FLAG = {
+  name: "concurrency",
+  type: "string",
+  value: "N",
+  help: "Blobs transferred at once",
+  default: "4",
+} as const;
+
+/** A registry client with credentials from the Docker config. */
+export function registryClient(ctx: CommandContext): RegistryClient {
+  const path = ctx.string("docker-config-path");
+  let config: Promise<DockerConfig> | undefined;
+  return new RegistryClient({
+    plainHttp: ctx.bool("plain-http"),
+    credentials: async (registry) => {
+      const options: DockerConfigOptions = { env: ctx.io.env };
+      if (path !== undefined) options.path = path;
+      else if (
+        !["DOCKER_CONFIG", "HOME", "USERPROFILE"].some((n) => ctx.io.env(n))
+      ) {
+        // Nowhere to look for a Docker config: anonymous access.
+        return undefined;
+      }
+      config ??= DockerConfig.load(options);
+      return await (await config).get(registry);
+    },
+  });
+}
+
+/** Parses `--concurrency`. */
+export function concurrency(ctx: CommandContext): number {
+  const v = ctx.string("concurrency");
+  if (v === undefined) return 4;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 64) {
+    throw new UsageError(
+      `Flag --concurrency takes a number from 1 to 64, got "${v}"`,
+    );
+  }
+  return n;
+}
+
+/** Parses `--platform`. */
+export function platformFlag(ctx: CommandContext): Platform | undefined {
+  const v = ctx.string("platform");
+  if (v === undefined) return undefined;
+  try {
+    return parsePlatform(v);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+}

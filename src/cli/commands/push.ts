@@ -1,0 +1,45 @@
+import { familiarReference, parseReference } from "../../oci/reference.ts";
+import { push } from "../../transfer/push.ts";
+import { checkPositionals, type Command } from "../_command.ts";
+import { concurrency, CONCURRENCY_FLAG, registryClient } from "./_registry.ts";
+
+/** `push`: local image to a registry. */
+export const pushCommand: Command = {
+  name: "push",
+  summary: "Push an image from the local store to its registry",
+  usage: "push REF [--push-sub-manifests=true|false]",
+  examples: ["ironcore-image push registry.example.com/os/my-os:1.0"],
+  flags: [
+    {
+      name: "push-sub-manifests",
+      type: "boolean",
+      help:
+        "Also tag each arch manifest of an index as REF-<arch> in the registry",
+      default: "true",
+    },
+    CONCURRENCY_FLAG,
+  ],
+  positionals: { min: 1, max: 1, names: "one REF" },
+  async run(ctx) {
+    checkPositionals(this, ctx);
+    const options: Parameters<typeof push>[3] = {
+      pushSubManifests: ctx.bool("push-sub-manifests", true),
+      concurrency: concurrency(ctx),
+    };
+    if (ctx.progress) options.onProgress = ctx.progress;
+    if (ctx.io.signal) options.signal = ctx.io.signal;
+    const result = await push(
+      await ctx.store(),
+      registryClient(ctx),
+      ctx.args.positionals[0]!,
+      options,
+    );
+    await ctx.endProgress();
+    const name = familiarReference(parseReference(result.reference));
+    for (const t of result.subTags) {
+      await ctx.out(`Pushed ${familiarReference(parseReference(t))}\n`);
+    }
+    await ctx.out(`Pushed ${name}: ${result.descriptor.digest}\n`);
+    return 0;
+  },
+};

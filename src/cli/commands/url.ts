@@ -1,0 +1,52 @@
+import { isLayerKind, LAYER_KINDS } from "../../spec/media_types.ts";
+import { layerUrl } from "../../transfer/url.ts";
+import { UsageError } from "../_args.ts";
+import { checkPositionals, type Command } from "../_command.ts";
+import { platformFlag, registryClient } from "./_registry.ts";
+
+/** `url`: authenticated URL of a manifest or layer. */
+export const urlCommand: Command = {
+  name: "url",
+  summary:
+    "Print the URL and auth headers to fetch a remote image's manifest or layer",
+  usage:
+    "url REF [--layer kernel|initramfs|rootfs|disk|squashfs|uki|iso] [--platform os/arch]",
+  examples: ["ironcore-image url ghcr.io/org/os:1.0 --layer kernel"],
+  flags: [
+    {
+      name: "layer",
+      type: "string",
+      value: "KIND",
+      help: `Layer to point at: ${LAYER_KINDS.join(", ")}`,
+    },
+    {
+      name: "platform",
+      type: "string",
+      value: "OS/ARCH",
+      help: "Platform of an index (default: this machine's)",
+    },
+  ],
+  positionals: { min: 1, max: 1, names: "one REF" },
+  async run(ctx) {
+    checkPositionals(this, ctx);
+    const options: Parameters<typeof layerUrl>[2] = {};
+    const layer = ctx.string("layer");
+    if (layer !== undefined) {
+      if (!isLayerKind(layer)) {
+        throw new UsageError(
+          `Unknown layer "${layer}": use one of ${LAYER_KINDS.join(", ")}`,
+        );
+      }
+      options.layer = layer;
+    }
+    const platform = platformFlag(ctx);
+    if (platform) options.platform = platform;
+    const req = await layerUrl(
+      registryClient(ctx),
+      ctx.args.positionals[0]!,
+      options,
+    );
+    await ctx.out(JSON.stringify(req, null, 2) + "\n");
+    return 0;
+  },
+};

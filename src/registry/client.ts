@@ -1,0 +1,870 @@
+/**
+ * A client of the OCI Distribution Specification v1.1 on web-standard
+ * `fetch` and streams: manifests, blobs, uploads (monolithic, chunked,
+ * cross-repository mount) and tags, with authentication, retries with
+ * backoff, and digest checks on everything sent or received.
+ *
+ * @module
+ */
+
+import {
+  DigestMismatchError,
+  InvalidImageError,
+  NotFoundError,
+  RegistryError,
+  UnauthorizedError,
+} from "../errors.ts";
+import { type Digest, digestOf, isDigest } from "../oci/digest.ts";
+import {
+  type Descriptor,
+  DOCKER_MANIFEST_LIST_MEDIA_TYPE,
+  DOCKER_MANIFEST_MEDIA_TYPE,
+  MAX_MANIFEST_BYTES,
+  OCI_INDEX_MEDIA_TYPE,
+  OCI_MANIFEST_MEDIA_TYPE,
+  type ParsedManifest,
+  parseManifest,
+} from "../oci/manifest.ts";
+import { registryApiHost } from "../oci/reference.ts";
+import {
+  Authenticator,
+  type CredentialLookup,
+  readLimited,
+  readLimitedBytes,
+} from "./auth.ts";
+
+/** A repository in a registry. */
+export interface Repository {
+  /** Registry host as in the reference, e.g. `docker.io`, `localhost:5000`. */
+  registry: string;
+  /** Repository path, e.g. `library/ubuntu`. */
+  repository: string;
+}
+
+/** Options for {@linkcode RegistryClient}. */
+export interface RegistryClientOptions {
+  /** Use `http://` instead of `https://` (for all registries, or per host). */
+  plainHttp?: boolean | ((registry: string) => boolean);
+  /** Where credentials come from. */
+  credentials?: CredentialLookup;
+  /** Retries of a request after a network error, 429 or 5xx. Default 4. */
+  retries?: number;
+  /** First retry delay in milliseconds; doubles each time up to 10 s. Default 250. */
+  retryDelay?: number;
+  /** The fetch to use. */
+  fetch?: typeof fetch;
+  /** User-Agent header. */
+  userAgent?: string;
+  /** Size of PATCH chunks when a registry refuses a single-request upload. Default 64 MiB. */
+  chunkSize?: number;
+  /** Always upload in chunks instead of one PUT. */
+  forceChunked?: boolean;
+}
+
+/** A manifest or index fetched from a registry. */
+export type FetchedManifest = ParsedManifest & {
+  /** Its descriptor (media type, digest, size). */
+  descriptor: Descriptor;
+  /** The exact bytes, whose digest is `descriptor.digest`. */
+  bytes: Uint8Array;
+};
+
+/** Media types sent in `Accept` when fetching manifests. */
+export const MANIFEST_ACCEPT: string = [
+  OCI_INDEX_MEDIA_TYPE,
+  OCI_MANIFEST_MEDIA_TYPE,
+  DOCKER_MANIFEST_LIST_MEDIA_TYPE,
+  DOCKER_MANIFEST_MEDIA_TYPE,
+].join(", ");
+
+const RETRY_STATUS = new Set([408, 429, 500, 502, 503, 504]);
+const MAX_REDIRECTS = 10;
+
+interface RequestInit2 {
+  method: string;
+  headers?: Record<string, string>;
+  body?: () => BodyInit | null | Promise<BodyInit | null>;
+  /** Follow redirects by hand, dropping Authorization across hosts. */
+  follow?: boolean;
+  /** Scope actions: `pull` or `pull,push`. */
+  actions: string;
+  /** Extra scopes (e.g. pull on a mount source). */
+  extraScopes?: string[];
+  /** Whether the request may be sent again after a failure. */
+  idempotent: boolean;
+  signal?: AbortSignal;
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(t);
+      reject(signal!.reason);
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+function describeNetworkError(
+  host: string,
+  e: unknown,
+  plain: boolean,
+): string {
+  const msg = e instanceof Error ? e.message : String(e);
+  if (/connection refused/i.test(msg)) {
+    return `Cannot connect to registry ${host}: connection refused, check that it is running and the address is right`;
+  }
+  if (/dns error|failed to lookup|name or service not known/i.test(msg)) {
+    return `Cannot connect to registry ${host}: the host name does not resolve`;
+  }
+  if (
+    !plain &&
+    /(tls|ssl|certificate|InvalidContentType|corrupt message)/i.test(msg)
+  ) {
+    return `Cannot connect to registry ${host} over HTTPS (${
+      msg.replace(/^.*?:\s*/, "").slice(0, 120)
+    }): use --plain-http for a registry without TLS, or DENO_CERT for a private CA`;
+  }
+  return `Cannot connect to registry ${host}: ${msg.slice(0, 200)}`;
+}
+
+async function errorDetails(
+  res: Response,
+): Promise<{ text: string; codes: string[] }> {
+  const raw = await readLimited(res, 64 * 1024).catch(() => "");
+  try {
+    const body = JSON.parse(raw);
+    if (Array.isArray(body?.errors)) {
+      const codes: string[] = [];
+      const parts: string[] = [];
+      for (const e of body.errors.slice(0, 5)) {
+        const code = typeof e?.code === "string" ? e.code : "";
+        const message = typeof e?.message === "string" ? e.message : "";
+        if (code) codes.push(code);
+        parts.push([code, message].filter(Boolean).join(": "));
+      }
+      return { text: parts.join("; "), codes };
+    }
+  } catch {
+    // Not JSON: fall through to the raw text.
+  }
+  return { text: raw.trim().slice(0, 200).replace(/\s+/g, " "), codes: [] };
+}
+
+function appendQuery(url: string, params: Record<string, string>): string {
+  const u = new URL(url);
+  for (const [k, v] of Object.entries(params)) u.searchParams.set(k, v);
+  return u.toString();
+}
+
+/**
+ * A registry client. One instance caches tokens and keeps connections alive;
+ * share it across operations.
+ *
+ * @example Fetch a manifest
+ * ```ts ignore
+ * import { RegistryClient } from "./client.ts";
+ * const client = new RegistryClient({ plainHttp: true });
+ * const m = await client.getManifest({ registry: "localhost:5000", repository: "os/demo" }, "1.0");
+ * console.log(m.descriptor.digest);
+ * ```
+ */
+export class RegistryClient {
+  readonly #options: RegistryClientOptions;
+  readonly #auth: Authenticator;
+  readonly #fetch: typeof fetch;
+
+  /**
+   * @param options Transport, credentials and retry settings.
+   */
+  constructor(options: RegistryClientOptions = {}) {
+    this.#options = options;
+    this.#fetch = options.fetch ?? fetch;
+    const authOptions: ConstructorParameters<typeof Authenticator>[0] = {
+      fetch: this.#fetch,
+    };
+    if (options.credentials) authOptions.credentials = options.credentials;
+    if (options.userAgent) authOptions.userAgent = options.userAgent;
+    this.#auth = new Authenticator(authOptions);
+  }
+
+  #plain(registry: string): boolean {
+    const p = this.#options.plainHttp;
+    return typeof p === "function" ? p(registry) : p ?? false;
+  }
+
+  /**
+   * The base URL of a registry's API, e.g. `https://registry-1.docker.io/v2/`.
+   *
+   * @param registry Registry host.
+   * @returns The URL.
+   */
+  baseUrl(registry: string): string {
+    return `${this.#plain(registry) ? "http" : "https"}://${
+      registryApiHost(registry)
+    }/v2/`;
+  }
+
+  /**
+   * URL of a manifest.
+   *
+   * @param repo The repository.
+   * @param reference Tag or digest.
+   * @returns The URL.
+   */
+  manifestUrl(repo: Repository, reference: string): string {
+    return `${
+      this.baseUrl(repo.registry)
+    }${repo.repository}/manifests/${reference}`;
+  }
+
+  /**
+   * URL of a blob.
+   *
+   * @param repo The repository.
+   * @param digest The blob's digest.
+   * @returns The URL.
+   */
+  blobUrl(repo: Repository, digest: string): string {
+    return `${this.baseUrl(repo.registry)}${repo.repository}/blobs/${digest}`;
+  }
+
+  #scope(repo: Repository, actions: string): string {
+    return `repository:${repo.repository}:${actions}`;
+  }
+
+  async #request(
+    repo: Repository,
+    url: string,
+    init: RequestInit2,
+  ): Promise<Response> {
+    const host = repo.registry;
+    const scope = [this.#scope(repo, init.actions), ...(init.extraScopes ?? [])]
+      .join(" ");
+    const retries = this.#options.retries ?? 4;
+    const baseDelay = this.#options.retryDelay ?? 250;
+    let authTried = false;
+    for (let attempt = 0;; attempt++) {
+      init.signal?.throwIfAborted();
+      const auth = await this.#auth.headerFor(host, scope);
+      let res: Response;
+      try {
+        res = await this.#send(url, init, auth, host);
+      } catch (e) {
+        if (e instanceof DOMException && e.name === "AbortError") throw e;
+        if (init.signal?.aborted) throw init.signal.reason;
+        if (e instanceof RegistryError || e instanceof UnauthorizedError) {
+          throw e;
+        }
+        if (
+          !init.idempotent || attempt >= retries || !(e instanceof TypeError)
+        ) {
+          throw new RegistryError(
+            describeNetworkError(host, e, this.#plain(host)),
+            {
+              host,
+              status: 0,
+              cause: e,
+            },
+          );
+        }
+        // A refused connection or a TLS failure will not heal in a second.
+        const msg = (e as Error).message;
+        if (
+          /connection refused|dns error|certificate|InvalidContentType/i.test(
+            msg,
+          ) && attempt >= 1
+        ) {
+          throw new RegistryError(
+            describeNetworkError(host, e, this.#plain(host)),
+            {
+              host,
+              status: 0,
+              cause: e,
+            },
+          );
+        }
+        await sleep(this.#backoff(baseDelay, attempt), init.signal);
+        continue;
+      }
+      if (res.status === 401 && !authTried) {
+        authTried = true;
+        const header = await this.#auth.onUnauthorized(host, res, scope);
+        await res.body?.cancel();
+        if (header !== undefined) {
+          attempt--;
+          continue;
+        }
+        throw new UnauthorizedError(
+          `Authentication failed for ${host}: the registry requires credentials, log in first`,
+          { host, status: 401 },
+        );
+      }
+      if (res.status === 401 || res.status === 403) {
+        const { text } = await errorDetails(res);
+        throw new UnauthorizedError(
+          res.status === 401
+            ? `Authentication failed for ${host}: the registry refused the credentials${
+              text ? ` (${text})` : ""
+            }, check them or log in again`
+            : `Access denied by ${host} to ${repo.repository}${
+              text ? ` (${text})` : ""
+            }: check your permissions`,
+          { host, status: res.status },
+        );
+      }
+      if (
+        RETRY_STATUS.has(res.status) && init.idempotent && attempt < retries
+      ) {
+        const after = Number(res.headers.get("retry-after"));
+        await res.body?.cancel();
+        const delay = Number.isFinite(after) && after > 0
+          ? Math.min(after * 1000, 10_000)
+          : this.#backoff(baseDelay, attempt);
+        await sleep(delay, init.signal);
+        continue;
+      }
+      return res;
+    }
+  }
+
+  #backoff(base: number, attempt: number): number {
+    const cap = Math.min(10_000, base * 2 ** attempt);
+    return cap / 2 + Math.random() * cap / 2;
+  }
+
+  async #send(
+    url: string,
+    init: RequestInit2,
+    auth: string | undefined,
+    host: string,
+  ): Promise<Response> {
+    const origin = new URL(url).origin;
+    let current = url;
+    let method = init.method;
+    for (let hop = 0;; hop++) {
+      const headers: Record<string, string> = {
+        "user-agent": this.#options.userAgent ?? "ironcore-image",
+        ...init.headers,
+      };
+      if (auth && new URL(current).origin === origin) {
+        headers.authorization = auth;
+      }
+      const reqInit: RequestInit = {
+        method,
+        headers,
+        redirect: "manual",
+      };
+      if (init.signal) reqInit.signal = init.signal;
+      if (hop === 0 && init.body) reqInit.body = await init.body();
+      const res = await this.#fetch(current, reqInit);
+      if (!init.follow || ![301, 302, 303, 307, 308].includes(res.status)) {
+        return res;
+      }
+      const location = res.headers.get("location");
+      await res.body?.cancel();
+      if (!location) {
+        throw new RegistryError(
+          `Registry ${host} sent a redirect without a location`,
+          {
+            host,
+            status: res.status,
+          },
+        );
+      }
+      if (hop >= MAX_REDIRECTS) {
+        throw new RegistryError(
+          `Registry ${host} redirected more than ${MAX_REDIRECTS} times`,
+          {
+            host,
+            status: res.status,
+          },
+        );
+      }
+      const next = new URL(location, current);
+      if (next.protocol !== "https:" && next.protocol !== "http:") {
+        throw new RegistryError(
+          `Registry ${host} redirected to a non-HTTP URL`,
+          {
+            host,
+            status: res.status,
+          },
+        );
+      }
+      current = next.toString();
+      if (res.status === 303) method = "GET";
+    }
+  }
+
+  async #fail(repo: Repository, res: Response, what: string): Promise<never> {
+    const { text, codes } = await errorDetails(res);
+    if (res.status === 404) {
+      throw new NotFoundError(
+        `${what} not found in ${repo.registry}${
+          text ? ` (${text})` : ""
+        }: check the name and tag`,
+        { reference: `${repo.registry}/${repo.repository}` },
+      );
+    }
+    throw new RegistryError(
+      `Registry ${repo.registry} answered HTTP ${res.status} for ${what}${
+        text ? `: ${text}` : ""
+      }`,
+      { host: repo.registry, status: res.status, codes },
+    );
+  }
+
+  /**
+   * Fetches a manifest or index, checking its size and digest.
+   *
+   * @param repo The repository.
+   * @param reference Tag or digest.
+   * @param options Abort signal.
+   * @returns The manifest, its bytes and descriptor.
+   * @throws {NotFoundError} When the registry has no such manifest.
+   * @throws {DigestMismatchError} When the bytes do not match the digest asked for or announced.
+   */
+  async getManifest(
+    repo: Repository,
+    reference: string,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<FetchedManifest> {
+    const init: RequestInit2 = {
+      method: "GET",
+      headers: { accept: MANIFEST_ACCEPT },
+      actions: "pull",
+      idempotent: true,
+    };
+    if (options.signal) init.signal = options.signal;
+    const what = `manifest ${repo.repository}:${reference}`;
+    const res = await this.#request(
+      repo,
+      this.manifestUrl(repo, reference),
+      init,
+    );
+    if (!res.ok) await this.#fail(repo, res, what);
+    const declared = Number(res.headers.get("content-length") ?? "0");
+    if (declared > MAX_MANIFEST_BYTES) {
+      await res.body?.cancel();
+      throw new InvalidImageError(
+        `Invalid ${what}: ${declared} bytes is over the ${MAX_MANIFEST_BYTES}-byte limit`,
+      );
+    }
+    const bytes = await readLimitedBytes(
+      res,
+      MAX_MANIFEST_BYTES,
+      () =>
+        new InvalidImageError(
+          `Invalid ${what}: over the ${MAX_MANIFEST_BYTES}-byte limit`,
+        ),
+    );
+    const digest = digestOf(bytes);
+    if (isDigest(reference) && reference !== digest) {
+      throw new DigestMismatchError(reference, digest, what);
+    }
+    const announced = res.headers.get("docker-content-digest");
+    if (announced && announced.startsWith("sha256:") && announced !== digest) {
+      throw new DigestMismatchError(announced, digest, what);
+    }
+    const contentType = res.headers.get("content-type")?.split(";")[0]?.trim();
+    const parsed = parseManifest(
+      bytes,
+      contentType ? { mediaType: contentType } : {},
+    );
+    const mediaType = parsed.kind === "index"
+      ? parsed.index.mediaType ?? OCI_INDEX_MEDIA_TYPE
+      : parsed.manifest.mediaType ?? OCI_MANIFEST_MEDIA_TYPE;
+    return {
+      ...parsed,
+      bytes,
+      descriptor: { mediaType, digest, size: bytes.byteLength },
+    };
+  }
+
+  /**
+   * Asks for a manifest's descriptor without its body.
+   *
+   * @param repo The repository.
+   * @param reference Tag or digest.
+   * @returns The descriptor, or `undefined` when absent.
+   */
+  async headManifest(
+    repo: Repository,
+    reference: string,
+  ): Promise<Descriptor | undefined> {
+    const res = await this.#request(repo, this.manifestUrl(repo, reference), {
+      method: "HEAD",
+      headers: { accept: MANIFEST_ACCEPT },
+      actions: "pull",
+      idempotent: true,
+    });
+    await res.body?.cancel();
+    if (res.status === 404) return undefined;
+    if (!res.ok) {
+      await this.#fail(repo, res, `manifest ${repo.repository}:${reference}`);
+    }
+    const digest = res.headers.get("docker-content-digest");
+    const size = Number(res.headers.get("content-length"));
+    const mediaType = res.headers.get("content-type")?.split(";")[0]?.trim();
+    if (!isDigest(digest) || !Number.isSafeInteger(size) || !mediaType) {
+      // Some registries omit the digest on HEAD: fall back to a GET.
+      const m = await this.getManifest(repo, reference);
+      return m.descriptor;
+    }
+    return { mediaType, digest, size };
+  }
+
+  /**
+   * Uploads a manifest or index under a tag or its digest.
+   *
+   * @param repo The repository.
+   * @param reference Tag, or the digest of `bytes`.
+   * @param bytes The exact manifest bytes.
+   * @param mediaType The manifest's media type.
+   * @returns The digest.
+   */
+  async putManifest(
+    repo: Repository,
+    reference: string,
+    bytes: Uint8Array,
+    mediaType: string,
+  ): Promise<Digest> {
+    const digest = digestOf(bytes);
+    const res = await this.#request(repo, this.manifestUrl(repo, reference), {
+      method: "PUT",
+      headers: { "content-type": mediaType },
+      body: () => bytes.slice(),
+      actions: "pull,push",
+      idempotent: true,
+    });
+    if (res.status !== 201 && res.status !== 200) {
+      await this.#fail(
+        repo,
+        res,
+        `manifest upload ${repo.repository}:${reference}`,
+      );
+    }
+    await res.body?.cancel();
+    const announced = res.headers.get("docker-content-digest");
+    if (announced && announced.startsWith("sha256:") && announced !== digest) {
+      throw new DigestMismatchError(
+        digest,
+        announced,
+        `manifest stored by ${repo.registry}`,
+      );
+    }
+    return digest;
+  }
+
+  /**
+   * Tells whether the repository has a blob.
+   *
+   * @param repo The repository.
+   * @param digest The blob's digest.
+   * @param options Abort signal.
+   * @returns `true` when present.
+   */
+  async hasBlob(
+    repo: Repository,
+    digest: Digest,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<boolean> {
+    const init: RequestInit2 = {
+      method: "HEAD",
+      actions: "pull",
+      idempotent: true,
+      follow: true,
+    };
+    if (options.signal) init.signal = options.signal;
+    const res = await this.#request(repo, this.blobUrl(repo, digest), init);
+    await res.body?.cancel();
+    if (res.status === 404) return false;
+    if (res.ok) return true;
+    return await this.#fail(repo, res, `blob ${digest}`);
+  }
+
+  /**
+   * Starts downloading a blob. The caller consumes or cancels the body.
+   *
+   * @param repo The repository.
+   * @param digest The blob's digest.
+   * @param options Byte offset to resume from, and abort signal.
+   * @returns The response; status 206 when resumed.
+   */
+  async getBlob(
+    repo: Repository,
+    digest: Digest,
+    options: { offset?: number; signal?: AbortSignal } = {},
+  ): Promise<Response> {
+    const headers: Record<string, string> = {};
+    if (options.offset) headers.range = `bytes=${options.offset}-`;
+    const init: RequestInit2 = {
+      method: "GET",
+      headers,
+      actions: "pull",
+      idempotent: true,
+      follow: true,
+    };
+    if (options.signal) init.signal = options.signal;
+    const res = await this.#request(repo, this.blobUrl(repo, digest), init);
+    if (res.status !== 200 && res.status !== 206) {
+      await this.#fail(repo, res, `blob ${digest}`);
+    }
+    return res;
+  }
+
+  /**
+   * Links a blob from another repository of the same registry.
+   *
+   * @param repo Destination repository.
+   * @param digest The blob's digest.
+   * @param from Source repository path.
+   * @returns `true` when mounted; `false` when the registry declined.
+   */
+  async mountBlob(
+    repo: Repository,
+    digest: Digest,
+    from: string,
+  ): Promise<boolean> {
+    const url = appendQuery(
+      `${this.baseUrl(repo.registry)}${repo.repository}/blobs/uploads/`,
+      {
+        mount: digest,
+        from,
+      },
+    );
+    const res = await this.#request(repo, url, {
+      method: "POST",
+      actions: "pull,push",
+      extraScopes: [`repository:${from}:pull`],
+      idempotent: true,
+    });
+    await res.body?.cancel();
+    if (res.status === 201) return true;
+    if (res.status === 202) {
+      // The registry opened an upload session instead; abandon it.
+      const loc = res.headers.get("location");
+      if (loc) {
+        const url2 = new URL(loc, this.baseUrl(repo.registry)).toString();
+        await this.#request(repo, url2, {
+          method: "DELETE",
+          actions: "pull,push",
+          idempotent: true,
+        }).then((r) => r.body?.cancel()).catch(() => {});
+      }
+      return false;
+    }
+    if (res.status === 404 || res.status === 405) return false;
+    return await this.#fail(repo, res, `blob mount ${digest}`);
+  }
+
+  async #startUpload(repo: Repository, signal?: AbortSignal): Promise<string> {
+    const init: RequestInit2 = {
+      method: "POST",
+      actions: "pull,push",
+      idempotent: true,
+    };
+    if (signal) init.signal = signal;
+    const res = await this.#request(
+      repo,
+      `${this.baseUrl(repo.registry)}${repo.repository}/blobs/uploads/`,
+      init,
+    );
+    await res.body?.cancel();
+    if (res.status !== 202) await this.#fail(repo, res, "upload start");
+    const loc = res.headers.get("location");
+    if (!loc) {
+      throw new RegistryError(
+        `Registry ${repo.registry} started an upload without a location`,
+        {
+          host: repo.registry,
+          status: res.status,
+        },
+      );
+    }
+    return new URL(loc, this.baseUrl(repo.registry)).toString();
+  }
+
+  /**
+   * Uploads a blob: one streaming PUT when the registry allows it, chunked
+   * PATCH requests otherwise.
+   *
+   * @param repo The repository.
+   * @param descriptor The blob's digest and size.
+   * @param open Opens a fresh stream of the blob's bytes from an offset.
+   * @param options Abort signal and byte progress.
+   */
+  async uploadBlob(
+    repo: Repository,
+    descriptor: Pick<Descriptor, "digest" | "size">,
+    open: (
+      offset: number,
+      length?: number,
+    ) => Promise<ReadableStream<Uint8Array>>,
+    options: { signal?: AbortSignal; onBytes?: (n: number) => void } = {},
+  ): Promise<void> {
+    const { digest, size } = descriptor;
+    if (!this.#options.forceChunked) {
+      const location = await this.#startUpload(repo, options.signal);
+      const init: RequestInit2 = {
+        method: "PUT",
+        headers: { "content-type": "application/octet-stream" },
+        body: () => open(0),
+        actions: "pull,push",
+        idempotent: false,
+      };
+      if (options.signal) init.signal = options.signal;
+      const res = await this.#request(
+        repo,
+        appendQuery(location, { digest }),
+        init,
+      );
+      if (res.status === 201) {
+        await res.body?.cancel();
+        this.#checkStored(repo, res, digest);
+        options.onBytes?.(size);
+        return;
+      }
+      // A registry that refuses single-request uploads gets chunks instead.
+      if (![405, 413, 416].includes(res.status)) {
+        await this.#fail(repo, res, `blob upload ${digest}`);
+      }
+      await res.body?.cancel();
+    }
+    await this.#uploadChunked(repo, descriptor, open, options);
+  }
+
+  #checkStored(repo: Repository, res: Response, digest: Digest): void {
+    const announced = res.headers.get("docker-content-digest");
+    if (announced && announced.startsWith("sha256:") && announced !== digest) {
+      throw new DigestMismatchError(
+        digest,
+        announced,
+        `blob stored by ${repo.registry}`,
+      );
+    }
+  }
+
+  async #uploadChunked(
+    repo: Repository,
+    descriptor: Pick<Descriptor, "digest" | "size">,
+    open: (
+      offset: number,
+      length?: number,
+    ) => Promise<ReadableStream<Uint8Array>>,
+    options: { signal?: AbortSignal; onBytes?: (n: number) => void },
+  ): Promise<void> {
+    const { digest, size } = descriptor;
+    const chunk = this.#options.chunkSize ?? 64 * 1024 * 1024;
+    let location = await this.#startUpload(repo, options.signal);
+    let offset = 0;
+    while (offset < size) {
+      const len = Math.min(chunk, size - offset);
+      const start = offset;
+      const init: RequestInit2 = {
+        method: "PATCH",
+        headers: {
+          "content-type": "application/octet-stream",
+          "content-range": `${start}-${start + len - 1}`,
+          "content-length": String(len),
+        },
+        body: () => open(start, len),
+        actions: "pull,push",
+        idempotent: false,
+      };
+      if (options.signal) init.signal = options.signal;
+      const res = await this.#request(repo, location, init);
+      await res.body?.cancel();
+      if (res.status !== 202) {
+        await this.#fail(repo, res, `blob chunk upload ${digest}`);
+      }
+      const loc = res.headers.get("location");
+      if (loc) location = new URL(loc, this.baseUrl(repo.registry)).toString();
+      offset += len;
+      options.onBytes?.(offset);
+    }
+    const init: RequestInit2 = {
+      method: "PUT",
+      headers: { "content-length": "0" },
+      actions: "pull,push",
+      idempotent: false,
+    };
+    if (options.signal) init.signal = options.signal;
+    const res = await this.#request(
+      repo,
+      appendQuery(location, { digest }),
+      init,
+    );
+    await res.body?.cancel();
+    if (res.status !== 201) {
+      await this.#fail(repo, res, `blob upload ${digest}`);
+    }
+    this.#checkStored(repo, res, digest);
+  }
+
+  /**
+   * Lists a repository's tags, following pagination.
+   *
+   * @param repo The repository.
+   * @returns The tags.
+   */
+  async listTags(repo: Repository): Promise<string[]> {
+    const tags: string[] = [];
+    let url: string | undefined = `${
+      this.baseUrl(repo.registry)
+    }${repo.repository}/tags/list?n=1000`;
+    for (let page = 0; url && page < 1000; page++) {
+      const res = await this.#request(repo, url, {
+        method: "GET",
+        actions: "pull",
+        idempotent: true,
+      });
+      if (!res.ok) await this.#fail(repo, res, `tags of ${repo.repository}`);
+      const text = await readLimited(res, 16 * 1024 * 1024);
+      let body: { tags?: unknown };
+      try {
+        body = JSON.parse(text);
+      } catch {
+        throw new RegistryError(
+          `Registry ${repo.registry} sent a tag list that is not JSON`,
+          {
+            host: repo.registry,
+            status: res.status,
+          },
+        );
+      }
+      if (Array.isArray(body.tags)) {
+        for (const t of body.tags) if (typeof t === "string") tags.push(t);
+      }
+      const link = res.headers.get("link");
+      const m = link ? /<([^>]+)>\s*;\s*rel="?next"?/.exec(link) : null;
+      url = m ? new URL(m[1]!, url).toString() : undefined;
+    }
+    return tags;
+  }
+
+  /**
+   * Completes the authentication flow for a repository and returns the
+   * headers a plain HTTP client needs to read from it.
+   *
+   * @param repo The repository.
+   * @param reference A tag or digest to probe with.
+   * @returns Headers, e.g. `{ Authorization: "Bearer …" }`; empty when anonymous.
+   */
+  async authHeaders(
+    repo: Repository,
+    reference: string,
+  ): Promise<Record<string, string>> {
+    const scope = this.#scope(repo, "pull");
+    let header = await this.#auth.headerFor(repo.registry, scope);
+    if (header === undefined) {
+      await this.headManifest(repo, reference);
+      header = await this.#auth.headerFor(repo.registry, scope);
+    }
+    return header ? { Authorization: header } : {};
+  }
+}
