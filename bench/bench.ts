@@ -1,0 +1,688 @@
+/**
+ * `deno task bench`: measures ironcore-image against the machine's limits and
+ * its peers in one run, and prints one table.
+ *
+ * Starts its own registry on 127.0.0.1, makes random payloads under a work
+ * directory, and times whole processes (start-up included) with GNU time for
+ * CPU and peak RSS. References: `openssl dgst -sha256`, curl's monolithic
+ * upload and download, and skopeo when installed.
+ *
+ * Usage: deno task bench [--mib 1024] [--runs 3] [--big-mib 0] [--only REGEX] [--work DIR]
+ *
+ * @module
+ */
+
+import {
+  startRegistry,
+  type TestRegistry,
+} from "../tests/_helpers/registry.ts";
+
+const args = parseFlags(Deno.args);
+const MIB = Number(args.mib ?? 1024);
+const RUNS = Number(args.runs ?? 3);
+const BIG_MIB = Number(args["big-mib"] ?? 0);
+const ONLY = args.only ? new RegExp(args.only) : undefined;
+const WORK = args.work ?? "/tmp/ironcore-bench";
+const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
+const CLI = `${REPO}/cli.ts`;
+const DENO = Deno.execPath();
+const GNU_TIME = "/usr/bin/time";
+
+function parseFlags(argv: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (!a.startsWith("--")) continue;
+    const eq = a.indexOf("=");
+    if (eq > 0) out[a.slice(2, eq)] = a.slice(eq + 1);
+    else out[a.slice(2)] = argv[++i] ?? "";
+  }
+  return out;
+}
+
+interface Sample {
+  wall: number;
+  cpu: number;
+  rss: number;
+}
+
+interface Row {
+  id: string;
+  label: string;
+  ours?: Sample;
+  ref?: Sample;
+  refLabel?: string;
+  target?: string;
+  ratio?: number;
+  pass?: boolean;
+  note?: string;
+}
+
+const rows: Row[] = [];
+let seq = 0;
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Runs one shell command line under GNU time; returns wall, CPU and peak RSS. */
+async function timed(
+  script: string,
+  env: Record<string, string> = {},
+): Promise<Sample> {
+  const tf = `${WORK}/time-${++seq}.txt`;
+  const t0 = performance.now();
+  const out = await new Deno.Command("bash", {
+    args: ["-c", script],
+    env: { ...env, TIMEFILE: tf, NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const wall = (performance.now() - t0) / 1000;
+  if (!out.success) {
+    throw new Error(
+      `Benchmark command failed (${out.code}): ${script}\n${
+        new TextDecoder().decode(out.stderr)
+      }`,
+    );
+  }
+  let cpu = 0;
+  let rss = 0;
+  const text = await Deno.readTextFile(tf).catch(() => "");
+  for (const line of text.split("\n")) {
+    const m = /^([\d.]+) ([\d.]+) (\d+)$/.exec(line.trim());
+    if (!m) continue;
+    cpu += Number(m[1]) + Number(m[2]);
+    rss = Math.max(rss, Number(m[3]) / 1024);
+  }
+  await Deno.remove(tf).catch(() => {});
+  return { wall, cpu, rss };
+}
+
+/** `tw CMD` in a script: run CMD under GNU time, appending to $TIMEFILE. */
+const TW = `tw() { ${GNU_TIME} -a -o "$TIMEFILE" -f '%U %S %M' "$@"; }; `;
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const n = s.length;
+  return n % 2 ? s[(n - 1) / 2]! : (s[n / 2 - 1]! + s[n / 2]!) / 2;
+}
+
+async function bench(
+  runs: number,
+  prep: () => Promise<void>,
+  script: () => string,
+): Promise<Sample> {
+  const samples: Sample[] = [];
+  for (let i = 0; i < runs + 1; i++) {
+    await prep();
+    const s = await timed(TW + script());
+    if (i > 0) samples.push(s);
+  }
+  return {
+    wall: median(samples.map((s) => s.wall)),
+    cpu: median(samples.map((s) => s.cpu)),
+    rss: Math.max(...samples.map((s) => s.rss)),
+  };
+}
+
+function want(id: string): boolean {
+  return !ONLY || ONLY.test(id);
+}
+
+function cli(...a: string[]): string {
+  const perms = [
+    "--allow-read",
+    `--allow-write=${WORK}`,
+    "--allow-net=127.0.0.1",
+    "--allow-env",
+  ];
+  return `tw ${DENO} run --quiet ${
+    perms.join(" ")
+  } ${CLI} --quiet --plain-http ${a.map((x) => `'${x}'`).join(" ")}`;
+}
+
+async function sh(script: string): Promise<string> {
+  const out = await new Deno.Command("bash", {
+    args: ["-c", script],
+    stdout: "piped",
+    stderr: "piped",
+  })
+    .output();
+  if (!out.success) {
+    throw new Error(`${script}: ${new TextDecoder().decode(out.stderr)}`);
+  }
+  return new TextDecoder().decode(out.stdout).trim();
+}
+
+async function payload(path: string, mib: number): Promise<void> {
+  const want = mib * 1024 * 1024;
+  if ((await Deno.stat(path).catch(() => null))?.size === want) return;
+  await sh(
+    `head -c ${want} /dev/urandom > '${path}.tmp' && mv '${path}.tmp' '${path}'`,
+  );
+}
+
+async function sha(path: string): Promise<string> {
+  return (await sh(`openssl dgst -sha256 -r '${path}'`)).split(" ")[0]!;
+}
+
+function rm(path: string): Promise<void> {
+  return Deno.remove(path, { recursive: true }).catch(() => {});
+}
+
+function record(row: Row): void {
+  if (row.ours && row.ref) row.ratio = row.ours.wall / row.ref.wall;
+  rows.push(row);
+  console.error(
+    `[bench] ${row.id} ${row.label}: ours ${
+      row.ours?.wall.toFixed(3) ?? "-"
+    } s` +
+      (row.ref
+        ? `, ${row.refLabel} ${row.ref.wall.toFixed(3)} s, ratio ${
+          row.ratio?.toFixed(2)
+        }`
+        : "") +
+      (row.ours ? `, peak ${row.ours.rss.toFixed(1)} MiB` : ""),
+  );
+}
+
+function curlUpload(
+  reg: TestRegistry,
+  repo: string,
+  file: string,
+  hex: string,
+): string {
+  return `loc=$(tw curl -sS -f -X POST -o /dev/null -w '%header{location}' '${reg.url}/v2/${repo}/blobs/uploads/'); ` +
+    `case $loc in http*) ;; *) loc='${reg.url}'$loc ;; esac; sep='?'; case $loc in *\\?*) sep='&' ;; esac; ` +
+    `tw curl -sS -f -o /dev/null -X PUT -H 'Content-Type: application/octet-stream' -T '${file}' "$loc\${sep}digest=sha256:${hex}"`;
+}
+
+function hasTool(name: string): Promise<boolean> {
+  return new Deno.Command("bash", {
+    args: ["-c", `command -v ${name}`],
+    stdout: "null",
+    stderr: "null",
+  })
+    .output().then((o) => o.success);
+}
+
+async function main(): Promise<void> {
+  await Deno.mkdir(WORK, { recursive: true });
+  for (const t of ["openssl", "curl", GNU_TIME, "docker-registry"]) {
+    if (!(await hasTool(t))) {
+      throw new Error(`The benchmark needs ${t}: run bash .ci/setup`);
+    }
+  }
+  const haveSkopeo = await hasTool("skopeo");
+  const big = `${WORK}/big-${MIB}MiB.bin`;
+  await payload(big, MIB);
+  const bigHex = await sha(big);
+  const smalls = [1, 2, 3].map((i) => `${WORK}/small${i}.bin`);
+  for (const s of smalls) await payload(s, 4);
+  const bytes = MIB * 1024 * 1024;
+  console.error(
+    `[bench] payload ${MIB} MiB sha256:${bigHex.slice(0, 12)}, runs ${RUNS}`,
+  );
+
+  await using reg = await startRegistry({ auth: "none" });
+  const host = reg.host;
+  const store = `${WORK}/store`;
+  const skHome = `${WORK}/skopeo`;
+  const skEnv = (cache: string) =>
+    `env _CONTAINERS_ROOTLESS_UID=65534 XDG_DATA_HOME='${cache}' XDG_CONFIG_HOME='${skHome}/cfg' XDG_RUNTIME_DIR='${skHome}/run' HOME='${skHome}/home' TMPDIR='${skHome}/tmp'`;
+  await Deno.mkdir(`${skHome}/tmp`, { recursive: true });
+  await Deno.mkdir(`${skHome}/run`, { recursive: true });
+  await Deno.mkdir(`${skHome}/home`, { recursive: true });
+
+  // ---- build
+  if (want("build")) {
+    const ref = await bench(
+      RUNS,
+      () => Promise.resolve(),
+      () => `tw openssl dgst -sha256 '${big}'`,
+    );
+    const first = await bench(
+      RUNS,
+      () => rm(store),
+      () =>
+        cli(
+          "--store-path",
+          store,
+          "build",
+          "--tag",
+          "bench:1",
+          "--config",
+          `arch=amd64,disk=${big}`,
+        ),
+    );
+    record({
+      id: "build",
+      label: `build ${MIB} MiB layer (new store)`,
+      ours: first,
+      ref,
+      refLabel: "openssl dgst",
+      target: "<= 1.25",
+    });
+    const again = await bench(
+      RUNS,
+      () => Promise.resolve(),
+      () =>
+        cli(
+          "--store-path",
+          store,
+          "build",
+          "--tag",
+          "bench:1",
+          "--config",
+          `arch=amd64,disk=${big}`,
+        ),
+    );
+    record({
+      id: "rebuild",
+      label: "rebuild, unchanged input",
+      ours: again,
+      ref,
+      refLabel: "openssl dgst",
+      target: "<= 1.10",
+    });
+  }
+  // A store holding the big image, for push.
+  await rm(store);
+  await sh(
+    `${DENO} run -A ${CLI} --quiet --store-path '${store}' build --tag '${host}/bench/big:1' --config arch=amd64,disk='${big}'`,
+  );
+  await sh(
+    `${DENO} run -A ${CLI} --quiet --store-path '${store}' tag '${host}/bench/big:1-amd64' '${host}/bench/single:1'`,
+  );
+
+  // ---- push
+  if (want("push")) {
+    let repo = "";
+    const fresh = () => {
+      repo = `bench/fresh-${++seq}`;
+      return Promise.resolve();
+    };
+    const ref = await bench(
+      RUNS,
+      fresh,
+      () => curlUpload(reg, repo, big, bigHex),
+    );
+    const ours = await bench(RUNS, async () => {
+      await fresh();
+      await sh(
+        `${DENO} run -A ${CLI} --quiet --store-path '${store}' tag '${host}/bench/single:1' '${host}/${repo}:1'`,
+      );
+    }, () => cli("--store-path", store, "push", `${host}/${repo}:1`));
+    record({
+      id: "push",
+      label: `push ${MIB} MiB layer (new repo)`,
+      ours,
+      ref,
+      refLabel: "curl POST+PUT",
+      target: "<= 1.05",
+    });
+    if (haveSkopeo) {
+      const sk = await bench(
+        RUNS,
+        async () => {
+          await fresh();
+          await rm(`${skHome}/cold`);
+        },
+        () =>
+          `tw ${
+            skEnv(`${skHome}/cold`)
+          } skopeo copy -q --preserve-digests --dest-tls-verify=false 'oci:${store}:${host}/bench/single:1' 'docker://${host}/${repo}:1'`,
+      );
+      record({
+        id: "push-cpu",
+        label: "push client CPU vs skopeo's",
+        ours: { ...ours, wall: ours.cpu },
+        ref: { ...sk, wall: sk.cpu },
+        refLabel: "skopeo copy CPU",
+        target: "<= 0.50",
+        note: `skopeo wall ${sk.wall.toFixed(2)} s`,
+      });
+    }
+    const again = await bench(
+      RUNS,
+      () => Promise.resolve(),
+      () => cli("--store-path", store, "push", `${host}/bench/big:1`),
+    );
+    record({
+      id: "repush",
+      label: "re-push, registry has every blob (s)",
+      ours: again,
+      target: "<= 0.15 s",
+      pass: again.wall <= 0.15,
+    });
+  }
+
+  // ---- pull
+  if (want("pull")) {
+    const dst = `${WORK}/pulled`;
+    const ref = await bench(
+      RUNS,
+      () => Promise.resolve(),
+      () =>
+        `tw bash -c "curl -sS -f '${reg.url}/v2/bench/big/blobs/sha256:${bigHex}' | openssl dgst -sha256 -r"`,
+    );
+    const ours = await bench(
+      RUNS,
+      () => rm(dst),
+      () => cli("--store-path", dst, "pull", `${host}/bench/single:1`),
+    );
+    record({
+      id: "pull",
+      label: `pull ${MIB} MiB layer (new store)`,
+      ours,
+      ref,
+      refLabel: "curl | openssl",
+      target: "<= 1.10",
+    });
+    if (haveSkopeo) {
+      const sk = await bench(
+        RUNS,
+        async () => {
+          await rm(`${WORK}/skopeo-pull`);
+          await rm(`${skHome}/cold`);
+        },
+        () =>
+          `tw ${
+            skEnv(`${skHome}/cold`)
+          } skopeo copy -q --preserve-digests --src-tls-verify=false 'docker://${host}/bench/single:1' 'oci:${WORK}/skopeo-pull:x'`,
+      );
+      record({
+        id: "pull-skopeo",
+        label: "pull vs skopeo pull",
+        ours,
+        ref: sk,
+        refLabel: "skopeo copy",
+        target: "<= 0.40",
+      });
+    }
+    await rm(dst);
+  }
+
+  // ---- small images
+  if (want("small") && haveSkopeo) {
+    const sstore = `${WORK}/small-store`;
+    await rm(sstore);
+    await sh(
+      `${DENO} run -A ${CLI} --quiet --store-path '${sstore}' build --tag '${host}/bench/small:1' --config arch=amd64,kernel='${
+        smalls[0]
+      }',initramfs='${smalls[1]}',squashfs='${smalls[2]}'`,
+    );
+    await sh(
+      `${DENO} run -A ${CLI} --quiet --store-path '${sstore}' tag '${host}/bench/small:1-amd64' '${host}/bench/smallone:1'`,
+    );
+    let repo = "";
+    const ours = await bench(RUNS * 3, async () => {
+      repo = `bench/s-${++seq}`;
+      await sh(
+        `${DENO} run -A ${CLI} --quiet --store-path '${sstore}' tag '${host}/bench/smallone:1' '${host}/${repo}:1'`,
+      );
+    }, () => cli("--store-path", sstore, "push", `${host}/${repo}:1`));
+    const sk = await bench(
+      RUNS * 3,
+      async () => {
+        repo = `bench/k-${++seq}`;
+        await rm(`${skHome}/cold`);
+      },
+      () =>
+        `tw ${
+          skEnv(`${skHome}/cold`)
+        } skopeo copy -q --preserve-digests --dest-tls-verify=false 'oci:${sstore}:${host}/bench/smallone:1' 'docker://${host}/${repo}:1'`,
+    );
+    record({
+      id: "small-push",
+      label: "push 3 x 4 MiB",
+      ours,
+      ref: sk,
+      refLabel: "skopeo copy",
+      target: "< 1.00",
+    });
+    const dst = `${WORK}/small-pulled`;
+    const oursPull = await bench(
+      RUNS * 3,
+      () => rm(dst),
+      () => cli("--store-path", dst, "pull", `${host}/bench/smallone:1`),
+    );
+    const skPull = await bench(
+      RUNS * 3,
+      async () => {
+        await rm(`${WORK}/sk-small`);
+        await rm(`${skHome}/cold`);
+      },
+      () =>
+        `tw ${
+          skEnv(`${skHome}/cold`)
+        } skopeo copy -q --preserve-digests --src-tls-verify=false 'docker://${host}/bench/smallone:1' 'oci:${WORK}/sk-small:x'`,
+    );
+    record({
+      id: "small-pull",
+      label: "pull 3 x 4 MiB",
+      ours: oursPull,
+      ref: skPull,
+      refLabel: "skopeo copy",
+      target: "< 1.00",
+    });
+    await rm(dst);
+  }
+
+  // ---- multi-arch concurrency: 2 arches x 4 layers of MIB/4
+  if (want("multi")) {
+    const quarter = Math.max(1, Math.floor(MIB / 4));
+    const parts: string[] = [];
+    for (let i = 0; i < 8; i++) {
+      parts.push(`${WORK}/part${i}.bin`);
+      await payload(parts[i]!, quarter);
+    }
+    const mstore = `${WORK}/multi-store`;
+    await rm(mstore);
+    const cfg = (a: string, o: number) =>
+      `arch=${a},kernel=${parts[o]},initramfs=${parts[o + 1]},squashfs=${
+        parts[o + 2]
+      },disk=${parts[o + 3]}`;
+    await sh(
+      `${DENO} run -A ${CLI} --quiet --store-path '${mstore}' build --tag '${host}/bench/multi:1' --config '${
+        cfg("amd64", 0)
+      }' --config '${cfg("arm64", 4)}'`,
+    );
+    await sh(
+      `${DENO} run -A ${CLI} --quiet --store-path '${mstore}' build --tag '${host}/bench/one:1' --config 'arch=amd64,disk=${
+        parts[0]
+      }'`,
+    );
+    let repo = "";
+    const tagFresh = async (src: string) => {
+      repo = `bench/m-${++seq}`;
+      await sh(
+        `${DENO} run -A ${CLI} --quiet --store-path '${mstore}' tag '${src}' '${host}/${repo}:1'`,
+      );
+    };
+    const one = await bench(
+      RUNS,
+      () => tagFresh(`${host}/bench/one:1-amd64`),
+      () => cli("--store-path", mstore, "push", `${host}/${repo}:1`),
+    );
+    const all = await bench(
+      RUNS,
+      () => tagFresh(`${host}/bench/multi:1`),
+      () => cli("--store-path", mstore, "push", `${host}/${repo}:1`),
+    );
+    record({
+      id: "multi-push",
+      label: `push 2 arch x 4 layers of ${quarter} MiB vs one layer`,
+      ours: all,
+      ref: one,
+      refLabel: "push of the largest blob",
+      target: "close to 1 (serial would be 8)",
+    });
+    const dst = `${WORK}/multi-pulled`;
+    const pullAll = await bench(
+      RUNS,
+      () => rm(dst),
+      () => cli("--store-path", dst, "pull", `${host}/bench/multi:1`),
+    );
+    const pullOne = await bench(
+      RUNS,
+      () => rm(dst),
+      () => cli("--store-path", dst, "pull", `${host}/bench/one:1-amd64`),
+    );
+    record({
+      id: "multi-pull",
+      label: "pull the same index vs one layer",
+      ours: pullAll,
+      ref: pullOne,
+      refLabel: "pull of the largest blob",
+      target: "close to 1 (serial would be 8)",
+    });
+    await rm(dst);
+  }
+
+  // ---- many tags
+  if (want("tags")) {
+    const tstore = `${WORK}/tags-store`;
+    await rm(tstore);
+    await Deno.mkdir(`${tstore}/blobs/sha256`, { recursive: true });
+    await sh(
+      `${DENO} run -A ${CLI} --quiet --store-path '${tstore}' build --tag 'bench/t:0' --config arch=amd64,kernel='${
+        smalls[0]
+      }'`,
+    );
+    const index = JSON.parse(await Deno.readTextFile(`${tstore}/index.json`));
+    const base = index.manifests[index.manifests.length - 1];
+    for (let i = 1; i < 10_000; i++) {
+      index.manifests.push({
+        ...base,
+        annotations: {
+          "org.opencontainers.image.ref.name": `docker.io/bench/t:${i}`,
+        },
+      });
+    }
+    await Deno.writeTextFile(`${tstore}/index.json`, JSON.stringify(index));
+    const list = await bench(
+      RUNS,
+      () => Promise.resolve(),
+      () => cli("--store-path", tstore, "list") + " > /dev/null",
+    );
+    record({
+      id: "tags-list",
+      label: "list with 10,000 tags (s)",
+      ours: list,
+      target: "< 0.3 s",
+      pass: list.wall < 0.3,
+    });
+    const tag = await bench(
+      RUNS,
+      () => Promise.resolve(),
+      () =>
+        cli("--store-path", tstore, "tag", "bench/t:5000", `bench/u:${++seq}`),
+    );
+    record({
+      id: "tags-tag",
+      label: "tag with 10,000 tags (s)",
+      ours: tag,
+      target: "< 0.3 s",
+      pass: tag.wall < 0.3,
+    });
+    const insp = await bench(
+      RUNS,
+      () => Promise.resolve(),
+      () =>
+        cli("--store-path", tstore, "inspect", "bench/t:9999") + " > /dev/null",
+    );
+    record({
+      id: "tags-inspect",
+      label: "inspect with 10,000 tags (s)",
+      ours: insp,
+      target: "< 0.3 s",
+      pass: insp.wall < 0.3,
+    });
+    await rm(tstore);
+  }
+
+  // ---- memory flatness
+  if (BIG_MIB > 0 && want("memory")) {
+    const huge = `${WORK}/huge-${BIG_MIB}MiB.bin`;
+    await payload(huge, BIG_MIB);
+    const hstore = `${WORK}/huge-store`;
+    await rm(hstore);
+    const b = await bench(
+      1,
+      () => rm(hstore),
+      () =>
+        cli(
+          "--store-path",
+          hstore,
+          "build",
+          "--tag",
+          `${host}/bench/huge:1`,
+          "--config",
+          `arch=amd64,disk=${huge}`,
+        ),
+    );
+    const p = await bench(
+      1,
+      () => Promise.resolve(),
+      () => cli("--store-path", hstore, "push", `${host}/bench/huge:1`),
+    );
+    const dst = `${WORK}/huge-pulled`;
+    const q = await bench(
+      1,
+      () => rm(dst),
+      () => cli("--store-path", dst, "pull", `${host}/bench/huge:1`),
+    );
+    for (const [id, s] of [["build", b], ["push", p], ["pull", q]] as const) {
+      record({
+        id: `rss-${id}`,
+        label: `${id} ${BIG_MIB} MiB: peak RSS (MiB)`,
+        ours: s,
+        target: "<= 100 MiB, flat",
+        pass: s.rss <= 100,
+      });
+    }
+    await rm(dst);
+    await rm(hstore);
+    await rm(huge);
+  }
+
+  // ---- report
+  const info =
+    `${Deno.build.os} ${Deno.build.arch}, ${navigator.hardwareConcurrency} cores, deno ${Deno.version.deno}`;
+  const lines = [
+    `ironcore-image bench  ${new Date().toISOString().slice(0, 16)}Z  ${info}`,
+    `payload ${MIB} MiB random; median of ${RUNS} runs after 1 warm-up; whole processes, start-up included`,
+    "",
+    "| case | ours (s) | reference | ref (s) | ratio | target | peak RSS (MiB) |",
+    "| --- | ---: | --- | ---: | ---: | --- | ---: |",
+  ];
+  for (const r of rows) {
+    const met = r.pass ??
+      (r.ratio !== undefined && r.target?.startsWith("<")
+        ? r.ratio <=
+          Number(r.target.replace(/[^\d.]/g, "")) +
+            (r.target.startsWith("<=") ? 0 : -1e-9)
+        : undefined);
+    lines.push(
+      `| ${r.label} | ${r.ours?.wall.toFixed(3) ?? "-"} | ${
+        r.refLabel ?? "-"
+      } | ${r.ref?.wall.toFixed(3) ?? "-"} | ${r.ratio?.toFixed(2) ?? "-"} | ${
+        r.target ?? "-"
+      }${met === undefined ? "" : met ? " ✓" : " ✗"} | ${
+        r.ours?.rss.toFixed(1) ?? "-"
+      } |`,
+    );
+  }
+  console.log(lines.join("\n"));
+}
+
+if (import.meta.main) {
+  await main();
+}
