@@ -61,15 +61,6 @@ interface Row {
 const rows: Row[] = [];
 let seq = 0;
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Runs one shell command line under GNU time; returns wall, CPU and peak RSS. */
 async function timed(
   script: string,
@@ -225,7 +216,6 @@ async function main(): Promise<void> {
   const bigHex = await sha(big);
   const smalls = [1, 2, 3].map((i) => `${WORK}/small${i}.bin`);
   for (const s of smalls) await payload(s, 4);
-  const bytes = MIB * 1024 * 1024;
   console.error(
     `[bench] payload ${MIB} MiB sha256:${bigHex.slice(0, 12)}, runs ${RUNS}`,
   );
