@@ -291,6 +291,13 @@ async function main(): Promise<void> {
     `${DENO} run -A ${CLI} --quiet --store-path '${store}' tag '${host}/bench/big:1-amd64' '${host}/bench/single:1'`,
   );
 
+  await sh(
+    `${DENO} run -A ${CLI} --quiet --plain-http --store-path '${store}' push '${host}/bench/big:1'`,
+  );
+  await sh(
+    `${DENO} run -A ${CLI} --quiet --plain-http --store-path '${store}' push '${host}/bench/single:1'`,
+  );
+
   // ---- push
   if (want("push")) {
     let repo = "";

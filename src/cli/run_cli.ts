@@ -56,17 +56,25 @@ export const GLOBAL_FLAGS: FlagSpec[] = [
 ];
 
 const encoder = new TextEncoder();
+const pending = new WeakMap<WritableStream<Uint8Array>, Promise<void>>();
 
-async function write(
+function write(
   stream: WritableStream<Uint8Array>,
   text: string,
 ): Promise<void> {
-  const w = stream.getWriter();
-  try {
-    await w.write(encoder.encode(text));
-  } finally {
-    w.releaseLock();
-  }
+  // Progress redraws are not awaited, so writes to one stream queue behind
+  // each other instead of failing on the stream's writer lock.
+  const previous = pending.get(stream) ?? Promise.resolve();
+  const next = previous.catch(() => {}).then(async () => {
+    const w = stream.getWriter();
+    try {
+      await w.write(encoder.encode(text));
+    } finally {
+      w.releaseLock();
+    }
+  });
+  pending.set(stream, next);
+  return next;
 }
 
 function flagHelp(flags: FlagSpec[]): string {

@@ -47,7 +47,11 @@ export function isDigest(value: unknown): value is Digest {
  */
 export function parseDigest(value: unknown, what = "digest"): Digest {
   if (isDigest(value)) return value;
-  if (typeof value === "string" && ANY_DIGEST_RE.test(value)) {
+  // A malformed sha256 digest is invalid, not of an unsupported algorithm.
+  if (
+    typeof value === "string" && ANY_DIGEST_RE.test(value) &&
+    !value.startsWith("sha256:")
+  ) {
     throw new SyntaxError(
       `Unsupported ${what} ${value}: only sha256 digests are supported`,
     );

@@ -109,12 +109,25 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
+/**
+ * The message of an error and of its causes: Deno's fetch throws a bare
+ * "fetch failed" and keeps what went wrong (refused, DNS, TLS) in `cause`.
+ */
+function errorText(e: unknown): string {
+  const parts: string[] = [];
+  for (let c = e, i = 0; c !== undefined && c !== null && i < 5; i++) {
+    parts.push(c instanceof Error ? c.message : String(c));
+    c = c instanceof Error ? c.cause : undefined;
+  }
+  return parts.join(": ");
+}
+
 function describeNetworkError(
   host: string,
   e: unknown,
   plain: boolean,
 ): string {
-  const msg = e instanceof Error ? e.message : String(e);
+  const msg = errorText(e);
   if (/connection refused/i.test(msg)) {
     return `Cannot connect to registry ${host}: connection refused, check that it is running and the address is right`;
   }
@@ -252,8 +265,9 @@ export class RegistryClient {
       init.signal?.throwIfAborted();
       const auth = await this.#auth.headerFor(host, scope);
       let res: Response;
+      let foreign: boolean;
       try {
-        res = await this.#send(url, init, auth, host);
+        ({ res, foreign } = await this.#send(url, init, auth, host));
       } catch (e) {
         if (e instanceof DOMException && e.name === "AbortError") throw e;
         if (init.signal?.aborted) throw init.signal.reason;
@@ -273,7 +287,7 @@ export class RegistryClient {
           );
         }
         // A refused connection or a TLS failure will not heal in a second.
-        const msg = (e as Error).message;
+        const msg = errorText(e);
         if (
           /connection refused|dns error|certificate|InvalidContentType/i.test(
             msg,
@@ -291,7 +305,10 @@ export class RegistryClient {
         await sleep(this.#backoff(baseDelay, attempt), init.signal);
         continue;
       }
-      if (res.status === 401 && !authTried) {
+      // A 401 or 403 from a redirect target on another origin (a CDN whose
+      // signed URL expired) is not the registry's: answering its challenge
+      // would hand the registry's credentials to that origin.
+      if (res.status === 401 && !authTried && !foreign) {
         authTried = true;
         const header = await this.#auth.onUnauthorized(host, res, scope);
         await res.body?.cancel();
@@ -304,7 +321,7 @@ export class RegistryClient {
           { host, status: 401 },
         );
       }
-      if (res.status === 401 || res.status === 403) {
+      if (!foreign && (res.status === 401 || res.status === 403)) {
         const { text } = await errorDetails(res);
         throw new UnauthorizedError(
           res.status === 401
@@ -342,7 +359,7 @@ export class RegistryClient {
     init: RequestInit2,
     auth: string | undefined,
     host: string,
-  ): Promise<Response> {
+  ): Promise<{ res: Response; foreign: boolean }> {
     const origin = new URL(url).origin;
     let current = url;
     let method = init.method;
@@ -363,7 +380,7 @@ export class RegistryClient {
       if (hop === 0 && init.body) reqInit.body = await init.body();
       const res = await this.#fetch(current, reqInit);
       if (!init.follow || ![301, 302, 303, 307, 308].includes(res.status)) {
-        return res;
+        return { res, foreign: new URL(current).origin !== origin };
       }
       const location = res.headers.get("location");
       await res.body?.cancel();

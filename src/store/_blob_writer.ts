@@ -73,6 +73,76 @@ export class BlobWriter {
     this.#fill = 0;
   }
 
+  /**
+   * Drains a byte stream into the writer. Streams that support BYOB readers
+   * (fetch bodies do) are read straight into the writer's buffers, which
+   * keeps memory flat however large the blob.
+   *
+   * @param stream The bytes.
+   * @param limit Most bytes accepted; more throws `onOverflow()`.
+   * @param onOverflow Makes the error for a stream longer than `limit`.
+   * @param onBytes Called with the running byte count.
+   * @param signal Aborts the copy.
+   */
+  async readFrom(
+    stream: ReadableStream<Uint8Array>,
+    limit: number,
+    onOverflow: (seen: number) => Error,
+    onBytes?: (n: number) => void,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    let byob: ReadableStreamBYOBReader | undefined;
+    try {
+      byob = stream.getReader({ mode: "byob" });
+    } catch {
+      byob = undefined;
+    }
+    if (!byob) {
+      const reader = stream.getReader();
+      try {
+        for (;;) {
+          signal?.throwIfAborted();
+          const { done, value } = await reader.read();
+          if (done) return;
+          if (this.bytes + value.byteLength > limit) {
+            throw onOverflow(this.bytes + value.byteLength);
+          }
+          await this.write(value);
+          onBytes?.(this.bytes);
+        }
+      } catch (e) {
+        await reader.cancel().catch(() => {});
+        throw e;
+      } finally {
+        reader.releaseLock();
+      }
+    }
+    try {
+      for (;;) {
+        signal?.throwIfAborted();
+        const buf = this.#buffers[0];
+        // Ask for one byte past the limit so an oversized stream shows.
+        const room = Math.min(BUFFER_SIZE - this.#fill, limit - this.bytes + 1);
+        const { done, value } = await byob.read(
+          new Uint8Array(buf.buffer, this.#fill, Math.max(1, room)),
+        );
+        if (value) this.#buffers[0] = new Uint8Array(value.buffer);
+        if (done) return;
+        if (this.bytes + value.byteLength > limit) {
+          throw onOverflow(this.bytes + value.byteLength);
+        }
+        this.#fill += value.byteLength;
+        if (this.#fill === BUFFER_SIZE) await this.#flush();
+        onBytes?.(this.bytes);
+      }
+    } catch (e) {
+      await byob.cancel().catch(() => {});
+      throw e;
+    } finally {
+      byob.releaseLock();
+    }
+  }
+
   /** Flushes everything and returns the hash state. */
   async finish(): Promise<Sha256> {
     await this.#flush();

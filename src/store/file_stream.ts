@@ -10,10 +10,10 @@ export interface FileStreamOptions {
   offset?: number;
   /** Bytes to stream; default to the end of the file. */
   length?: number;
-  /** Size of each read. Default 1 MiB. */
-  chunkSize?: number;
-  /** Called with the running byte count. */
+  /** Called with the running byte count, every 100 ms without `length`. */
   onBytes?: (n: number) => void;
+  /** Stops progress polling when aborted (the consumer is done). */
+  signal?: AbortSignal;
 }
 
 /**
@@ -38,44 +38,50 @@ export async function fileStream(
   options: FileStreamOptions = {},
 ): Promise<ReadableStream<Uint8Array>> {
   const file = await Deno.open(path, { read: true });
-  const offset = options.offset ?? 0;
-  if (offset > 0) await file.seek(offset, Deno.SeekMode.Start);
-  let left = options.length ?? Infinity;
-  let sent = 0;
-  const size = options.chunkSize ?? 1024 * 1024;
-  let closed = false;
-  const close = () => {
-    if (!closed) {
-      closed = true;
-      file.close();
+  try {
+    const offset = options.offset ?? 0;
+    if (offset > 0) await file.seek(offset, Deno.SeekMode.Start);
+  } catch (e) {
+    file.close();
+    throw e;
+  }
+  // The runtime's own file stream: its chunks are recycled natively, which
+  // keeps memory flat where fresh buffers per chunk would pile up until the
+  // next garbage collection.
+  const readable = file.readable;
+  const length = options.length;
+  const onBytes = options.onBytes;
+  if (length === undefined) {
+    if (onBytes) {
+      // Progress by polling the file position: no JavaScript touches the
+      // bytes, so the runtime can move them without copies.
+      const offset = options.offset ?? 0;
+      const timer = setInterval(() => {
+        file.seek(0, Deno.SeekMode.Current).then(
+          (pos) => onBytes(pos - offset),
+          () => clearInterval(timer),
+        );
+      }, 100);
+      Deno.unrefTimer(timer);
+      options.signal?.addEventListener("abort", () => clearInterval(timer), {
+        once: true,
+      });
     }
-  };
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      try {
-        if (left <= 0) {
-          close();
-          controller.close();
-          return;
-        }
-        const buf = new Uint8Array(Math.min(size, left));
-        const n = await file.read(buf);
-        if (n === null) {
-          close();
-          controller.close();
-          return;
-        }
-        left -= n;
-        sent += n;
-        options.onBytes?.(sent);
-        controller.enqueue(n === buf.byteLength ? buf : buf.subarray(0, n));
-      } catch (e) {
-        close();
-        controller.error(e);
-      }
-    },
-    cancel() {
-      close();
-    },
-  }, { highWaterMark: 0 });
+    return readable;
+  }
+  let sent = 0;
+  let left = length ?? Infinity;
+  return readable.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, controller) {
+        if (left <= 0) return;
+        const part = chunk.byteLength > left ? chunk.subarray(0, left) : chunk;
+        left -= part.byteLength;
+        sent += part.byteLength;
+        onBytes?.(sent);
+        controller.enqueue(part);
+        if (left <= 0) controller.terminate();
+      },
+    }),
+  );
 }

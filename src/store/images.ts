@@ -4,7 +4,7 @@
  * @module
  */
 
-import { InvalidReferenceError } from "../errors.ts";
+import { InvalidReferenceError, NotFoundError } from "../errors.ts";
 import type { Descriptor } from "../oci/manifest.ts";
 import { formatReference, parseReference } from "../oci/reference.ts";
 import type { ImageConfig } from "../spec/config.ts";
@@ -92,6 +92,8 @@ export async function tagImage(
  * @param store The store.
  * @param input A tag, digest or unique digest prefix.
  * @returns The full references removed.
+ * @throws {NotFoundError} When nothing matches, or a digest names content
+ * that no `index.json` entry points at (a manifest inside an index).
  *
  * @example
  * ```ts ignore
@@ -108,11 +110,19 @@ export async function deleteImage(
     await store.untag(resolved.reference);
     return [resolved.reference];
   }
+  const digest = resolved.descriptor.digest;
+  if (!(await store.entries()).some((d) => d.digest === digest)) {
+    // A manifest inside an index, or a bare blob: nothing names it.
+    throw new NotFoundError(
+      `No tag or store entry points at ${digest}: it is part of another image, delete that image instead`,
+      { reference: input },
+    );
+  }
   const removed: string[] = [];
   await store.updateIndex((index) => ({
     ...index,
     manifests: index.manifests.filter((d) => {
-      if (d.digest !== resolved.descriptor.digest) return true;
+      if (d.digest !== digest) return true;
       const ref = d.annotations?.["org.opencontainers.image.ref.name"];
       if (ref !== undefined) removed.push(ref);
       return false;

@@ -24,7 +24,7 @@ import {
   digestHex,
   digestOf,
   isDigest,
-  type Sha256,
+  Sha256,
 } from "../oci/digest.ts";
 import {
   ANNOTATION_REF_NAME,
@@ -38,7 +38,7 @@ import {
 } from "../oci/manifest.ts";
 import { formatReference, parseReference } from "../oci/reference.ts";
 import type { OperationOptions } from "../progress.ts";
-import { BlobWriter, copyFileInto } from "./_blob_writer.ts";
+import { BlobWriter, BUFFER_SIZE, copyFileInto } from "./_blob_writer.ts";
 
 const LAYOUT_FILE = "oci-layout";
 const INDEX_FILE = "index.json";
@@ -68,8 +68,11 @@ export interface ResolvedRef {
 /** Options for {@linkcode Store.open}. */
 export interface StoreOptions {
   /**
-   * Flush blobs and `index.json` to disk before they become visible, so a
-   * power loss cannot leave a named blob with missing bytes. Default `true`.
+   * Flush every blob to disk before it becomes visible, so that even a power
+   * loss cannot leave a named blob with missing bytes. `index.json` is always
+   * flushed. Default `false`: a killed process never leaves a partial blob
+   * either way, and a blob cut short by a power loss has the wrong size, so
+   * the next build or pull writes it again and `verify` reports it.
    */
   durable?: boolean;
 }
@@ -86,6 +89,12 @@ async function exists(path: string): Promise<boolean> {
     if (e instanceof Deno.errors.NotFound) return false;
     throw e;
   }
+}
+
+function sameFile(a: Deno.FileInfo, b: Deno.FileInfo): boolean {
+  return a.size === b.size && a.ino === b.ino && a.dev === b.dev &&
+    a.mtime?.getTime() === b.mtime?.getTime() &&
+    a.ctime?.getTime() === b.ctime?.getTime();
 }
 
 function randomName(): string {
@@ -154,7 +163,7 @@ export class Store {
   static async open(path: string, options: StoreOptions = {}): Promise<Store> {
     const store = new Store(
       path.replace(/\/+$/, "") || "/",
-      options.durable ?? true,
+      options.durable ?? false,
     );
     await store.#check();
     return store;
@@ -201,7 +210,8 @@ export class Store {
       );
     }
     await this.#readIndex();
-    this.#checked = true;
+    // #checked stays false: #ensureLayout must still create blobs/sha256 and
+    // .tmp, which a layout written by another tool does not have.
   }
 
   async #ensureLayout(): Promise<void> {
@@ -349,10 +359,87 @@ export class Store {
     options: OperationOptions & { name?: string } = {},
   ): Promise<Descriptor> {
     await this.#ensureLayout();
-    using src = await Deno.open(path, { read: true });
-    const total = (await src.stat()).size;
     const name = options.name ?? path;
-    options.onProgress?.({ name, done: 0, total, phase: "start" });
+    const progress = options.onProgress;
+    using src = await Deno.open(path, { read: true });
+    const before = await src.stat();
+    progress?.({ name, done: 0, total: before.size, phase: "start" });
+    const onBytes = progress
+      ? (done: number) =>
+        progress({ name, done, total: before.size, phase: "progress" })
+      : undefined;
+    // A file that changed in the last seconds may change again within the
+    // timestamp granularity; stream it through the hashing writer instead.
+    const settled = before.ctime !== null &&
+      Date.now() - before.ctime.getTime() > 2000;
+    if (!settled) {
+      return await this.#putFileStreaming(
+        src,
+        name,
+        mediaType,
+        options,
+        before.size,
+      );
+    }
+    // When the store may already hold this file (a blob of the same size
+    // exists), hash first and copy only if needed, so a rebuild writes
+    // nothing. Otherwise copy in the kernel (copy_file_range or reflink)
+    // while hashing, and prove afterwards that the source did not change.
+    const tmp = join(this.path, TMP_DIR, randomName());
+    let copying: Promise<void> | undefined;
+    if (!(await this.#hasBlobOfSize(before.size))) {
+      copying = Deno.copyFile(path, tmp);
+      copying.catch(() => {});
+    }
+    let keep = false;
+    let digest: Digest;
+    let size: number;
+    try {
+      const hash = new Sha256();
+      const buf = new Uint8Array(BUFFER_SIZE);
+      for (;;) {
+        options.signal?.throwIfAborted();
+        const n = await src.read(buf);
+        if (n === null) break;
+        hash.update(n === buf.byteLength ? buf : buf.subarray(0, n));
+        onBytes?.(hash.bytes);
+      }
+      digest = hash.digest();
+      size = hash.bytes;
+      if (!(await this.hasBlob(digest, size))) {
+        await (copying ?? Deno.copyFile(path, tmp));
+        const after = await Deno.stat(path);
+        const copied = await Deno.stat(tmp);
+        if (!sameFile(before, after) || copied.size !== size) {
+          await src.seek(0, Deno.SeekMode.Start);
+          return await this.#putFileStreaming(
+            src,
+            name,
+            mediaType,
+            options,
+            before.size,
+          );
+        }
+        if (this.#durable) await this.#fsync(tmp);
+        await Deno.rename(tmp, this.blobPath(digest));
+        keep = true;
+      }
+    } finally {
+      await copying?.catch(() => {});
+      if (!keep) await Deno.remove(tmp).catch(() => {});
+    }
+    const descriptor = { mediaType, digest, size };
+    progress?.({ name, digest, done: size, total: size, phase: "done" });
+    return descriptor;
+  }
+
+  async #putFileStreaming(
+    src: Deno.FsFile,
+    name: string,
+    mediaType: string,
+    options: OperationOptions,
+    total: number,
+  ): Promise<Descriptor> {
     const tmp = join(this.path, TMP_DIR, randomName());
     let keep = false;
     try {
@@ -412,7 +499,6 @@ export class Store {
     const name = descriptor.name ?? digest;
     const tmp = join(this.path, TMP_DIR, randomName());
     let keep = false;
-    const reader = body.getReader();
     try {
       options.onProgress?.({
         name,
@@ -424,26 +510,17 @@ export class Store {
       {
         using dst = await Deno.open(tmp, { write: true, createNew: true });
         const writer = new BlobWriter(dst);
-        for (;;) {
-          options.signal?.throwIfAborted();
-          const { done, value } = await reader.read();
-          if (done) break;
-          if (writer.bytes + value.byteLength > size) {
-            throw new SizeMismatchError(
-              size,
-              writer.bytes + value.byteLength,
-              `blob ${digest}`,
-            );
-          }
-          await writer.write(value);
-          options.onProgress?.({
-            name,
-            digest,
-            done: writer.bytes,
-            total: size,
-            phase: "progress",
-          });
-        }
+        const progress = options.onProgress;
+        await writer.readFrom(
+          body,
+          size,
+          (seen) => new SizeMismatchError(size, seen, `blob ${digest}`),
+          progress
+            ? (done) =>
+              progress({ name, digest, done, total: size, phase: "progress" })
+            : undefined,
+          options.signal,
+        );
         const hash = await writer.finish();
         if (hash.bytes !== size) {
           throw new SizeMismatchError(size, hash.bytes, `blob ${digest}`);
@@ -463,10 +540,10 @@ export class Store {
         phase: "done",
       });
     } catch (e) {
-      await reader.cancel().catch(() => {});
+      // An error before the body was read leaves it unconsumed.
+      if (!body.locked) await body.cancel().catch(() => {});
       throw e;
     } finally {
-      reader.releaseLock();
       if (!keep) await Deno.remove(tmp).catch(() => {});
     }
   }
@@ -492,6 +569,22 @@ export class Store {
     }
   }
 
+  async #hasBlobOfSize(size: number): Promise<boolean> {
+    const dir = join(this.path, "blobs", "sha256");
+    let seen = 0;
+    try {
+      for await (const e of Deno.readDir(dir)) {
+        // A huge store is not scanned: assume a match and hash first.
+        if (++seen > 4096) return true;
+        const st = await Deno.stat(join(dir, e.name)).catch(() => null);
+        if (st?.size === size) return true;
+      }
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+    return false;
+  }
+
   async #fsync(path: string): Promise<void> {
     using f = await Deno.open(path, { read: true, write: true });
     await f.sync();
@@ -502,7 +595,7 @@ export class Store {
     try {
       if (typeof data === "string") await Deno.writeTextFile(tmp, data);
       else await Deno.writeFile(tmp, data);
-      if (this.#durable) await this.#fsync(tmp);
+      await this.#fsync(tmp);
       await Deno.rename(tmp, path);
     } catch (e) {
       await Deno.remove(tmp).catch(() => {});
@@ -682,14 +775,13 @@ export class Store {
       : undefined;
     if (prefix !== undefined) {
       const seen = new Map<string, Descriptor>();
-      for (const t of tags) {
-        if (digestHex(t.descriptor.digest).startsWith(prefix)) {
-          seen.set(t.descriptor.digest, t.descriptor);
-        }
-        if (isIndexMediaType(t.descriptor.mediaType) && prefix.length >= 4) {
+      // Untagged entries count too: list shows their image IDs.
+      for (const d of await this.entries()) {
+        if (digestHex(d.digest).startsWith(prefix)) seen.set(d.digest, d);
+        if (isIndexMediaType(d.mediaType) && prefix.length >= 4) {
           // Children of indexes can be addressed by digest too.
           try {
-            const parsed = await this.readManifest(t.descriptor);
+            const parsed = await this.readManifest(d);
             if (parsed.kind === "index") {
               for (const m of parsed.index.manifests) {
                 if (digestHex(m.digest).startsWith(prefix)) {

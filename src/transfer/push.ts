@@ -14,7 +14,7 @@ import {
 } from "../oci/reference.ts";
 import type { OperationOptions } from "../progress.ts";
 import type { RegistryClient } from "../registry/client.ts";
-import { fileStream } from "../store/file_stream.ts";
+import { fileStream, type FileStreamOptions } from "../store/file_stream.ts";
 import type { Store } from "../store/store.ts";
 import { runPool } from "./_pool.ts";
 
@@ -158,13 +158,14 @@ export async function push(
           phase: "start",
         });
         const path = store.blobPath(blob.digest);
+        const stopPolling = new AbortController();
         await client.uploadBlob(
           repo,
           blob,
           (offset, length) => {
-            const o: Parameters<typeof fileStream>[1] = {
+            const o: FileStreamOptions = {
               offset,
-              chunkSize: 4 * 1024 * 1024,
+              signal: stopPolling.signal,
             };
             if (length !== undefined) o.length = length;
             if (progress) {
@@ -180,7 +181,7 @@ export async function push(
             return fileStream(path, o);
           },
           signal ? { signal } : {},
-        );
+        ).finally(() => stopPolling.abort());
         result.uploaded++;
         progress?.({
           name: blob.name,

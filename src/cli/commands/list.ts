@@ -1,11 +1,21 @@
 import { digestHex } from "../../oci/digest.ts";
-import { familiarReference, parseReference } from "../../oci/reference.ts";
+import {
+  familiarReference,
+  parseReference,
+  type Reference,
+} from "../../oci/reference.ts";
 import { listImages } from "../../store/images.ts";
 import { checkPositionals, type Command } from "../_command.ts";
 import { formatBytes, formatTable } from "../_output.ts";
 
 function splitReference(full: string): [string, string] {
-  const ref = parseReference(full, { defaultTag: false });
+  let ref: Reference;
+  try {
+    ref = parseReference(full, { defaultTag: false });
+  } catch {
+    // A tag written by another OCI tool need not be a reference.
+    return [full, "<none>"];
+  }
   const familiar = familiarReference({
     registry: ref.registry,
     repository: ref.repository,
