@@ -143,7 +143,7 @@ export class Store {
   /** The store directory. */
   readonly path: string;
   readonly #durable: boolean;
-  #checked = false;
+  #prepared = false;
 
   private constructor(path: string, durable: boolean) {
     this.path = path;
@@ -210,12 +210,12 @@ export class Store {
       );
     }
     await this.#readIndex();
-    // #checked stays false: #ensureLayout must still create blobs/sha256 and
+    // #prepared stays false: #ensureLayout must still create blobs/sha256 and
     // .tmp, which a layout written by another tool does not have.
   }
 
   async #ensureLayout(): Promise<void> {
-    if (this.#checked) return;
+    if (this.#prepared) return;
     await Deno.mkdir(join(this.path, "blobs", "sha256"), { recursive: true });
     await Deno.mkdir(join(this.path, TMP_DIR), { recursive: true });
     // index.json before oci-layout: a directory with oci-layout always has
@@ -228,7 +228,7 @@ export class Store {
         await this.#writeAtomic(join(this.path, LAYOUT_FILE), LAYOUT_JSON);
       }
     });
-    this.#checked = true;
+    this.#prepared = true;
   }
 
   /**

@@ -1,0 +1,254 @@
+import assert from "node:assert/strict";
+import { build, type BuildResult } from "../../src/build/build.ts";
+import { InvalidReferenceError, NotFoundError } from "../../src/errors.ts";
+import { digestHex, digestOf } from "../../src/oci/digest.ts";
+import {
+  OCI_INDEX_MEDIA_TYPE,
+  OCI_MANIFEST_MEDIA_TYPE,
+} from "../../src/oci/manifest.ts";
+import {
+  deleteImage,
+  inspectImage,
+  listImages,
+  tagImage,
+} from "../../src/store/images.ts";
+import { Store } from "../../src/store/store.ts";
+import { snapshotStore } from "../_helpers/cli.ts";
+import { writeFiles } from "../_helpers/fixtures.ts";
+import { withTempDir } from "../_helpers/temp.ts";
+
+async function twoArch(
+  dir: string,
+): Promise<{ store: Store; result: BuildResult }> {
+  const f = await writeFiles(dir, {
+    vmlinuz: "kernel!",
+    initrd: "initramfs",
+    cmdline: "console=ttyS0\n",
+  });
+  const store = await Store.open(`${dir}/store`);
+  const result = await build(store, [
+    {
+      arch: "amd64",
+      layers: { kernel: f.vmlinuz, initramfs: f.initrd },
+      cmdline: f.cmdline,
+    },
+    { arch: "arm64", layers: { kernel: f.vmlinuz } },
+  ], { tag: "demo:1" });
+  return { store, result };
+}
+
+Deno.test("tagImage() points a normalised new tag at what the source names", async () => {
+  await withTempDir(async (dir) => {
+    const { store, result } = await twoArch(dir);
+    assert.equal(
+      await tagImage(store, "demo:1", "registry.example.com/os/demo:1.0"),
+      "registry.example.com/os/demo:1.0",
+    );
+    assert.equal(
+      await tagImage(store, "demo:1-arm64", "arm"),
+      "docker.io/library/arm:latest",
+    );
+    const prefix = digestHex(result.manifests[0]!.descriptor.digest).slice(
+      0,
+      12,
+    );
+    assert.equal(
+      await tagImage(store, prefix, "org/amd:x"),
+      "docker.io/org/amd:x",
+    );
+    const tags = new Map(
+      (await store.tags()).map((t) => [t.reference, t.descriptor]),
+    );
+    assert.equal(
+      tags.get("registry.example.com/os/demo:1.0")?.digest,
+      result.index.digest,
+    );
+    assert.equal(
+      tags.get("registry.example.com/os/demo:1.0")?.mediaType,
+      OCI_INDEX_MEDIA_TYPE,
+    );
+    assert.equal(
+      tags.get("docker.io/library/arm:latest")?.digest,
+      result.manifests[1]!.descriptor.digest,
+    );
+    const amd = tags.get("docker.io/org/amd:x");
+    assert.equal(amd?.digest, result.manifests[0]!.descriptor.digest);
+    assert.equal(amd?.mediaType, OCI_MANIFEST_MEDIA_TYPE);
+    // A tag names a manifest; the platform belongs to the index entry only.
+    assert.equal(amd?.platform, undefined);
+    // Retagging moves the tag.
+    await tagImage(store, "demo:1-amd64", "arm");
+    assert.equal(
+      (await store.resolve("arm")).descriptor.digest,
+      result.manifests[0]!.descriptor.digest,
+    );
+  });
+});
+
+Deno.test("tagImage() rejects an invalid or digest-carrying target and an unknown source without writing", async () => {
+  await withTempDir(async (dir) => {
+    const { store } = await twoArch(dir);
+    const before = await snapshotStore(store.path);
+    await assert.rejects(
+      tagImage(store, "demo:1", "Demo:2"),
+      InvalidReferenceError,
+    );
+    await assert.rejects(tagImage(store, "demo:1", ""), InvalidReferenceError);
+    await assert.rejects(
+      tagImage(store, "demo:1", `demo@sha256:${"a".repeat(64)}`),
+      { name: "InvalidReferenceError", message: /a tag cannot carry a digest/ },
+    );
+    await assert.rejects(tagImage(store, "missing:1", "demo:2"), NotFoundError);
+    assert.deepEqual(await snapshotStore(store.path), before);
+  });
+});
+
+Deno.test("listImages() gives one row per index.json entry with each blob counted once", async () => {
+  await withTempDir(async (dir) => {
+    const { store, result } = await twoArch(dir);
+    const rows = await listImages(store);
+    assert.deepEqual(rows.map((r) => r.reference), [
+      "docker.io/library/demo:1-amd64",
+      "docker.io/library/demo:1-arm64",
+      "docker.io/library/demo:1",
+    ]);
+    const amd = result.manifests[0]!.descriptor;
+    const arm = result.manifests[1]!.descriptor;
+    const kernel = "kernel!".length;
+    const initrd = "initramfs".length;
+    const amdConfig = '{"commandLine":"console=ttyS0"}'.length;
+    const armConfig = "{}".length;
+    assert.equal(rows[0]!.size, amd.size + amdConfig + kernel + initrd);
+    assert.equal(rows[1]!.size, arm.size + armConfig + kernel);
+    // The index shares the kernel between its manifests: counted once.
+    assert.equal(
+      rows[2]!.size,
+      result.index.size + amd.size + arm.size + amdConfig + armConfig + kernel +
+        initrd,
+    );
+    for (const r of rows) assert.equal(r.descriptor.annotations, undefined);
+    assert.equal(rows[0]!.descriptor.digest, amd.digest);
+  });
+});
+
+Deno.test("listImages() of an empty or missing store is empty", async () => {
+  await withTempDir(async (dir) => {
+    assert.deepEqual(await listImages(await Store.open(`${dir}/none`)), []);
+  });
+});
+
+Deno.test("inspectImage() shows an index with each manifest and its decoded config", async () => {
+  await withTempDir(async (dir) => {
+    const { store, result } = await twoArch(dir);
+    const details = await inspectImage(store, "demo:1");
+    assert.equal(details.reference, "docker.io/library/demo:1");
+    assert.equal(details.descriptor.digest, result.index.digest);
+    assert.equal(
+      (details.index as { manifests: unknown[] }).manifests.length,
+      2,
+    );
+    assert.equal(details.manifest, undefined);
+    assert.deepEqual(
+      details.manifests?.map((
+        m,
+      ) => [
+        m.descriptor.digest,
+        m.descriptor.platform?.architecture,
+        m.config,
+      ]),
+      [
+        [result.manifests[0]!.descriptor.digest, "amd64", {
+          commandLine: "console=ttyS0",
+        }],
+        [result.manifests[1]!.descriptor.digest, "arm64", {}],
+      ],
+    );
+    // JSON output is what the CLI prints; it must serialise.
+    assert.doesNotThrow(() => JSON.stringify(details));
+  });
+});
+
+Deno.test("inspectImage() shows a single manifest and its config by tag or digest prefix", async () => {
+  await withTempDir(async (dir) => {
+    const { store, result } = await twoArch(dir);
+    const digest = result.manifests[0]!.descriptor.digest;
+    for (const input of ["demo:1-amd64", digestHex(digest).slice(0, 8)]) {
+      const details = await inspectImage(store, input);
+      assert.equal(details.descriptor.digest, digest);
+      assert.deepEqual(details.config, { commandLine: "console=ttyS0" });
+      const manifest = details.manifest as { layers: { digest: string }[] };
+      assert.deepEqual(manifest.layers.map((l) => l.digest), [
+        digestOf("initramfs"),
+        digestOf("kernel!"),
+      ]);
+      assert.equal(details.index, undefined);
+    }
+    await assert.rejects(inspectImage(store, "nope:1"), NotFoundError);
+  });
+});
+
+Deno.test("deleteImage() by tag removes only that tag and keeps the blobs", async () => {
+  await withTempDir(async (dir) => {
+    const { store } = await twoArch(dir);
+    const blobs = Object.keys(await snapshotStore(`${store.path}/blobs`));
+    assert.deepEqual(await deleteImage(store, "demo:1"), [
+      "docker.io/library/demo:1",
+    ]);
+    assert.deepEqual((await store.tags()).map((t) => t.reference), [
+      "docker.io/library/demo:1-amd64",
+      "docker.io/library/demo:1-arm64",
+    ]);
+    assert.deepEqual(
+      Object.keys(await snapshotStore(`${store.path}/blobs`)),
+      blobs,
+    );
+  });
+});
+
+Deno.test("deleteImage() by digest removes every tag pointing at it", async () => {
+  await withTempDir(async (dir) => {
+    const { store, result } = await twoArch(dir);
+    await tagImage(store, "demo:1", "ghcr.io/org/demo:1");
+    const removed = await deleteImage(
+      store,
+      digestHex(result.index.digest).slice(0, 10),
+    );
+    assert.deepEqual(removed.sort(), [
+      "docker.io/library/demo:1",
+      "ghcr.io/org/demo:1",
+    ]);
+    assert.equal((await store.tags()).length, 2);
+  });
+});
+
+Deno.test("deleteImage() of a tag that does not exist throws NotFoundError and writes nothing", async () => {
+  await withTempDir(async (dir) => {
+    const { store } = await twoArch(dir);
+    const before = await snapshotStore(store.path);
+    await assert.rejects(deleteImage(store, "demo:2"), NotFoundError);
+    await assert.rejects(deleteImage(store, "ghcr.io/org/none"), NotFoundError);
+    assert.deepEqual(await snapshotStore(store.path), before);
+  });
+});
+
+Deno.test("deleteImage() of a manifest only an index points at throws NotFoundError instead of claiming success", async () => {
+  await withTempDir(async (dir) => {
+    const f = await writeFiles(dir, { k: "kernel" });
+    const store = await Store.open(`${dir}/store`);
+    const r = await build(store, [{ arch: "amd64", layers: { kernel: f.k } }]);
+    const child = r.manifests[0]!.descriptor.digest;
+    const before = await snapshotStore(store.path);
+    for (const input of [child, digestHex(child).slice(0, 8)]) {
+      await assert.rejects(
+        deleteImage(store, input),
+        (e: unknown) =>
+          e instanceof NotFoundError &&
+          e.message.startsWith(`No tag or store entry points at ${child}`),
+      );
+    }
+    assert.deepEqual(await snapshotStore(store.path), before);
+    // The untagged index itself can be deleted by its digest.
+    assert.deepEqual(await deleteImage(store, r.index.digest), []);
+    assert.deepEqual(await store.entries(), []);
+  });
+});
