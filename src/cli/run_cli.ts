@@ -49,6 +49,12 @@ export const GLOBAL_FLAGS: FlagSpec[] = [
     type: "boolean",
     help: "Talk HTTP instead of HTTPS to registries",
   },
+  {
+    name: "retries",
+    type: "string",
+    value: "N",
+    help: "Retries of a failed or interrupted registry transfer (default 5)",
+  },
   { name: "quiet", type: "boolean", short: "q", help: "No progress output" },
   { name: "debug", type: "boolean", help: "Show stack traces on errors" },
   { name: "help", type: "boolean", short: "h", help: "Show help" },

@@ -609,16 +609,21 @@ export class RegistryClient {
    *
    * @param repo The repository.
    * @param digest The blob's digest.
-   * @param options Byte offset to resume from, and abort signal.
-   * @returns The response; status 206 when resumed.
+   * @param options Byte offset to resume from, bytes wanted from there
+   * (default: to the end), and abort signal.
+   * @returns The response; status 206 when a range was sent and honoured
+   * (a registry may ignore the range and answer 200 with the whole blob).
    */
   async getBlob(
     repo: Repository,
     digest: Digest,
-    options: { offset?: number; signal?: AbortSignal } = {},
+    options: { offset?: number; length?: number; signal?: AbortSignal } = {},
   ): Promise<Response> {
     const headers: Record<string, string> = {};
-    if (options.offset) headers.range = `bytes=${options.offset}-`;
+    const offset = options.offset ?? 0;
+    if (options.length !== undefined && options.length > 0) {
+      headers.range = `bytes=${offset}-${offset + options.length - 1}`;
+    } else if (offset) headers.range = `bytes=${offset}-`;
     const init: RequestInit2 = {
       method: "GET",
       headers,
@@ -735,11 +740,21 @@ export class RegistryClient {
         idempotent: false,
       };
       if (options.signal) init.signal = options.signal;
-      const res = await this.#request(
-        repo,
-        appendQuery(location, { digest }),
-        init,
-      );
+      let res: Response;
+      try {
+        res = await this.#request(
+          repo,
+          appendQuery(location, { digest }),
+          init,
+        );
+      } catch (e) {
+        // The connection broke mid-upload: carry on with chunks, which can
+        // resume from what the registry received.
+        if (!(e instanceof RegistryError) || e.status !== 0) throw e;
+        options.signal?.throwIfAborted();
+        await this.#uploadChunked(repo, descriptor, open, options);
+        return;
+      }
       if (res.status === 201) {
         await res.body?.cancel();
         this.#checkStored(repo, res, digest);
@@ -779,6 +794,8 @@ export class RegistryClient {
     const chunk = this.#options.chunkSize ?? 64 * 1024 * 1024;
     let location = await this.#startUpload(repo, options.signal);
     let offset = 0;
+    let failures = 0;
+    const retries = this.#options.retries ?? 4;
     while (offset < size) {
       const len = Math.min(chunk, size - offset);
       const start = offset;
@@ -794,14 +811,43 @@ export class RegistryClient {
         idempotent: false,
       };
       if (options.signal) init.signal = options.signal;
-      const res = await this.#request(repo, location, init);
+      let res: Response;
+      try {
+        res = await this.#request(repo, location, init);
+      } catch (e) {
+        if (
+          !(e instanceof RegistryError) || e.status !== 0 || failures >= retries
+        ) {
+          throw e;
+        }
+        failures++;
+        options.signal?.throwIfAborted();
+        await sleep(
+          this.#backoff(this.#options.retryDelay ?? 250, failures),
+          options.signal,
+        );
+        // Ask the registry how much of the upload it kept, and go on from there.
+        const status = await this.#uploadStatus(repo, location).catch(() =>
+          undefined
+        );
+        // "0-0" means both nothing and one byte: start afresh then.
+        if (status === undefined || status.received <= 1) {
+          location = await this.#startUpload(repo, options.signal);
+          offset = 0;
+        } else {
+          location = status.location;
+          offset = status.received;
+        }
+        continue;
+      }
       await res.body?.cancel();
       if (res.status !== 202) {
         await this.#fail(repo, res, `blob chunk upload ${digest}`);
       }
       const loc = res.headers.get("location");
       if (loc) location = new URL(loc, this.baseUrl(repo.registry)).toString();
-      offset += len;
+      const range = /^(?:bytes=)?0-(\d+)$/.exec(res.headers.get("range") ?? "");
+      offset = range ? Number(range[1]) + 1 : start + len;
       options.onBytes?.(offset);
     }
     const init: RequestInit2 = {
@@ -821,6 +867,27 @@ export class RegistryClient {
       await this.#fail(repo, res, `blob upload ${digest}`);
     }
     this.#checkStored(repo, res, digest);
+  }
+
+  async #uploadStatus(
+    repo: Repository,
+    location: string,
+  ): Promise<{ location: string; received: number } | undefined> {
+    const res = await this.#request(repo, location, {
+      method: "GET",
+      actions: "pull,push",
+      idempotent: true,
+    });
+    await res.body?.cancel();
+    if (res.status !== 204 && res.status !== 202) return undefined;
+    const m = /^(?:bytes=)?0-(\d+)$/.exec(res.headers.get("range") ?? "");
+    const loc = res.headers.get("location");
+    return {
+      location: loc
+        ? new URL(loc, this.baseUrl(repo.registry)).toString()
+        : location,
+      received: m ? Number(m[1]) + 1 : 0,
+    };
   }
 
   /**

@@ -39,6 +39,7 @@ import {
 import { formatReference, parseReference } from "../oci/reference.ts";
 import type { OperationOptions } from "../progress.ts";
 import { BlobWriter, BUFFER_SIZE, copyFileInto } from "./_blob_writer.ts";
+import { PartialBlob, partialName } from "./partial_blob.ts";
 
 const LAYOUT_FILE = "oci-layout";
 const INDEX_FILE = "index.json";
@@ -46,6 +47,10 @@ const TMP_DIR = ".tmp";
 const LOCK_FILE = ".lock";
 const OWN_NAMES = new Set(["blobs", TMP_DIR, LOCK_FILE, INDEX_FILE]);
 const LAYOUT_JSON = '{"imageLayoutVersion":"1.0.0"}';
+/** Age after which an interrupted write's temporary file is removed. */
+export const STALE_TEMP_MS: number = 60 * 60 * 1000;
+/** Age after which a partial download is removed instead of resumed. */
+export const STALE_PARTIAL_MS: number = 7 * 24 * 60 * 60 * 1000;
 /** Largest `index.json` read, in bytes. */
 const MAX_INDEX_BYTES = 64 * 1024 * 1024;
 
@@ -55,6 +60,16 @@ export interface TagEntry {
   reference: string;
   /** The manifest or index tagged. */
   descriptor: Descriptor;
+}
+
+/** A blob file in the store. */
+export interface BlobInfo {
+  /** Its digest (from the file name). */
+  digest: Digest;
+  /** Its size in bytes. */
+  size: number;
+  /** When it was last written or used by a build or pull. */
+  lastUsed: Date;
 }
 
 /** What a reference resolved to in the store. */
@@ -227,8 +242,25 @@ export class Store {
       if (!(await exists(join(this.path, LAYOUT_FILE)))) {
         await this.#writeAtomic(join(this.path, LAYOUT_FILE), LAYOUT_JSON);
       }
+      await this.#removeStaleTemp();
     });
     this.#prepared = true;
+  }
+
+  /**
+   * Removes what interrupted runs left in the temporary directory: files
+   * untouched for an hour (a live writer keeps its file's time fresh), and
+   * partial downloads untouched for a week (kept that long for resuming).
+   */
+  async #removeStaleTemp(): Promise<void> {
+    const now = Date.now();
+    for (const t of await this.tempFiles()) {
+      const age = now - (t.mtime?.getTime() ?? now);
+      const partial = t.path.split("/").pop()!.startsWith("partial-");
+      if (age > (partial ? STALE_PARTIAL_MS : STALE_TEMP_MS)) {
+        await Deno.remove(t.path).catch(() => {});
+      }
+    }
   }
 
   /**
@@ -330,7 +362,10 @@ export class Store {
   async putBytes(bytes: Uint8Array, mediaType: string): Promise<Descriptor> {
     const digest = digestOf(bytes);
     const descriptor = { mediaType, digest, size: bytes.byteLength };
-    if (await this.hasBlob(digest, bytes.byteLength)) return descriptor;
+    if (await this.hasBlob(digest, bytes.byteLength)) {
+      await this.touchBlob(digest);
+      return descriptor;
+    }
     await this.#ensureLayout();
     const tmp = join(this.path, TMP_DIR, randomName());
     try {
@@ -423,6 +458,8 @@ export class Store {
         if (this.#durable) await this.#fsync(tmp);
         await Deno.rename(tmp, this.blobPath(digest));
         keep = true;
+      } else {
+        await this.touchBlob(digest);
       }
     } finally {
       await copying?.catch(() => {});
@@ -546,6 +583,101 @@ export class Store {
     } finally {
       if (!keep) await Deno.remove(tmp).catch(() => {});
     }
+  }
+
+  /**
+   * Starts or continues a resumable download of a blob. The partial bytes
+   * live in the temporary directory under a name derived from the digest,
+   * locked while in use.
+   *
+   * @param descriptor Digest and size of the blob.
+   * @returns The partial blob, or `undefined` when the blob is already present.
+   */
+  async beginBlob(
+    descriptor: Pick<Descriptor, "digest" | "size">,
+  ): Promise<PartialBlob | undefined> {
+    await this.#ensureLayout();
+    return await PartialBlob.open({
+      partial: join(this.path, TMP_DIR, partialName(descriptor.digest)),
+      blob: this.blobPath(descriptor.digest),
+      durable: this.#durable,
+    }, descriptor);
+  }
+
+  /**
+   * Marks a blob as just used (its access time), so a concurrent prune,
+   * which spares recently used blobs, does not remove a blob that a build or
+   * pull is about to tag.
+   *
+   * @param digest The blob's digest.
+   */
+  async touchBlob(digest: Digest): Promise<void> {
+    // The access time records use; the modification time stays the time
+    // the blob was written.
+    const path = this.blobPath(digest);
+    const st = await Deno.stat(path).catch(() => null);
+    if (st?.mtime) await Deno.utime(path, new Date(), st.mtime).catch(() => {});
+  }
+
+  /**
+   * Every blob file in the store.
+   *
+   * @returns Digest, size and time of last write or use of each blob.
+   */
+  async blobs(): Promise<BlobInfo[]> {
+    const dir = join(this.path, "blobs", "sha256");
+    const out: BlobInfo[] = [];
+    try {
+      for await (const e of Deno.readDir(dir)) {
+        const digest = `sha256:${e.name}`;
+        if (!isDigest(digest) || !e.isFile) continue;
+        const st = await Deno.stat(join(dir, e.name)).catch(() => null);
+        if (st) {
+          const times = [st.mtime, st.atime].map((t) => t?.getTime() ?? 0);
+          out.push({
+            digest,
+            size: st.size,
+            lastUsed: new Date(Math.max(...times)),
+          });
+        }
+      }
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+    return out;
+  }
+
+  /**
+   * Temporary files: partial downloads and interrupted writes.
+   *
+   * @returns Path, size and modification time of each.
+   */
+  async tempFiles(): Promise<
+    { path: string; size: number; mtime: Date | null }[]
+  > {
+    const dir = join(this.path, TMP_DIR);
+    const out: { path: string; size: number; mtime: Date | null }[] = [];
+    try {
+      for await (const e of Deno.readDir(dir)) {
+        const path = join(dir, e.name);
+        const st = await Deno.stat(path).catch(() => null);
+        if (st) out.push({ path, size: st.size, mtime: st.mtime });
+      }
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+    return out;
+  }
+
+  /**
+   * Runs a function while holding the store's exclusive lock, the one every
+   * change of `index.json` takes.
+   *
+   * @param fn The function.
+   * @returns Its result.
+   */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    return this.#withLock(fn);
   }
 
   /**

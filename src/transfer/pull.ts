@@ -20,6 +20,7 @@ import type {
   Repository,
 } from "../registry/client.ts";
 import type { Store } from "../store/store.ts";
+import { downloadBlob, type DownloadOptions } from "./_download.ts";
 import { runPool } from "./_pool.ts";
 
 /** Options for {@linkcode pull}. */
@@ -28,6 +29,10 @@ export interface PullOptions extends OperationOptions {
   platform?: Platform;
   /** Blobs transferred at once. Default 4. */
   concurrency?: number;
+  /** Resumes of a blob download after a drop or stall. Default 5. */
+  retries?: number;
+  /** Milliseconds without data before a download attempt is abandoned. Default 30 s. */
+  stallTimeout?: number;
 }
 
 /** What {@linkcode pull} did. */
@@ -168,32 +173,17 @@ export async function pull(
   };
   const progress = options.onProgress;
   const signal = options.signal;
+  const download: DownloadOptions = {};
+  if (signal) download.signal = signal;
+  if (progress) download.onProgress = progress;
+  if (options.retries !== undefined) download.retries = options.retries;
+  if (options.stallTimeout !== undefined) {
+    download.stallTimeout = options.stallTimeout;
+  }
   await runPool([...blobs.values()], options.concurrency ?? 4, async (blob) => {
-    if (await store.hasBlob(blob.digest, blob.size)) {
-      result.skipped++;
-      progress?.({
-        name: blob.name,
-        digest: blob.digest,
-        done: blob.size,
-        total: blob.size,
-        phase: "skip",
-      });
-      return;
-    }
-    const res = await client.getBlob(
-      repo,
-      blob.digest,
-      signal ? { signal } : {},
-    );
-    const opts: OperationOptions = {};
-    if (signal) opts.signal = signal;
-    if (progress) opts.onProgress = progress;
-    await store.ingest(
-      { digest: blob.digest, size: blob.size, name: blob.name },
-      res.body!,
-      opts,
-    );
-    result.downloaded++;
+    if (await downloadBlob(store, client, repo, blob, download)) {
+      result.downloaded++;
+    } else result.skipped++;
   }, signal);
   for (const { manifest } of children) {
     await store.putBytes(manifest.bytes, manifest.descriptor.mediaType);

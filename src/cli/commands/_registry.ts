@@ -24,6 +24,7 @@ export function registryClient(ctx: CommandContext): RegistryClient {
   let config: Promise<DockerConfig> | undefined;
   return new RegistryClient({
     plainHttp: ctx.bool("plain-http"),
+    retries: retries(ctx),
     credentials: async (registry) => {
       const options: DockerConfigOptions = { env: ctx.io.env };
       if (path !== undefined) options.path = path;
@@ -37,6 +38,19 @@ export function registryClient(ctx: CommandContext): RegistryClient {
       return await (await config).get(registry);
     },
   });
+}
+
+/** Parses `--retries`. */
+export function retries(ctx: CommandContext): number {
+  const v = ctx.string("retries");
+  if (v === undefined) return 5;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 100) {
+    throw new UsageError(
+      `Flag --retries takes a number from 0 to 100, got "${v}"`,
+    );
+  }
+  return n;
 }
 
 /** Parses `--concurrency`. */

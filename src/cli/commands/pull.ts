@@ -6,13 +6,14 @@ import {
   CONCURRENCY_FLAG,
   platformFlag,
   registryClient,
+  retries,
 } from "./_registry.ts";
 
 /** `pull`: registry image into the local store. */
 export const pullCommand: Command = {
   name: "pull",
   summary: "Pull an image from a registry into the local store",
-  usage: "pull REF [--platform os/arch]",
+  usage: "pull REF [--platform os/arch] [--json]",
   examples: [
     "ironcore-image pull registry.example.com/os/my-os:1.0 --platform linux/arm64",
   ],
@@ -24,12 +25,18 @@ export const pullCommand: Command = {
       help: "Pull only this platform of an index",
     },
     CONCURRENCY_FLAG,
+    {
+      name: "json",
+      type: "boolean",
+      help: "Print JSON: {reference, descriptor, downloaded, skipped}",
+    },
   ],
   positionals: { min: 1, max: 1, names: "one REF" },
   async run(ctx) {
     checkPositionals(this, ctx);
     const options: Parameters<typeof pull>[3] = {
       concurrency: concurrency(ctx),
+      retries: retries(ctx),
     };
     const platform = platformFlag(ctx);
     if (platform) options.platform = platform;
@@ -42,6 +49,10 @@ export const pullCommand: Command = {
       options,
     );
     await ctx.endProgress();
+    if (ctx.bool("json")) {
+      await ctx.out(JSON.stringify(result) + "\n");
+      return 0;
+    }
     await ctx.out(
       `Pulled ${
         familiarReference(parseReference(result.reference))
