@@ -386,7 +386,7 @@ const BAD_INPUTS: BadInput[] = [
   },
   {
     name: "the same arch twice",
-    code: 1,
+    code: 2,
     args: (c) =>
       BUILD(
         c,

@@ -66,6 +66,15 @@ export const buildCommand: Command = {
       if (e instanceof SyntaxError) throw new UsageError(e.message);
       throw e;
     }
+    const arches = new Set<string>();
+    for (const c of configs) {
+      if (arches.has(c.arch)) {
+        throw new UsageError(
+          `Architecture ${c.arch} is configured twice: give one --config per architecture`,
+        );
+      }
+      arches.add(c.arch);
+    }
     const options: Parameters<typeof build>[2] = {
       annotations: parseAnnotations(ctx.strings("annotations")),
     };
