@@ -21,6 +21,8 @@ export class NotFoundError extends Error {
   /** The reference, digest or name that was not found. */
   readonly reference: string | undefined;
   /**
+   * Creates the error.
+   *
    * @param message Sentence-case description with the fix.
    * @param options The missing reference and the cause.
    */
@@ -50,6 +52,8 @@ export class AmbiguousReferenceError extends Error {
   /** The digests it matches. */
   readonly candidates: readonly string[];
   /**
+   * Creates the error.
+   *
    * @param reference The ambiguous prefix.
    * @param candidates The digests it matches.
    */
@@ -77,6 +81,8 @@ export class InvalidReferenceError extends Error {
   /** The reference that failed to parse. */
   readonly reference: string;
   /**
+   * Creates the error.
+   *
    * @param reference The offending input.
    * @param reason Why it is invalid.
    */
@@ -103,6 +109,8 @@ export class DigestMismatchError extends Error {
   /** The digest the content has. */
   readonly actual: string;
   /**
+   * Creates the error.
+   *
    * @param expected The digest the content should have.
    * @param actual The digest computed from the bytes.
    * @param what Which content, for the message.
@@ -134,6 +142,8 @@ export class SizeMismatchError extends Error {
   /** The actual size in bytes (or at least this many). */
   readonly actual: number;
   /**
+   * Creates the error.
+   *
    * @param expected Size the descriptor declares.
    * @param actual Size seen.
    * @param what Which content, for the message.
@@ -160,6 +170,8 @@ export class SizeMismatchError extends Error {
  */
 export class InvalidImageError extends Error {
   /**
+   * Creates the error.
+   *
    * @param message What is wrong and where.
    * @param options The cause.
    */
@@ -183,6 +195,8 @@ export class StoreError extends Error {
   /** The store directory. */
   readonly path: string;
   /**
+   * Creates the error.
+   *
    * @param path The store directory.
    * @param reason What is wrong and how to fix it.
    */
@@ -209,6 +223,8 @@ export class UnauthorizedError extends Error {
   /** HTTP status. */
   readonly status: number;
   /**
+   * Creates the error.
+   *
    * @param message What failed and the fix.
    * @param options Host and status.
    */
@@ -238,6 +254,8 @@ export class RegistryError extends Error {
   /** Error codes from the registry's JSON error body. */
   readonly codes: readonly string[];
   /**
+   * Creates the error.
+   *
    * @param message What failed.
    * @param options Host, status, error codes and cause.
    */

@@ -124,6 +124,8 @@ export class Authenticator {
   readonly #creds = new Map<string, Promise<Credential | undefined>>();
 
   /**
+   * Creates an authenticator.
+   *
    * @param options Credentials, fetch and User-Agent.
    */
   constructor(options: AuthenticatorOptions = {}) {

@@ -192,6 +192,8 @@ export class RegistryClient {
   readonly #fetch: typeof fetch;
 
   /**
+   * Creates a client.
+   *
    * @param options Transport, credentials and retry settings.
    */
   constructor(options: RegistryClientOptions = {}) {

@@ -59,7 +59,8 @@ const TOKEN_USERNAME = "<token>";
 const HELPER_PREFIX = "docker-credential-";
 const MAX_HELPER_MESSAGE = 1000;
 
-type Env = (name: string) => string | undefined;
+/** Reads an environment variable. */
+export type Env = (name: string) => string | undefined;
 type JsonObject = Record<string, unknown>;
 
 function isObject(value: unknown): value is JsonObject {
