@@ -165,7 +165,8 @@ export class SizeMismatchError extends Error {
  * @example
  * ```ts
  * import { InvalidImageError } from "./errors.ts";
- * throw new InvalidImageError("Invalid manifest: layers[0].digest is missing");
+ * const err = new InvalidImageError("Invalid manifest: layers[0].digest is missing");
+ * console.log(err.message);
  * ```
  */
 export class InvalidImageError extends Error {

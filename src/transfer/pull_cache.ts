@@ -1,0 +1,186 @@
+/**
+ * A pull cache for long-running controllers: concurrent requests for the same
+ * reference share one pull, failed pulls are retried with backoff, and
+ * callers can wait for or subscribe to completion.
+ *
+ * @module
+ */
+
+import { formatPlatform, type Platform } from "../oci/platform.ts";
+import { formatReference, parseReference } from "../oci/reference.ts";
+import type { ProgressCallback } from "../progress.ts";
+import type { RegistryClient } from "../registry/client.ts";
+import type { Store } from "../store/store.ts";
+import { pull, type PullOptions, type PullResult } from "./pull.ts";
+
+/** State of one reference in a {@linkcode PullCache}. */
+export type PullState =
+  | { state: "pulling"; attempt: number }
+  | { state: "ready"; result: PullResult }
+  | { state: "failed"; error: unknown; attempts: number };
+
+/** Event sent to subscribers when a reference changes state. */
+export interface PullEvent {
+  /** The full reference (with `@platform` when one was asked for). */
+  key: string;
+  /** The new state. */
+  state: PullState;
+}
+
+/** Options for {@linkcode PullCache}. */
+export interface PullCacheOptions {
+  /** Attempts per request before it fails. Default 3. */
+  attempts?: number;
+  /** First delay between attempts (ms), doubling each time. Default 1000. */
+  retryDelay?: number;
+  /** Blobs transferred at once per pull. */
+  concurrency?: number;
+  /** Progress of every pull. */
+  onProgress?: ProgressCallback;
+}
+
+function keyOf(reference: string, platform?: Platform): string {
+  const full = formatReference(parseReference(reference));
+  return platform ? `${full}@@${formatPlatform(platform)}` : full;
+}
+
+/**
+ * Shares pulls between callers and remembers their outcome.
+ *
+ * @example Pull once for many callers
+ * ```ts ignore
+ * import { PullCache, RegistryClient, Store } from "../../mod.ts";
+ * const cache = new PullCache(await Store.open("/var/lib/ironcore"), new RegistryClient());
+ * const unsubscribe = cache.subscribe((e) => console.log(e.key, e.state.state));
+ * const [a, b] = await Promise.all([
+ *   cache.pull("registry.example.com/os/demo:1.0"),
+ *   cache.pull("registry.example.com/os/demo:1.0"),
+ * ]); // one pull
+ * unsubscribe();
+ * ```
+ */
+export class PullCache {
+  readonly #store: Store;
+  readonly #client: RegistryClient;
+  readonly #options: PullCacheOptions;
+  readonly #inflight = new Map<string, Promise<PullResult>>();
+  readonly #states = new Map<string, PullState>();
+  readonly #listeners = new Set<(e: PullEvent) => void>();
+
+  /**
+   * Creates a cache over a store and a registry client.
+   *
+   * @param store Where images are pulled to.
+   * @param client The registry client.
+   * @param options Retries, concurrency, progress.
+   */
+  constructor(
+    store: Store,
+    client: RegistryClient,
+    options: PullCacheOptions = {},
+  ) {
+    this.#store = store;
+    this.#client = client;
+    this.#options = options;
+  }
+
+  #set(key: string, state: PullState): void {
+    this.#states.set(key, state);
+    for (const l of this.#listeners) {
+      try {
+        l({ key, state });
+      } catch {
+        // A subscriber's failure must not break the pull.
+      }
+    }
+  }
+
+  /**
+   * Pulls a reference, or joins the pull already under way for it. A
+   * reference pulled before is pulled again (cheaply: blobs present are not
+   * fetched) so that tags are re-resolved.
+   *
+   * @param reference The image.
+   * @param options Platform and abort signal for this caller.
+   * @returns The pull's result.
+   */
+  pull(
+    reference: string,
+    options: { platform?: Platform; signal?: AbortSignal } = {},
+  ): Promise<PullResult> {
+    const key = keyOf(reference, options.platform);
+    let p = this.#inflight.get(key);
+    if (!p) {
+      p = this.#run(key, reference, options.platform).finally(() =>
+        this.#inflight.delete(key)
+      );
+      this.#inflight.set(key, p);
+    }
+    if (!options.signal) return p;
+    const signal = options.signal;
+    // One caller giving up does not cancel the shared pull.
+    return new Promise<PullResult>((resolve, reject) => {
+      const onAbort = () => reject(signal.reason);
+      signal.addEventListener("abort", onAbort, { once: true });
+      p.then(resolve, reject).finally(() =>
+        signal.removeEventListener("abort", onAbort)
+      );
+    });
+  }
+
+  async #run(
+    key: string,
+    reference: string,
+    platform?: Platform,
+  ): Promise<PullResult> {
+    const attempts = this.#options.attempts ?? 3;
+    const delay = this.#options.retryDelay ?? 1000;
+    for (let attempt = 1;; attempt++) {
+      this.#set(key, { state: "pulling", attempt });
+      try {
+        const opts: PullOptions = {};
+        if (platform) opts.platform = platform;
+        if (this.#options.concurrency) {
+          opts.concurrency = this.#options.concurrency;
+        }
+        if (this.#options.onProgress) {
+          opts.onProgress = this.#options.onProgress;
+        }
+        const result = await pull(this.#store, this.#client, reference, opts);
+        this.#set(key, { state: "ready", result });
+        return result;
+      } catch (error) {
+        if (attempt >= attempts) {
+          this.#set(key, { state: "failed", error, attempts: attempt });
+          throw error;
+        }
+        const cap = delay * 2 ** (attempt - 1);
+        await new Promise((r) =>
+          setTimeout(r, cap / 2 + Math.random() * cap / 2)
+        );
+      }
+    }
+  }
+
+  /**
+   * The last known state of a reference.
+   *
+   * @param reference The image.
+   * @param platform The platform, when one was asked for.
+   * @returns The state, or `undefined` when never requested.
+   */
+  state(reference: string, platform?: Platform): PullState | undefined {
+    return this.#states.get(keyOf(reference, platform));
+  }
+
+  /**
+   * Calls `listener` on every state change of every reference.
+   *
+   * @param listener Receives events.
+   * @returns A function that unsubscribes.
+   */
+  subscribe(listener: (e: PullEvent) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+}
