@@ -40,13 +40,8 @@ export async function main(args: readonly string[]): Promise<number> {
       stderr: Deno.stderr.writable,
       stdin: Deno.stdin.readable,
       stderrIsTerminal: Deno.stderr.isTerminal(),
-      env: (name) => {
-        try {
-          return Deno.env.get(name);
-        } catch {
-          return undefined;
-        }
-      },
+      // A missing --allow-env surfaces as a clear permission error.
+      env: (name) => Deno.env.get(name),
       signal: controller.signal,
     });
   } finally {

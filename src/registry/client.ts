@@ -273,6 +273,8 @@ export class RegistryClient {
       } catch (e) {
         if (e instanceof DOMException && e.name === "AbortError") throw e;
         if (init.signal?.aborted) throw init.signal.reason;
+        // A missing --allow-net is the user's to fix, not the network's.
+        if (e instanceof Deno.errors.NotCapable) throw e;
         if (e instanceof RegistryError || e instanceof UnauthorizedError) {
           throw e;
         }
