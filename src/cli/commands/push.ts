@@ -7,7 +7,7 @@ import { concurrency, CONCURRENCY_FLAG, registryClient } from "./_registry.ts";
 export const pushCommand: Command = {
   name: "push",
   summary: "Push an image from the local store to its registry",
-  usage: "push REF [--push-sub-manifests=true|false]",
+  usage: "push REF [--push-sub-manifests=true|false] [--json]",
   examples: ["ironcore-image push registry.example.com/os/my-os:1.0"],
   flags: [
     {
@@ -18,6 +18,11 @@ export const pushCommand: Command = {
       default: "true",
     },
     CONCURRENCY_FLAG,
+    {
+      name: "json",
+      type: "boolean",
+      help: "Print JSON: {reference, descriptor, uploaded, skipped, subTags}",
+    },
   ],
   positionals: { min: 1, max: 1, names: "one REF" },
   async run(ctx) {
@@ -35,6 +40,10 @@ export const pushCommand: Command = {
       options,
     );
     await ctx.endProgress();
+    if (ctx.bool("json")) {
+      await ctx.out(JSON.stringify(result) + "\n");
+      return 0;
+    }
     const name = familiarReference(parseReference(result.reference));
     for (const t of result.subTags) {
       await ctx.out(`Pushed ${familiarReference(parseReference(t))}\n`);

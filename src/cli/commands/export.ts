@@ -1,0 +1,131 @@
+import { NotFoundError } from "../../errors.ts";
+import { familiarReference, parseReference } from "../../oci/reference.ts";
+import {
+  exportArchive,
+  type ExportArchiveOptions,
+  type ExportArchiveResult,
+} from "../../transfer/archive.ts";
+import { UsageError } from "../_args.ts";
+import { checkPositionals, type Command } from "../_command.ts";
+import { formatBytes } from "../_output.ts";
+
+function display(result: ExportArchiveResult, input: string): string {
+  if (result.reference === undefined) return input;
+  try {
+    return familiarReference(parseReference(result.reference));
+  } catch {
+    return result.reference;
+  }
+}
+
+/** Writes to a temporary file next to `path`, renamed into place at the end. */
+async function exportToFile(
+  path: string,
+  run: (sink: WritableStream<Uint8Array>) => Promise<ExportArchiveResult>,
+): Promise<ExportArchiveResult> {
+  const slash = path.lastIndexOf("/");
+  const dir = slash === -1 ? "." : slash === 0 ? "/" : path.slice(0, slash);
+  const base = path.slice(slash + 1);
+  const tmp = `${dir}/.${base}.${crypto.randomUUID()}.tmp`;
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(tmp, { write: true, createNew: true, mode: 0o644 });
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new NotFoundError(
+        `Cannot write archive ${path}: directory ${dir} does not exist, create it first`,
+        { reference: path },
+      );
+    }
+    throw e;
+  }
+  let done = false;
+  try {
+    // The file's writable buffers small writes; closing it (which
+    // exportArchive does) flushes them and closes the file.
+    const result = await run(file.writable);
+    await Deno.rename(tmp, path);
+    done = true;
+    return result;
+  } finally {
+    try {
+      file.close();
+    } catch {
+      // Already closed with its stream.
+    }
+    if (!done) await Deno.remove(tmp).catch(() => {});
+  }
+}
+
+/** `export`: an image from the store as an OCI archive. */
+export const exportCommand: Command = {
+  name: "export",
+  summary: "Write an image from the local store as an OCI archive (tar)",
+  usage: "export REF -o FILE|- [--name NAME]",
+  examples: [
+    "ironcore-image export my-os:1.0 -o my-os.tar",
+    "ironcore-image export my-os:1.0 -o - | ssh host ironcore-image import -",
+    "skopeo copy oci-archive:my-os.tar docker://registry.example.com/os/my-os:1.0",
+  ],
+  flags: [
+    {
+      name: "output",
+      short: "o",
+      type: "string",
+      value: "FILE",
+      help: "Archive to write, or - for standard output",
+    },
+    {
+      name: "name",
+      type: "string",
+      value: "NAME",
+      help:
+        "Name in the archive's index.json (org.opencontainers.image.ref.name); default the full reference",
+    },
+  ],
+  positionals: { min: 1, max: 1, names: "one REF" },
+  async run(ctx) {
+    checkPositionals(this, ctx);
+    const output = ctx.string("output");
+    if (output === undefined || output === "") {
+      throw new UsageError(
+        "export needs -o FILE, or -o - for standard output",
+      );
+    }
+    const ref = ctx.args.positionals[0]!;
+    const options: ExportArchiveOptions = {};
+    const name = ctx.string("name");
+    if (name !== undefined) options.name = name;
+    if (ctx.progress) options.onProgress = ctx.progress;
+    if (ctx.io.signal) options.signal = ctx.io.signal;
+    const store = await ctx.store();
+    if (output === "-") {
+      const result = await exportArchive(store, ref, ctx.io.stdout, {
+        ...options,
+        preventClose: true,
+      });
+      await ctx.endProgress();
+      await ctx.err(
+        `Exported ${
+          display(result, ref)
+        }: ${result.descriptor.digest}, ${result.blobs} blobs, ${
+          formatBytes(result.bytes)
+        }\n`,
+      );
+      return 0;
+    }
+    const result = await exportToFile(
+      output,
+      (sink) => exportArchive(store, ref, sink, options),
+    );
+    await ctx.endProgress();
+    await ctx.out(
+      `Exported ${
+        display(result, ref)
+      } to ${output}: ${result.descriptor.digest}, ${result.blobs} blobs, ${
+        formatBytes(result.bytes)
+      }\n`,
+    );
+    return 0;
+  },
+};

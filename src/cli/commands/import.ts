@@ -1,0 +1,119 @@
+import { NotFoundError } from "../../errors.ts";
+import { familiarReference, parseReference } from "../../oci/reference.ts";
+import {
+  importArchive,
+  type ImportArchiveOptions,
+} from "../../transfer/archive.ts";
+import { UsageError } from "../_args.ts";
+import { checkPositionals, type Command } from "../_command.ts";
+
+async function openArchive(path: string): Promise<ReadableStream<Uint8Array>> {
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(path, { read: true });
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new NotFoundError(
+        `Cannot read archive ${path}: no such file, check the path`,
+        { reference: path },
+      );
+    }
+    throw e;
+  }
+  try {
+    if ((await file.stat()).isDirectory) {
+      throw new UsageError(
+        `Cannot read archive ${path}: it is a directory, give a tar file`,
+      );
+    }
+  } catch (e) {
+    file.close();
+    throw e;
+  }
+  // Closed when the stream ends or is cancelled.
+  return file.readable;
+}
+
+function familiar(reference: string): string {
+  try {
+    return familiarReference(parseReference(reference));
+  } catch {
+    return reference;
+  }
+}
+
+/** `import`: an OCI archive into the store. */
+export const importCommand: Command = {
+  name: "import",
+  summary: "Import an OCI archive (tar) into the local store",
+  usage: "import FILE|- [--tag TAG] [--json]",
+  examples: [
+    "ironcore-image import my-os.tar",
+    "ironcore-image import my-os.tar --tag registry.example.com/os/my-os:1.0",
+    "skopeo copy docker://registry.example.com/os/my-os:1.0 oci-archive:/dev/stdout | ironcore-image import - --tag my-os:1.0",
+  ],
+  flags: [
+    {
+      name: "tag",
+      type: "string",
+      value: "TAG",
+      help:
+        "Tag for the archive's image (default: the full reference named in the archive)",
+    },
+    {
+      name: "json",
+      type: "boolean",
+      help: "Print JSON: {images: [{reference, digest, mediaType, size}], …}",
+    },
+  ],
+  positionals: { min: 1, max: 1, names: "one FILE, or - for standard input" },
+  async run(ctx) {
+    checkPositionals(this, ctx);
+    const path = ctx.args.positionals[0]!;
+    const options: ImportArchiveOptions = {};
+    const tag = ctx.string("tag");
+    if (tag !== undefined) options.tag = tag;
+    if (ctx.progress) options.onProgress = ctx.progress;
+    if (ctx.io.signal) options.signal = ctx.io.signal;
+    const store = await ctx.store();
+    let source: ReadableStream<Uint8Array>;
+    if (path === "-") {
+      if (!ctx.io.stdin) {
+        throw new UsageError(
+          "Standard input is not available: give the archive as a FILE",
+        );
+      }
+      source = ctx.io.stdin;
+    } else {
+      source = await openArchive(path);
+    }
+    const result = await importArchive(store, source, options);
+    await ctx.endProgress();
+    if (ctx.bool("json")) {
+      await ctx.out(
+        JSON.stringify(
+          {
+            images: result.images.map((i) => ({
+              reference: i.reference,
+              digest: i.descriptor.digest,
+              mediaType: i.descriptor.mediaType,
+              size: i.descriptor.size,
+            })),
+            ingested: result.ingested,
+            skipped: result.skipped,
+            bytes: result.bytes,
+          },
+          null,
+          2,
+        ) + "\n",
+      );
+      return 0;
+    }
+    for (const image of result.images) {
+      await ctx.out(
+        `Imported ${familiar(image.reference)}: ${image.descriptor.digest}\n`,
+      );
+    }
+    return 0;
+  },
+};

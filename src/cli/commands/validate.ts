@@ -1,0 +1,83 @@
+import { familiarReference, parseReference } from "../../oci/reference.ts";
+import {
+  validateLocal,
+  validateRemote,
+  type ValidationReport,
+} from "../../transfer/validate.ts";
+import { checkPositionals, type Command } from "../_command.ts";
+import { registryClient } from "./_registry.ts";
+
+function display(reference: string): string {
+  try {
+    return familiarReference(parseReference(reference));
+  } catch {
+    // A digest or digest prefix of a local image.
+    return reference;
+  }
+}
+
+function count(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? "" : "s"}`;
+}
+
+/** `validate`: check an image against the IronCore spec. */
+export const validateCommand: Command = {
+  name: "validate",
+  summary: "Check an image against the IronCore image spec",
+  usage: "validate REF [--remote] [--json]",
+  examples: [
+    "ironcore-image validate my-os:1.0",
+    "ironcore-image validate ghcr.io/org/os:1.0 --remote --json",
+  ],
+  flags: [
+    {
+      name: "remote",
+      type: "boolean",
+      help: "Check the image in its registry instead of the local store",
+    },
+    {
+      name: "json",
+      type: "boolean",
+      help: 'Print {"reference", "ok", "findings"} as JSON',
+    },
+  ],
+  positionals: { min: 1, max: 1, names: "one REF" },
+  async run(ctx) {
+    checkPositionals(this, ctx);
+    const reference = ctx.args.positionals[0]!;
+    const options = ctx.io.signal ? { signal: ctx.io.signal } : {};
+    const report: ValidationReport = ctx.bool("remote")
+      ? await validateRemote(registryClient(ctx), reference, options)
+      : await validateLocal(await ctx.store(), reference, options);
+    if (ctx.bool("json")) {
+      await ctx.out(
+        JSON.stringify(
+          {
+            reference: report.reference,
+            ok: report.ok,
+            findings: report.findings,
+          },
+          null,
+          2,
+        ) + "\n",
+      );
+      return report.ok ? 0 : 1;
+    }
+    let text = "";
+    for (const f of report.findings) {
+      text += `${f.level}: ${f.path}: ${f.message}\n`;
+    }
+    const errors = report.findings.filter((f) => f.level === "error").length;
+    const warnings = report.findings.length - errors;
+    const name = display(report.reference);
+    text += report.ok
+      ? `${name} is a valid IronCore image${
+        warnings ? ` (${count(warnings, "warning")})` : ""
+      }\n`
+      : `${name} is not a valid IronCore image: ${count(errors, "error")}, ${
+        count(warnings, "warning")
+      }\n`;
+    await ctx.out(text);
+    return report.ok ? 0 : 1;
+  },
+};
