@@ -84,6 +84,8 @@ export class DigestVerifier extends TransformStream<Uint8Array, Uint8Array> {
   readonly #state: Verification;
 
   /**
+   * Creates a verifier for content of a known digest and size.
+   *
    * @param expected The digest and size the content must have.
    * @param options Name for messages and a byte-count callback.
    */
