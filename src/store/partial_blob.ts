@@ -9,6 +9,10 @@
 import { DigestMismatchError, SizeMismatchError } from "../errors.ts";
 import { type Digest, digestHex, Sha256 } from "../oci/digest.ts";
 import { BlobWriter, BUFFER_SIZE } from "./_blob_writer.ts";
+import { WorkerWriter } from "./_worker_writer.ts";
+
+/** Blobs this large are hashed on a worker thread, beside the network. */
+const WORKER_THRESHOLD = 16 * 1024 * 1024;
 
 /** Where a partial blob lives and where it goes when complete. */
 export interface PartialBlobPaths {
@@ -71,6 +75,8 @@ export class PartialBlob {
   readonly #digest: Digest;
   readonly #size: number;
   #hash: Sha256;
+  /** Large blobs are hashed and written on a worker thread. */
+  readonly #worker: WorkerWriter | undefined;
   #closed = false;
 
   private constructor(
@@ -78,12 +84,14 @@ export class PartialBlob {
     paths: PartialBlobPaths,
     descriptor: { digest: Digest; size: number },
     hash: Sha256,
+    worker?: WorkerWriter,
   ) {
     this.#file = file;
     this.#paths = paths;
     this.#digest = descriptor.digest;
     this.#size = descriptor.size;
     this.#hash = hash;
+    this.#worker = worker;
   }
 
   /**
@@ -122,6 +130,13 @@ export class PartialBlob {
           file.close();
           return undefined;
         }
+        if (descriptor.size >= WORKER_THRESHOLD) {
+          const worker = await WorkerWriter.open(
+            paths.partial,
+            descriptor.size,
+          );
+          return new PartialBlob(file, paths, descriptor, new Sha256(), worker);
+        }
         const hash = new Sha256();
         if (mine.size > descriptor.size) {
           await file.truncate(0);
@@ -145,7 +160,7 @@ export class PartialBlob {
 
   /** Bytes already present and hashed: where the next request starts. */
   get offset(): number {
-    return this.#hash.bytes;
+    return this.#worker ? this.#worker.bytes : this.#hash.bytes;
   }
 
   /**
@@ -161,6 +176,17 @@ export class PartialBlob {
     body: ReadableStream<Uint8Array>,
     options: { onBytes?: (n: number) => void; signal?: AbortSignal } = {},
   ): Promise<void> {
+    if (this.#worker) {
+      await this.#worker.readFrom(
+        body,
+        this.#size,
+        (seen) =>
+          new SizeMismatchError(this.#size, seen, `blob ${this.#digest}`),
+        options.onBytes,
+        options.signal,
+      );
+      return;
+    }
     const writer = new BlobWriter(this.#file, this.#hash);
     let failure: unknown;
     try {
@@ -188,6 +214,10 @@ export class PartialBlob {
 
   /** Drops the bytes received so far (the server ignored the range). */
   async restart(): Promise<void> {
+    if (this.#worker) {
+      await this.#worker.truncate();
+      return;
+    }
     await this.#file.truncate(0);
     await this.#file.seek(0, Deno.SeekMode.Start);
     this.#hash = new Sha256();
@@ -201,14 +231,22 @@ export class PartialBlob {
    * @throws {DigestMismatchError} When the bytes hash differently.
    */
   async commit(): Promise<void> {
-    if (this.#hash.bytes !== this.#size) {
-      throw new SizeMismatchError(
-        this.#size,
-        this.#hash.bytes,
-        `blob ${this.#digest}`,
-      );
+    let actual: Digest;
+    let bytes: number;
+    if (this.#worker) {
+      ({ digest: actual, bytes } = await this.#worker.finish(
+        this.#paths.durable,
+      ));
+    } else {
+      bytes = this.#hash.bytes;
+      if (bytes !== this.#size) {
+        throw new SizeMismatchError(this.#size, bytes, `blob ${this.#digest}`);
+      }
+      actual = this.#hash.digest();
     }
-    const actual = this.#hash.digest();
+    if (bytes !== this.#size) {
+      throw new SizeMismatchError(this.#size, bytes, `blob ${this.#digest}`);
+    }
     if (actual !== this.#digest) {
       await Deno.remove(this.#paths.partial).catch(() => {});
       this.close();
@@ -218,7 +256,8 @@ export class PartialBlob {
         `blob ${this.#digest}`,
       );
     }
-    if (this.#paths.durable) await this.#file.sync();
+    if (this.#paths.durable && !this.#worker) await this.#file.sync();
+    this.#worker?.close();
     if (await sizeOf(this.#paths.blob) === this.#size) {
       await Deno.remove(this.#paths.partial).catch(() => {});
     } else {
@@ -237,6 +276,7 @@ export class PartialBlob {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#worker?.close();
     try {
       this.#file.close();
     } catch {
