@@ -181,10 +181,14 @@ export function validateDescriptor(value: unknown, where: string): Descriptor {
   return value as unknown as Descriptor;
 }
 
-function checkDescriptors(value: unknown, where: string): Descriptor[] {
+function checkDescriptors(
+  value: unknown,
+  where: string,
+  max: number = MAX_DESCRIPTORS,
+): Descriptor[] {
   if (!Array.isArray(value)) fail(where, "expected an array");
-  if (value.length > MAX_DESCRIPTORS) {
-    fail(where, `more than ${MAX_DESCRIPTORS} entries`);
+  if (value.length > max) {
+    fail(where, `more than ${max} entries`);
   }
   return value.map((d, i) => validateDescriptor(d, `${where}[${i}]`));
 }
@@ -248,7 +252,10 @@ export function validateManifest(value: unknown): ImageManifest {
  * validateIndex({ schemaVersion: 2, manifests: [] });
  * ```
  */
-export function validateIndex(value: unknown): ImageIndex {
+export function validateIndex(
+  value: unknown,
+  options: { maxDescriptors?: number } = {},
+): ImageIndex {
   if (!isObject(value)) fail("index", "expected a JSON object");
   if (value.schemaVersion !== 2) {
     fail("index schemaVersion", `expected 2, got ${show(value.schemaVersion)}`);
@@ -268,7 +275,7 @@ export function validateIndex(value: unknown): ImageIndex {
   if ("layers" in value || "config" in value) {
     fail("index", "has layers or config; it looks like a manifest");
   }
-  checkDescriptors(value.manifests, "index manifests");
+  checkDescriptors(value.manifests, "index manifests", options.maxDescriptors);
   if (value.subject !== undefined) {
     validateDescriptor(value.subject, "index subject");
   }

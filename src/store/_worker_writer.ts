@@ -84,6 +84,9 @@ export class WorkerWriter {
     transfer: Transferable[] = [],
   ): Promise<Reply> {
     if (this.#failure) return Promise.reject(this.#failure);
+    if (this.#closed) {
+      return Promise.reject(new Error("The hash worker is already closed"));
+    }
     return new Promise<Reply>((resolve, reject) => {
       this.#waiting.push({ resolve, reject });
       this.#worker.postMessage(msg, transfer);
@@ -228,6 +231,9 @@ export class WorkerWriter {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#failure ??= new Error("The hash worker is closed");
+    for (const w of this.#waiting.splice(0)) w.reject(this.#failure);
+    this.#notify();
     try {
       this.#worker.postMessage({ op: "close" });
     } catch {

@@ -9,7 +9,7 @@ import type { Descriptor } from "../oci/manifest.ts";
 import { formatReference, parseReference } from "../oci/reference.ts";
 import type { ImageConfig } from "../spec/config.ts";
 import { parseConfig } from "../spec/config.ts";
-import type { Store } from "./store.ts";
+import { ANNOTATION_IMAGE_SIZE, type Store } from "./store.ts";
 
 /** One row of {@linkcode listImages}. */
 export interface ImageSummary {
@@ -131,34 +131,6 @@ export async function deleteImage(
   return removed;
 }
 
-async function closureSize(
-  store: Store,
-  descriptor: Descriptor,
-  seen: Set<string>,
-): Promise<number> {
-  if (seen.has(descriptor.digest)) return 0;
-  seen.add(descriptor.digest);
-  let total = descriptor.size;
-  try {
-    const parsed = await store.readManifest(descriptor);
-    if (parsed.kind === "index") {
-      for (const m of parsed.index.manifests) {
-        total += await closureSize(store, m, seen);
-      }
-    } else {
-      for (const d of [parsed.manifest.config, ...parsed.manifest.layers]) {
-        if (!seen.has(d.digest)) {
-          seen.add(d.digest);
-          total += d.size;
-        }
-      }
-    }
-  } catch {
-    // Missing or broken content is reported by verify; list shows what it can.
-  }
-  return total;
-}
-
 /**
  * Lists the images in the store.
  *
@@ -180,7 +152,10 @@ export async function listImages(store: Store): Promise<ImageSummary[]> {
     const { annotations, ...descriptor } = d;
     let size = sizes.get(d.digest);
     if (size === undefined) {
-      size = await closureSize(store, descriptor, new Set());
+      const cached = Number(annotations?.[ANNOTATION_IMAGE_SIZE]);
+      size = Number.isSafeInteger(cached) && cached >= 0
+        ? cached
+        : await store.imageSize(descriptor);
       sizes.set(d.digest, size);
     }
     const row: ImageSummary = { descriptor, size };

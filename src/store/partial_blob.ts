@@ -269,7 +269,7 @@ export class PartialBlob {
   /** Deletes the partial bytes (they cannot be part of the blob). */
   async discard(): Promise<void> {
     await Deno.remove(this.#paths.partial).catch(() => {});
-    await this.restart().catch(() => {});
+    if (!this.#closed) await this.restart().catch(() => {});
   }
 
   /** Releases the lock and closes the file; the partial bytes stay. */

@@ -47,6 +47,11 @@ const TMP_DIR = ".tmp";
 const LOCK_FILE = ".lock";
 const OWN_NAMES = new Set(["blobs", TMP_DIR, LOCK_FILE, INDEX_FILE]);
 const LAYOUT_JSON = '{"imageLayoutVersion":"1.0.0"}';
+/**
+ * Annotation on `index.json` entries caching the image's total size in bytes
+ * (content-addressed, so it never goes stale).
+ */
+export const ANNOTATION_IMAGE_SIZE = "io.ironcore.image.size";
 /** Age after which an interrupted write's temporary file is removed. */
 export const STALE_TEMP_MS: number = 60 * 60 * 1000;
 /** Age after which a partial download is removed instead of resumed. */
@@ -158,6 +163,7 @@ export class Store {
   /** The store directory. */
   readonly path: string;
   readonly #durable: boolean;
+  #indexCache: { key: string; index: ImageIndex } | undefined;
   #prepared = false;
 
   private constructor(path: string, durable: boolean) {
@@ -751,9 +757,17 @@ export class Store {
 
   async #readIndex(): Promise<ImageIndex> {
     let bytes: Uint8Array;
+    let key: string;
     try {
       const path = join(this.path, INDEX_FILE);
       const st = await Deno.stat(path);
+      // index.json is only ever replaced by rename: same inode, size and
+      // time means the same content, already parsed.
+      key =
+        `${st.ino}:${st.size}:${st.mtime?.getTime()}:${st.ctime?.getTime()}`;
+      if (this.#indexCache?.key === key) {
+        return structuredClone(this.#indexCache.index);
+      }
       if (st.size > MAX_INDEX_BYTES) {
         throw new StoreError(
           this.path,
@@ -774,7 +788,13 @@ export class Store {
       throw e;
     }
     try {
-      return validateIndex(JSON.parse(new TextDecoder().decode(bytes)));
+      // A store's own index lists every tag: far more entries than an
+      // image index from a registry may have.
+      const index = validateIndex(JSON.parse(new TextDecoder().decode(bytes)), {
+        maxDescriptors: 10_000_000,
+      });
+      this.#indexCache = { key, index };
+      return index;
     } catch (e) {
       throw new StoreError(
         this.path,
@@ -831,6 +851,34 @@ export class Store {
   }
 
   /**
+   * Total bytes of an image: its manifests, configs and layers, each counted
+   * once. Missing content counts as nothing (verify reports it).
+   *
+   * @param descriptor The manifest or index.
+   * @returns The size in bytes.
+   */
+  async imageSize(descriptor: Descriptor): Promise<number> {
+    const seen = new Set<string>();
+    const walk = async (d: Descriptor): Promise<number> => {
+      if (seen.has(d.digest)) return 0;
+      seen.add(d.digest);
+      let total = d.size;
+      if (!/manifest|index/.test(d.mediaType)) return total;
+      try {
+        const parsed = await this.readManifest(d);
+        const children = parsed.kind === "index"
+          ? parsed.index.manifests
+          : [parsed.manifest.config, ...parsed.manifest.layers];
+        for (const c of children) total += await walk(c);
+      } catch {
+        // Missing or broken content: verify reports it.
+      }
+      return total;
+    };
+    return await walk(descriptor);
+  }
+
+  /**
    * Points tags at descriptors, replacing any previous target, in one atomic
    * change of `index.json`. Call it only after every blob the descriptors
    * reach is in the store.
@@ -839,6 +887,18 @@ export class Store {
    */
   async setTags(entries: readonly TagEntry[]): Promise<void> {
     const refs = new Set(entries.map((e) => e.reference));
+    // Remember each image's total size with its tag, so list stays fast
+    // with thousands of tags (a digest's closure never changes).
+    const sizes = new Map<string, string>();
+    for (const e of entries) {
+      const cached = e.descriptor.annotations?.[ANNOTATION_IMAGE_SIZE];
+      if (!sizes.has(e.descriptor.digest)) {
+        sizes.set(
+          e.descriptor.digest,
+          cached ?? String(await this.imageSize(e.descriptor)),
+        );
+      }
+    }
     await this.updateIndex((index) => ({
       schemaVersion: 2,
       mediaType: OCI_INDEX_MEDIA_TYPE,
@@ -850,7 +910,11 @@ export class Store {
           const { annotations, platform: _p, ...rest } = e.descriptor;
           return {
             ...rest,
-            annotations: { ...annotations, [ANNOTATION_REF_NAME]: e.reference },
+            annotations: {
+              ...annotations,
+              [ANNOTATION_IMAGE_SIZE]: sizes.get(e.descriptor.digest)!,
+              [ANNOTATION_REF_NAME]: e.reference,
+            },
           };
         }),
       ],
