@@ -13,6 +13,14 @@
  */
 
 import {
+  CONFIG_MEDIA_TYPE,
+  encodeJson,
+  LAYER_MEDIA_TYPES,
+  OCI_MANIFEST_MEDIA_TYPE,
+  Store,
+  type TagEntry,
+} from "../mod.ts";
+import {
   startRegistry,
   type TestRegistry,
 } from "../tests/_helpers/registry.ts";
@@ -543,27 +551,36 @@ async function main(): Promise<void> {
     await rm(dst);
   }
 
-  // ---- many tags
+  // ---- many tags: 10,000 distinct images, each with its own tag
   if (want("tags")) {
     const tstore = `${WORK}/tags-store`;
     await rm(tstore);
-    await Deno.mkdir(`${tstore}/blobs/sha256`, { recursive: true });
-    await sh(
-      `${DENO} run -A ${CLI} --quiet --store-path '${tstore}' build --tag 'bench/t:0' --config arch=amd64,kernel='${
-        smalls[0]
-      }'`,
-    );
-    const index = JSON.parse(await Deno.readTextFile(`${tstore}/index.json`));
-    const base = index.manifests[index.manifests.length - 1];
-    for (let i = 1; i < 10_000; i++) {
-      index.manifests.push({
-        ...base,
-        annotations: {
-          "org.opencontainers.image.ref.name": `docker.io/bench/t:${i}`,
+    const store = await Store.open(tstore);
+    const cfg = encodeJson({ commandLine: "console=ttyS0" });
+    await store.putBytes(cfg.bytes, CONFIG_MEDIA_TYPE);
+    const kernel = encodeJson({ kernel: true });
+    await store.putBytes(kernel.bytes, LAYER_MEDIA_TYPES.kernel);
+    const entries: TagEntry[] = [];
+    for (let i = 0; i < 10_000; i++) {
+      const m = encodeJson({
+        schemaVersion: 2,
+        mediaType: OCI_MANIFEST_MEDIA_TYPE,
+        config: {
+          mediaType: CONFIG_MEDIA_TYPE,
+          digest: cfg.digest,
+          size: cfg.size,
         },
+        layers: [{
+          mediaType: LAYER_MEDIA_TYPES.kernel,
+          digest: kernel.digest,
+          size: kernel.size,
+        }],
+        annotations: { "org.opencontainers.image.title": `image ${i}` },
       });
+      const descriptor = await store.putBytes(m.bytes, OCI_MANIFEST_MEDIA_TYPE);
+      entries.push({ reference: `docker.io/bench/t:${i}`, descriptor });
     }
-    await Deno.writeTextFile(`${tstore}/index.json`, JSON.stringify(index));
+    await store.setTags(entries);
     const list = await bench(
       RUNS,
       () => Promise.resolve(),
