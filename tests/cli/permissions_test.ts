@@ -41,6 +41,7 @@ Deno.test("each command runs with its documented permissions and names a missing
     const store = `${dir}/store`;
     const pulled = `${dir}/pulled`;
     await Deno.mkdir(`${dir}/docker`);
+    await Deno.mkdir(`${dir}/out`);
     const files = await writeFiles(dir, {
       vmlinuz: crypto.getRandomValues(new Uint8Array(4096)),
       cmdline: "console=ttyS0",
@@ -131,6 +132,50 @@ Deno.test("each command runs with its documented permissions and names a missing
           ref,
           "--layer",
           "kernel",
+        ],
+      },
+      {
+        name: "validate",
+        perms: [`--allow-read=${store}`],
+        args: ["--store-path", store, "validate", ref],
+      },
+      {
+        name: "extract",
+        perms: [`--allow-read=${store},${dir}/out`, `--allow-write=${dir}/out`],
+        args: [
+          "--store-path",
+          store,
+          "extract",
+          ref,
+          "--layer",
+          "kernel",
+          "-o",
+          `${dir}/out/vmlinuz`,
+        ],
+      },
+      {
+        name: "export",
+        perms: [`--allow-read=${store},${dir}/out`, `--allow-write=${dir}/out`],
+        args: [
+          "--store-path",
+          store,
+          "export",
+          ref,
+          "-o",
+          `${dir}/out/image.tar`,
+        ],
+      },
+      {
+        name: "import",
+        perms: [
+          `--allow-read=${dir}/out,${dir}/imported`,
+          `--allow-write=${dir}/imported`,
+        ],
+        args: [
+          "--store-path",
+          `${dir}/imported`,
+          "import",
+          `${dir}/out/image.tar`,
         ],
       },
       {

@@ -1,0 +1,79 @@
+/**
+ * The README's library example (resolve an image in a registry and stream
+ * its kernel to a file) runs as written against a real registry.
+ */
+
+import assert from "node:assert/strict";
+import { build } from "../../src/build/build.ts";
+import { digestOf } from "../../src/oci/digest.ts";
+import { RegistryClient } from "../../src/registry/client.ts";
+import { Store } from "../../src/store/store.ts";
+import { push } from "../../src/transfer/push.ts";
+import { REPO_ROOT } from "../_helpers/cli.ts";
+import { writeFiles } from "../_helpers/fixtures.ts";
+import { startRegistry } from "../_helpers/registry.ts";
+import { withTempDir } from "../_helpers/temp.ts";
+
+Deno.test("the README's registry example streams a kernel to a file", async () => {
+  const readme = await Deno.readTextFile(`${REPO_ROOT}/README.md`);
+  const blocks = [...readme.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) =>
+    m[1]!
+  );
+  const example = blocks.find((b) => b.includes("openRemoteLayer"));
+  assert.ok(example, "README has the registry example");
+  await using reg = await startRegistry({ auth: "basic" });
+  await withTempDir(async (dir) => {
+    const kernel = new Uint8Array(100_000).map((_, i) => (i * 7919) % 251);
+    const files = await writeFiles(dir, { vmlinuz: kernel, initrd: "initrd" });
+    const store = await Store.open(`${dir}/store`);
+    const ref = `${reg.host}/readme/os:1.0`;
+    await build(store, [
+      {
+        arch: "amd64",
+        layers: { kernel: files.vmlinuz, initramfs: files.initrd },
+      },
+      { arch: "arm64", layers: { kernel: files.initrd } },
+    ], { tag: ref });
+    await push(
+      store,
+      new RegistryClient({
+        plainHttp: true,
+        credentials: () =>
+          Promise.resolve({ username: reg.username, password: reg.password }),
+      }),
+      ref,
+    );
+    // The example reads credentials the way users have them: a Docker config.
+    await Deno.mkdir(`${dir}/docker`);
+    await Deno.writeTextFile(
+      `${dir}/docker/config.json`,
+      JSON.stringify({
+        auths: {
+          [reg.host]: { auth: btoa(`${reg.username}:${reg.password}`) },
+        },
+      }),
+    );
+    const script = `${dir}/example.ts`;
+    await Deno.writeTextFile(
+      script,
+      example.replace(
+        '"jsr:@ironcore/image"',
+        JSON.stringify(`${REPO_ROOT}/mod.ts`),
+      ),
+    );
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--allow-all", "--quiet", script, ref],
+      cwd: dir,
+      env: { DOCKER_CONFIG: `${dir}/docker`, PLAIN_HTTP: "1" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    const written = await Deno.readFile(`${dir}/vmlinuz`);
+    assert.equal(digestOf(written), digestOf(kernel));
+    assert.match(
+      new TextDecoder().decode(out.stdout),
+      /^vmlinuz: 100000 bytes, sha256:/,
+    );
+  });
+});
