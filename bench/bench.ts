@@ -290,6 +290,26 @@ async function main(): Promise<void> {
       target: "<= 1.10",
     });
   }
+  // ---- progress bars on a terminal (a pseudo-terminal from script(1))
+  if (want("progress") && await hasTool("script")) {
+    const pstore = `${WORK}/progress-store`;
+    const buildCmd = (quiet: boolean) =>
+      `tw script -qec "${DENO} run --quiet --allow-read --allow-write=${WORK} --allow-env ${CLI} ${
+        quiet ? "--quiet " : ""
+      }--store-path ${pstore} build --tag bench:1 --config arch=amd64,disk=${big}" /dev/null > /dev/null`;
+    const quiet = await bench(RUNS, () => rm(pstore), () => buildCmd(true));
+    const bars = await bench(RUNS, () => rm(pstore), () => buildCmd(false));
+    record({
+      id: "progress",
+      label: "build with progress bars on a terminal vs --quiet",
+      ours: bars,
+      ref: quiet,
+      refLabel: "same build, --quiet",
+      target: "<= 1.02",
+    });
+    await rm(pstore);
+  }
+
   // A store holding the big image, for push.
   await rm(store);
   await sh(
