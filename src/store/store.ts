@@ -31,7 +31,9 @@ import {
   type Descriptor,
   type ImageIndex,
   isIndexMediaType,
+  MAX_MANIFEST_BYTES,
   OCI_INDEX_MEDIA_TYPE,
+  OCI_MANIFEST_MEDIA_TYPE,
   type ParsedManifest,
   parseManifest,
   validateIndex,
@@ -1000,16 +1002,32 @@ export class Store {
       }
       const asDigest = `sha256:${prefix}`;
       if (isDigest(asDigest) && await this.hasBlob(asDigest)) {
-        const bytes = await Deno.readFile(this.blobPath(asDigest));
-        const parsed = parseManifest(bytes);
+        // A manifest named only by its digest (e.g. one arch of an index).
+        // Layers and configs are not images: read nothing large.
+        const st = await Deno.stat(this.blobPath(asDigest));
+        let parsed: ParsedManifest | undefined;
+        if (st.size <= MAX_MANIFEST_BYTES) {
+          try {
+            parsed = parseManifest(
+              await Deno.readFile(this.blobPath(asDigest)),
+            );
+          } catch {
+            parsed = undefined;
+          }
+        }
+        if (!parsed) {
+          throw new NotFoundError(
+            `Blob ${asDigest} is in store ${this.path} but is not an image manifest or index: give the digest of an image`,
+            { reference: input },
+          );
+        }
         return {
           descriptor: {
             mediaType: parsed.kind === "index"
-              ? OCI_INDEX_MEDIA_TYPE
-              : parsed.manifest.mediaType ??
-                "application/vnd.oci.image.manifest.v1+json",
+              ? parsed.index.mediaType ?? OCI_INDEX_MEDIA_TYPE
+              : parsed.manifest.mediaType ?? OCI_MANIFEST_MEDIA_TYPE,
             digest: asDigest,
-            size: bytes.byteLength,
+            size: st.size,
           },
         };
       }
