@@ -32,6 +32,7 @@ import {
   readLimited,
   readLimitedBytes,
 } from "./auth.ts";
+import { backoffDelay, sleep } from "./backoff.ts";
 
 /** A repository in a registry. */
 export interface Repository {
@@ -93,20 +94,6 @@ interface RequestInit2 {
   /** Whether the request may be sent again after a failure. */
   idempotent: boolean;
   signal?: AbortSignal;
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(signal!.reason);
-    };
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
 }
 
 /**
@@ -306,7 +293,7 @@ export class RegistryClient {
             },
           );
         }
-        await sleep(this.#backoff(baseDelay, attempt), init.signal);
+        await sleep(backoffDelay(baseDelay, attempt), init.signal);
         continue;
       }
       // A 401 or 403 from a redirect target on another origin (a CDN whose
@@ -345,17 +332,12 @@ export class RegistryClient {
         await res.body?.cancel();
         const delay = Number.isFinite(after) && after > 0
           ? Math.min(after * 1000, 10_000)
-          : this.#backoff(baseDelay, attempt);
+          : backoffDelay(baseDelay, attempt);
         await sleep(delay, init.signal);
         continue;
       }
       return res;
     }
-  }
-
-  #backoff(base: number, attempt: number): number {
-    const cap = Math.min(10_000, base * 2 ** attempt);
-    return cap / 2 + Math.random() * cap / 2;
   }
 
   async #send(
@@ -827,7 +809,7 @@ export class RegistryClient {
         failures++;
         options.signal?.throwIfAborted();
         await sleep(
-          this.#backoff(this.#options.retryDelay ?? 250, failures),
+          backoffDelay(this.#options.retryDelay ?? 250, failures),
           options.signal,
         );
         // Ask the registry how much of the upload it kept, and go on from there.

@@ -14,6 +14,7 @@ import {
 } from "../errors.ts";
 import type { Descriptor } from "../oci/manifest.ts";
 import type { ProgressCallback } from "../progress.ts";
+import { backoffDelay, sleep } from "../registry/backoff.ts";
 import type { RegistryClient, Repository } from "../registry/client.ts";
 import type { Store } from "../store/store.ts";
 
@@ -36,20 +37,6 @@ class StallError extends Error {
     super(`No data for ${ms} ms`);
     this.name = "StallError";
   }
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(signal!.reason);
-    };
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
 }
 
 function contentRangeStart(res: Response): number | undefined {
@@ -180,8 +167,7 @@ export async function downloadBlob(
           }
           throw e;
         }
-        const cap = Math.min(10_000, baseDelay * 2 ** attempt);
-        await sleep(cap / 2 + Math.random() * cap / 2, options.signal);
+        await sleep(backoffDelay(baseDelay, attempt), options.signal);
       } finally {
         clearTimeout(timer);
         options.signal?.removeEventListener("abort", onOuterAbort);

@@ -9,6 +9,7 @@
 import { formatPlatform, type Platform } from "../oci/platform.ts";
 import { formatReference, parseReference } from "../oci/reference.ts";
 import type { ProgressCallback } from "../progress.ts";
+import { backoffDelay, sleep } from "../registry/backoff.ts";
 import type { RegistryClient } from "../registry/client.ts";
 import type { Store } from "../store/store.ts";
 import { pull, type PullOptions, type PullResult } from "./pull.ts";
@@ -154,10 +155,7 @@ export class PullCache {
           this.#set(key, { state: "failed", error, attempts: attempt });
           throw error;
         }
-        const cap = delay * 2 ** (attempt - 1);
-        await new Promise((r) =>
-          setTimeout(r, cap / 2 + Math.random() * cap / 2)
-        );
+        await sleep(backoffDelay(delay, attempt - 1));
       }
     }
   }
