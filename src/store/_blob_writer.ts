@@ -136,6 +136,13 @@ export class BlobWriter {
         onBytes?.(this.bytes);
       }
     } catch (e) {
+      // A read that failed took the buffer with it (BYOB transfers it): the
+      // bytes gathered there since the last flush are gone, and a resume
+      // fetches them again.
+      if (this.#buffers[0].buffer.byteLength === 0) {
+        this.#buffers[0] = new Uint8Array(BUFFER_SIZE);
+        this.#fill = 0;
+      }
       await byob.cancel().catch(() => {});
       throw e;
     } finally {

@@ -196,6 +196,13 @@ export class WorkerWriter {
       throw e;
     } finally {
       byob?.releaseLock();
+      if (buffer.byteLength === 0) {
+        // A failed BYOB read took the buffer with it: the bytes gathered
+        // there are gone, and a resume fetches them again.
+        this.#accepted -= fill;
+        fill = 0;
+        buffer = new ArrayBuffer(BUFFER_SIZE);
+      }
       if (fill > 0) this.#post(buffer, fill);
       else this.#free.push(buffer);
       await this.#drain();
