@@ -31,6 +31,7 @@ export async function main(args: readonly string[]): Promise<number> {
   const onSignal = () => controller.abort();
   try {
     Deno.addSignalListener("SIGINT", onSignal);
+    Deno.addSignalListener("SIGTERM", onSignal);
   } catch {
     // Signals are not available everywhere (e.g. some Windows consoles).
   }
@@ -47,6 +48,7 @@ export async function main(args: readonly string[]): Promise<number> {
   } finally {
     try {
       Deno.removeSignalListener("SIGINT", onSignal);
+      Deno.removeSignalListener("SIGTERM", onSignal);
     } catch {
       // See above.
     }

@@ -67,3 +67,4 @@ export * from "./src/store/prune.ts";
 export * from "./src/store/partial_blob.ts";
 export * from "./src/transfer/pull_cache.ts";
 export * from "./src/registry/backoff.ts";
+export * from "./src/serve/boot_handler.ts";

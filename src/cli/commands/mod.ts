@@ -14,6 +14,7 @@ import { logoutCommand } from "./logout.ts";
 import { pullCommand } from "./pull.ts";
 import { pushCommand } from "./push.ts";
 import { pruneCommand } from "./prune.ts";
+import { serveCommand } from "./serve.ts";
 import { tagCommand } from "./tag.ts";
 import { urlCommand } from "./url.ts";
 import { verifyCommand } from "./verify.ts";
@@ -32,6 +33,7 @@ export const COMMANDS: readonly Command[] = [
   loginCommand,
   logoutCommand,
   urlCommand,
+  serveCommand,
   verifyCommand,
   pruneCommand,
   extractCommand,

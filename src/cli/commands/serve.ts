@@ -1,0 +1,195 @@
+import {
+  formatPlatform,
+  parsePlatform,
+  type Platform,
+} from "../../oci/platform.ts";
+import {
+  type AccessLogEntry,
+  type BootHandlerOptions,
+  createBootHandler,
+} from "../../serve/boot_handler.ts";
+import { hostPlatform } from "../../transfer/pull.ts";
+import { UsageError } from "../_args.ts";
+import { checkPositionals, type Command } from "../_command.ts";
+import { registryClient, retries } from "./_registry.ts";
+
+const DEFAULT_LISTEN = "127.0.0.1:8080";
+
+/**
+ * Parses `--listen`: `HOST:PORT`, `[IPv6]:PORT`, or a bare `PORT` on
+ * 127.0.0.1. Every interface is only ever served when asked for by name
+ * (`0.0.0.0:8080`).
+ */
+function parseListen(text: string): { hostname: string; port: number } {
+  let hostname = "127.0.0.1";
+  let portText = text;
+  const v6 = /^\[([0-9a-fA-F:.]+)\]:(\d+)$/.exec(text);
+  if (v6) {
+    hostname = v6[1]!;
+    portText = v6[2]!;
+  } else if (text.includes(":")) {
+    const i = text.lastIndexOf(":");
+    hostname = text.slice(0, i);
+    portText = text.slice(i + 1);
+    if (hostname === "") {
+      throw new UsageError(
+        `Flag --listen needs a host in "${text}": write 127.0.0.1${text} for this machine only, or 0.0.0.0${text} for every interface`,
+      );
+    }
+  }
+  const port = Number(portText);
+  if (!/^\d+$/.test(portText) || port > 65535) {
+    throw new UsageError(
+      `Flag --listen takes HOST:PORT with a port from 0 to 65535, got "${text}"`,
+    );
+  }
+  return { hostname, port };
+}
+
+/**
+ * Parses a duration: `90s`, `5m`, `1h`, `500ms`, or a number of seconds.
+ *
+ * @returns Milliseconds.
+ */
+function parseDuration(text: string, flag: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
+  if (!m) {
+    throw new UsageError(
+      `Flag --${flag} takes a duration such as 60s, 5m or 1h, got "${text}"`,
+    );
+  }
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] ?? "s"]!;
+  return Math.round(Number(m[1]) * unit);
+}
+
+function formatLog(e: AccessLogEntry): string {
+  return `${new Date().toISOString()} ${
+    e.remoteAddr ?? "-"
+  } ${e.method} ${e.path} ${e.status} ${e.bytes} ${e.durationMs}ms${
+    e.error ? ` (${e.error})` : ""
+  }\n`;
+}
+
+function urlHost(hostname: string): string {
+  return hostname.includes(":") ? `[${hostname}]` : hostname;
+}
+
+/** `serve`: HTTP boot endpoint streaming layers of images. */
+export const serveCommand: Command = {
+  name: "serve",
+  summary:
+    "Serve kernels, initramfs and root file systems of images over HTTP for network boot",
+  usage:
+    "serve [--listen 127.0.0.1:8080] [--cache] [--resolve-interval 60s] [--platform os/arch]",
+  examples: [
+    "ironcore-image serve --listen 0.0.0.0:8080 --cache",
+    "curl -O http://127.0.0.1:8080/v1/images/ghcr.io%2Forg%2Fos%3A1.0/kernel",
+    "curl http://127.0.0.1:8080/v1/images/ghcr.io%2Forg%2Fos%3A1.0",
+  ],
+  flags: [
+    {
+      name: "listen",
+      type: "string",
+      value: "HOST:PORT",
+      help:
+        `Address to listen on (default ${DEFAULT_LISTEN}; 0.0.0.0:PORT for every interface)`,
+      default: DEFAULT_LISTEN,
+    },
+    {
+      name: "cache",
+      type: "boolean",
+      help:
+        "Keep served blobs in the local store: later downloads skip the registry",
+    },
+    {
+      name: "resolve-interval",
+      type: "string",
+      value: "DURATION",
+      help: "How long a tag's resolution is reused (default 60s)",
+      default: "60s",
+    },
+    {
+      name: "platform",
+      type: "string",
+      value: "OS/ARCH",
+      help:
+        "Platform of an index when a request names none (default: this machine's)",
+    },
+  ],
+  positionals: { min: 0, max: 0, names: "no arguments" },
+  async run(ctx) {
+    checkPositionals(this, ctx);
+    const listen = parseListen(ctx.string("listen") ?? DEFAULT_LISTEN);
+    const resolveInterval = parseDuration(
+      ctx.string("resolve-interval") ?? "60s",
+      "resolve-interval",
+    );
+    let platform: Platform = hostPlatform();
+    const platformText = ctx.string("platform");
+    if (platformText !== undefined) {
+      try {
+        platform = parsePlatform(platformText);
+      } catch (e) {
+        throw new UsageError((e as Error).message);
+      }
+    }
+    const cache = ctx.bool("cache");
+    const store = await ctx.store();
+    const quiet = ctx.bool("quiet");
+    const options: BootHandlerOptions = {
+      client: registryClient(ctx),
+      store,
+      cache,
+      platform,
+      resolveInterval,
+      retries: retries(ctx),
+    };
+    if (!quiet) {
+      // Best effort: a closed stderr must not fail a download.
+      options.onLog = (e) => void ctx.err(formatLog(e)).catch(() => {});
+    }
+    const handler = createBootHandler(options);
+    let server: Deno.HttpServer<Deno.NetAddr>;
+    try {
+      server = Deno.serve({
+        hostname: listen.hostname,
+        port: listen.port,
+        onListen() {},
+      }, handler);
+    } catch (e) {
+      await handler.close();
+      if (e instanceof Deno.errors.AddrInUse) {
+        throw new Deno.errors.AddrInUse(
+          `Cannot listen on ${listen.hostname}:${listen.port}: the address is in use, pick another with --listen`,
+        );
+      }
+      if (e instanceof Deno.errors.AddrNotAvailable) {
+        throw new Deno.errors.AddrNotAvailable(
+          `Cannot listen on ${listen.hostname}:${listen.port}: no interface has that address, check --listen`,
+        );
+      }
+      throw e;
+    }
+    // Deno.serve's own signal would cut responses off; shutdown() lets the
+    // ones in flight finish.
+    const stop = () => void server.shutdown();
+    const signal = ctx.io.signal;
+    if (signal?.aborted) stop();
+    signal?.addEventListener("abort", stop, { once: true });
+    await ctx.err(
+      `Listening on http://${
+        urlHost(server.addr.hostname)
+      }:${server.addr.port}/ (${
+        cache ? `caching in ${store.path}` : "no cache"
+      }; default platform ${formatPlatform(platform)})\n`,
+    );
+    try {
+      await server.finished;
+    } finally {
+      signal?.removeEventListener("abort", stop);
+      await handler.close();
+    }
+    await ctx.err("Stopped\n");
+    return 0;
+  },
+};

@@ -1,0 +1,636 @@
+/**
+ * An HTTP boot endpoint: serves the kernel, initramfs, root file system,
+ * UKI or ISO of an IronCore image under plain URLs that iPXE and UEFI HTTP
+ * boot can fetch, streamed straight from the registry (or the local store),
+ * digest-verified on the way.
+ *
+ * @module
+ */
+
+import {
+  DigestMismatchError,
+  InvalidImageError,
+  InvalidReferenceError,
+  NotFoundError,
+  RegistryError,
+  SizeMismatchError,
+  UnauthorizedError,
+} from "../errors.ts";
+import type { Descriptor } from "../oci/manifest.ts";
+import {
+  formatPlatform,
+  parsePlatform,
+  type Platform,
+} from "../oci/platform.ts";
+import { parseReference, type Reference } from "../oci/reference.ts";
+import type { RegistryClient } from "../registry/client.ts";
+import type { LayerKind } from "../spec/media_types.ts";
+import { layerKinds } from "../spec/resolve_image.ts";
+import type { Store } from "../store/store.ts";
+import { hostPlatform } from "../transfer/pull.ts";
+import { BlobCache } from "./_blob_cache.ts";
+import { parseRange } from "./_http_range.ts";
+import { ImageResolver, type ResolvedImage } from "./_image_resolver.ts";
+import { ClientGoneError, relay, type RelayEnd } from "./_relay.ts";
+
+/** What a boot URL can ask for: a layer kind, or the image's config. */
+export type BootLayer = LayerKind | "config";
+
+/** Every {@linkcode BootLayer}, in the order error messages list them. */
+export const BOOT_LAYERS: readonly BootLayer[] = [
+  "kernel",
+  "initramfs",
+  "rootfs",
+  "disk",
+  "squashfs",
+  "uki",
+  "iso",
+  "config",
+];
+
+/** One answered request, for an access log. */
+export interface AccessLogEntry {
+  /** Request method. */
+  method: string;
+  /** Request path with its query string, as sent. */
+  path: string;
+  /** Response status. */
+  status: number;
+  /** Body bytes sent. */
+  bytes: number;
+  /** Milliseconds from request to the end of the body. */
+  durationMs: number;
+  /** Client address, when the server passed it. */
+  remoteAddr?: string;
+  /** Why the request failed, or why its body broke off. */
+  error?: string;
+}
+
+/** Options for {@linkcode createBootHandler}. */
+export interface BootHandlerOptions {
+  /** Registry client; its credentials and token cache serve every request. */
+  client: RegistryClient;
+  /**
+   * Local store: images that exist only there are served from it, and blobs
+   * it holds are read from it instead of the registry.
+   */
+  store?: Store;
+  /**
+   * Keep every blob served in {@linkcode BootHandlerOptions.store}
+   * (digest-verified), so later downloads do not touch the registry.
+   * Concurrent requests for a blob not yet cached share one registry
+   * download. Default `false`.
+   */
+  cache?: boolean;
+  /** Platform of an index when a request names none. Default this machine's. */
+  platform?: Platform;
+  /** Milliseconds a tag's resolution is reused before asking again. Default 60 s. */
+  resolveInterval?: number;
+  /** Path prefix the handler is mounted under, e.g. `/boot`. Default none. */
+  basePath?: string;
+  /**
+   * Start of the layer URLs in the image JSON, e.g. `https://boot.example`.
+   * Default: the request's origin and {@linkcode BootHandlerOptions.basePath}.
+   */
+  baseUrl?: string;
+  /** Called once per request when its response has ended. */
+  onLog?: (entry: AccessLogEntry) => void;
+  /** Stops the handler: new requests get 503, cache fills stop. */
+  signal?: AbortSignal;
+  /** Resumes of a cache fill after a drop or stall. Default 5. */
+  retries?: number;
+  /** Milliseconds without data before a cache fill attempt is abandoned. Default 30 s. */
+  stallTimeout?: number;
+}
+
+/** Connection details a server passes along with a request. */
+export interface BootRequestInfo {
+  /** The client's address. */
+  remoteAddr?: Deno.Addr;
+}
+
+/** A request handler for `Deno.serve`, with a way to stop its background work. */
+export interface BootHandler {
+  /**
+   * Answers one request.
+   *
+   * @param request The request.
+   * @param info The client's address, for the access log.
+   * @returns The response.
+   */
+  (request: Request, info?: BootRequestInfo): Promise<Response>;
+  /**
+   * Stops cache fills that outlived their clients (their partial downloads
+   * stay in the store to be resumed) and waits for them to release the
+   * store. Requests after this get 503.
+   */
+  close(): Promise<void>;
+}
+
+const IMAGES_PREFIX = "/v1/images/";
+
+/** Writes the access log entry of a request once. */
+type AccessLog = (status: number, bytes: number, error?: unknown) => void;
+
+/** A response, with its body size when that is known now. */
+interface Reply {
+  response: Response;
+  /** Bytes of a body that is already complete; absent for a stream that logs itself. */
+  bytes?: number;
+}
+
+function reply(response: Response, body: string | null): Reply {
+  return {
+    response,
+    bytes: body === null ? 0 : new TextEncoder().encode(body).length,
+  };
+}
+
+class HttpError extends Error {
+  readonly status: number;
+  constructor(status: number, message: string) {
+    super(message);
+    this.name = "HttpError";
+    this.status = status;
+  }
+}
+
+function contentType(layer: BootLayer): string {
+  switch (layer) {
+    case "uki":
+      return "application/efi";
+    case "iso":
+      return "application/x-iso9660-image";
+    case "config":
+      return "application/json";
+    default:
+      return "application/octet-stream";
+  }
+}
+
+function statusOf(e: unknown): number {
+  if (e instanceof HttpError) return e.status;
+  if (e instanceof InvalidReferenceError) return 400;
+  if (e instanceof NotFoundError) return 404;
+  if (
+    e instanceof RegistryError || e instanceof UnauthorizedError ||
+    e instanceof DigestMismatchError || e instanceof SizeMismatchError ||
+    e instanceof InvalidImageError
+  ) {
+    return 502;
+  }
+  if (e instanceof DOMException && e.name === "AbortError") return 503;
+  return 500;
+}
+
+function messageOf(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+function formatAddr(addr: Deno.Addr | undefined): string | undefined {
+  if (!addr) return undefined;
+  if (addr.transport === "tcp" || addr.transport === "udp") {
+    return addr.hostname.includes(":")
+      ? `[${addr.hostname}]:${addr.port}`
+      : `${addr.hostname}:${addr.port}`;
+  }
+  return "path" in addr ? addr.path : undefined;
+}
+
+function textResponse(
+  status: number,
+  text: string,
+  method: string,
+  headers: Record<string, string> = {},
+): Response {
+  return new Response(method === "HEAD" ? null : `${text}\n`, {
+    status,
+    headers: { "content-type": "text/plain; charset=utf-8", ...headers },
+  });
+}
+
+function textReply(
+  status: number,
+  text: string,
+  method: string,
+  headers: Record<string, string> = {},
+): Reply {
+  const response = textResponse(status, text, method, headers);
+  return reply(response, method === "HEAD" ? null : `${text}\n`);
+}
+
+function decodeSegment(raw: string, what: string): string {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    throw new HttpError(
+      400,
+      `Malformed ${what} "${raw}": it has an invalid percent-encoding`,
+    );
+  }
+}
+
+function etagMatches(header: string | null, etag: string): boolean {
+  if (header === null) return false;
+  return header.split(",").some((t) => {
+    const v = t.trim().replace(/^W\//, "");
+    return v === "*" || v === etag;
+  });
+}
+
+/**
+ * Creates the request handler of a boot server. Mount it with
+ * `Deno.serve(handler)` or call it from your own router.
+ *
+ * Routes (under {@linkcode BootHandlerOptions.basePath}):
+ * - `GET|HEAD /v1/images/{reference}/{layer}` streams a layer (`kernel`,
+ *   `initramfs`, `rootfs`, `disk`, `squashfs`, `uki`, `iso`) or the
+ *   `config` blob, with `Content-Length`, `ETag` (the quoted digest) and
+ *   single-range support. `{reference}` is URL-encoded
+ *   (`ghcr.io%2Forg%2Fos%3A1.0`) or written with its slashes, in which case
+ *   the last segment is the layer. `?platform=linux/arm64` picks the
+ *   manifest of an index; without it an index with one entry needs none,
+ *   otherwise {@linkcode BootHandlerOptions.platform} is used.
+ * - `GET|HEAD /v1/images/{reference}` (URL-encoded, or with a trailing
+ *   slash) answers JSON: digests, sizes and media types of the resolved
+ *   image, its command line, variant and platform, and the URL of each layer
+ *   on this server, pinned to the manifest's digest so every file of one
+ *   boot comes from the same image even when the tag moves.
+ * - `GET /healthz` answers `ok`.
+ *
+ * A full download streamed from the registry is checked against its digest
+ * as it flows; the last bytes are held back until the check passed, so a
+ * wrong blob reaches the client as a broken transfer, never as a complete
+ * wrong file. A range streamed from the registry is fetched with a range
+ * request and not checked (it cannot be without the whole blob). With
+ * {@linkcode BootHandlerOptions.cache}, every response is served from the
+ * store, which only ever receives verified blobs, and each uncached blob is
+ * downloaded once however many clients ask for it at the same time.
+ *
+ * Failures answer with a one-line `text/plain` message: 400 for a malformed
+ * reference, platform or layer name, 404 for a missing image, platform or
+ * layer (naming what exists), 502 when the registry cannot be reached or
+ * sends something wrong.
+ *
+ * @param options Registry client, store, cache, defaults and log callback.
+ * @returns The handler.
+ *
+ * @example Serve boot files on 127.0.0.1:8080
+ * ```ts ignore
+ * import { createBootHandler, RegistryClient } from "../../mod.ts";
+ * const handler = createBootHandler({ client: new RegistryClient() });
+ * Deno.serve({ hostname: "127.0.0.1", port: 8080 }, handler);
+ * // curl http://127.0.0.1:8080/v1/images/ghcr.io%2Forg%2Fos%3A1.0/kernel
+ * ```
+ *
+ * @example Answer a request without a server
+ * ```ts
+ * import { createBootHandler } from "./boot_handler.ts";
+ * import { RegistryClient } from "../registry/client.ts";
+ * const handler = createBootHandler({ client: new RegistryClient() });
+ * const res = await handler(new Request("http://localhost/healthz"));
+ * console.log(res.status, await res.text()); // 200 "ok\n"
+ * await handler.close();
+ * ```
+ */
+export function createBootHandler(options: BootHandlerOptions): BootHandler {
+  const client = options.client;
+  const store = options.store;
+  const controller = new AbortController();
+  const signal = controller.signal;
+  const onOuterAbort = () => controller.abort(options.signal?.reason);
+  if (options.signal?.aborted) onOuterAbort();
+  options.signal?.addEventListener("abort", onOuterAbort, { once: true });
+  const basePath = (options.basePath ?? "").replace(/\/+$/, "");
+  const resolver = new ImageResolver({
+    client,
+    ...(store ? { store } : {}),
+    cache: options.cache === true && store !== undefined,
+    resolveInterval: options.resolveInterval ?? 60_000,
+    platform: options.platform ?? hostPlatform(),
+    signal,
+  });
+  const blobs = store
+    ? new BlobCache(store, signal, {
+      ...(options.retries !== undefined ? { retries: options.retries } : {}),
+      ...(options.stallTimeout !== undefined
+        ? { stallTimeout: options.stallTimeout }
+        : {}),
+    })
+    : undefined;
+  const caching = options.cache === true && blobs !== undefined;
+
+  function imageUrl(req: URL, image: ResolvedImage, layer: BootLayer): string {
+    const base = options.baseUrl?.replace(/\/+$/, "") ??
+      `${req.origin}${basePath}`;
+    const pinned =
+      `${image.repo.registry}/${image.repo.repository}@${image.manifest.digest}`;
+    return `${base}${IMAGES_PREFIX}${encodeURIComponent(pinned)}/${layer}`;
+  }
+
+  function imageJson(url: URL, image: ResolvedImage): unknown {
+    const describe = (d: Descriptor, layer: BootLayer) => ({
+      mediaType: d.mediaType,
+      digest: d.digest,
+      size: d.size,
+      url: imageUrl(url, image, layer),
+    });
+    const layers: Record<string, unknown> = {};
+    for (const kind of layerKinds(image.image)) {
+      layers[kind] = {
+        ...describe(image.image[kind]!, kind),
+        legacy: image.image.legacy.includes(kind),
+      };
+    }
+    return {
+      reference: image.reference,
+      mediaType: image.top.mediaType,
+      digest: image.top.digest,
+      size: image.top.size,
+      manifest: {
+        mediaType: image.manifest.mediaType,
+        digest: image.manifest.digest,
+        size: image.manifest.size,
+      },
+      platform: image.platform ? formatPlatform(image.platform) : null,
+      platforms: image.platforms,
+      variant: image.image.variant ?? null,
+      title: image.image.title ?? null,
+      commandLine: image.image.config.commandLine ?? null,
+      source: image.source,
+      config: describe(image.image.configDescriptor, "config"),
+      layers,
+    };
+  }
+
+  async function serveBlob(
+    req: Request,
+    ref: Reference,
+    image: ResolvedImage,
+    layer: BootLayer,
+    d: Descriptor,
+    log: AccessLog,
+  ): Promise<Reply> {
+    const etag = `"${d.digest}"`;
+    const headers: Record<string, string> = {
+      "content-type": contentType(layer),
+      "etag": etag,
+      "accept-ranges": "bytes",
+      // A digest reference names these bytes forever; a tag may move.
+      "cache-control": ref.digest !== undefined
+        ? "public, max-age=31536000, immutable"
+        : "no-cache",
+    };
+    if (etagMatches(req.headers.get("if-none-match"), etag)) {
+      return reply(new Response(null, { status: 304, headers }), null);
+    }
+    const ifRange = req.headers.get("if-range");
+    const range = ifRange !== null && ifRange.trim() !== etag
+      ? { kind: "full" as const }
+      : parseRange(req.headers.get("range"), d.size);
+    if (range.kind === "unsatisfiable") {
+      return textReply(
+        416,
+        `Range ${
+          req.headers.get("range")
+        } is outside the ${d.size}-byte ${layer}`,
+        req.method,
+        { "content-range": `bytes */${d.size}`, etag },
+      );
+    }
+    const start = range.kind === "partial" ? range.start : 0;
+    const end = range.kind === "partial" ? range.end : d.size;
+    headers["content-length"] = String(end - start);
+    if (range.kind === "partial") {
+      headers["content-range"] = `bytes ${start}-${end - 1}/${d.size}`;
+    }
+    const status = range.kind === "partial" ? 206 : 200;
+    if (req.method === "HEAD") {
+      return reply(new Response(null, { status, headers }), null);
+    }
+    const onEnd: RelayEnd = (bytes, error) => log(status, bytes, error);
+    let body: ReadableStream<Uint8Array> | undefined;
+    if (blobs) body = await blobs.fromStore(d, start, end, onEnd);
+    const host = image.repo.registry;
+    if (!body && caching) {
+      body = await blobs!.stream(
+        d,
+        {
+          host,
+          fetch: (offset, sig) =>
+            client.getBlob(image.repo, d.digest, { offset, signal: sig }),
+        },
+        start,
+        end,
+        onEnd,
+      );
+    }
+    if (!body) {
+      const whole = start === 0 && end === d.size;
+      const res = await client.getBlob(image.repo, d.digest, {
+        ...(whole ? {} : { offset: start, length: end - start }),
+        signal,
+      });
+      if (!res.body) {
+        throw new RegistryError(
+          `Registry ${host} sent blob ${d.digest} without a body`,
+          { host, status: res.status },
+        );
+      }
+      if (whole) {
+        body = relay(res.body, {
+          verify: {
+            digest: d.digest,
+            size: d.size,
+            what: `${layer} blob ${d.digest}`,
+          },
+          onEnd,
+        });
+      } else if (res.status === 206) {
+        const m = /^bytes (\d+)-/.exec(res.headers.get("content-range") ?? "");
+        if (!m || Number(m[1]) !== start) {
+          await res.body.cancel();
+          throw new RegistryError(
+            `Registry ${host} answered a range request for blob ${d.digest} with another range`,
+            { host, status: 206 },
+          );
+        }
+        body = relay(res.body, { take: end - start, onEnd });
+      } else {
+        // The registry ignored the range: cut it out of the whole blob.
+        body = relay(res.body, { skip: start, take: end - start, onEnd });
+      }
+    }
+    return { response: new Response(body, { status, headers }) };
+  }
+
+  async function route(
+    req: Request,
+    url: URL,
+    log: AccessLog,
+  ): Promise<Reply> {
+    let path = url.pathname;
+    if (basePath !== "") {
+      if (path !== basePath && !path.startsWith(`${basePath}/`)) {
+        throw new HttpError(404, `Not found: ${path} is outside ${basePath}`);
+      }
+      path = path.slice(basePath.length) || "/";
+    }
+    const readOnly = req.method === "GET" || req.method === "HEAD";
+    if (path === "/healthz") {
+      if (!readOnly) {
+        return textReply(405, `Method ${req.method} not allowed`, "GET", {
+          allow: "GET, HEAD",
+        });
+      }
+      return textReply(200, "ok", req.method);
+    }
+    if (!path.startsWith(IMAGES_PREFIX)) {
+      throw new HttpError(
+        404,
+        `Not found: ${path}; use ${basePath}${IMAGES_PREFIX}{reference}/{layer}`,
+      );
+    }
+    if (!readOnly) {
+      return textReply(
+        405,
+        `Method ${req.method} not allowed: use GET or HEAD`,
+        "GET",
+        { allow: "GET, HEAD" },
+      );
+    }
+    signal.throwIfAborted();
+    const segments = path.slice(IMAGES_PREFIX.length).split("/");
+    let layerText: string | undefined;
+    let refText: string;
+    if (segments.length === 1) refText = segments[0]!;
+    else {
+      layerText = segments.pop()!;
+      refText = segments.join("/");
+      if (layerText === "") layerText = undefined;
+    }
+    refText = decodeSegment(refText, "reference");
+    if (refText === "") {
+      throw new HttpError(
+        400,
+        `Missing image reference: use ${basePath}${IMAGES_PREFIX}{reference}/{layer} with a URL-encoded reference`,
+      );
+    }
+    let layer: BootLayer | undefined;
+    if (layerText !== undefined) {
+      const name = decodeSegment(layerText, "layer");
+      if (!(BOOT_LAYERS as readonly string[]).includes(name)) {
+        throw new HttpError(
+          400,
+          `Unknown layer "${name}": use one of ${
+            BOOT_LAYERS.join(", ")
+          } (for the image as JSON, URL-encode the reference or end the path with a slash)`,
+        );
+      }
+      layer = name as BootLayer;
+    }
+    let ref: Reference;
+    try {
+      ref = parseReference(refText);
+    } catch (e) {
+      throw new HttpError(400, messageOf(e));
+    }
+    const platformText = url.searchParams.get("platform");
+    let platform: Platform | undefined;
+    if (platformText !== null) {
+      try {
+        platform = parsePlatform(platformText);
+      } catch (e) {
+        throw new HttpError(400, messageOf(e));
+      }
+    }
+    const image = await resolver.resolve(ref, platform);
+    if (layer === undefined) {
+      const json = JSON.stringify(imageJson(url, image), null, 2) + "\n";
+      const body = req.method === "HEAD" ? null : json;
+      return reply(
+        new Response(body, {
+          headers: {
+            "content-type": "application/json",
+            "content-length": String(new TextEncoder().encode(json).length),
+            "cache-control": "no-cache",
+          },
+        }),
+        body,
+      );
+    }
+    const d = layer === "config"
+      ? image.image.configDescriptor
+      : image.image[layer];
+    if (!d) {
+      const have = layerKinds(image.image);
+      const where = image.platform
+        ? ` for ${formatPlatform(image.platform)}`
+        : "";
+      throw new HttpError(
+        404,
+        `Image ${image.reference}${where} has no ${layer} layer: it has ${
+          have.length ? have.join(", ") : "no layers"
+        }`,
+      );
+    }
+    return await serveBlob(req, ref, image, layer, d, log);
+  }
+
+  async function handle(
+    req: Request,
+    info?: BootRequestInfo,
+  ): Promise<Response> {
+    const t0 = performance.now();
+    const url = new URL(req.url);
+    const remoteAddr = formatAddr(info?.remoteAddr);
+    let logged = false;
+    const log: AccessLog = (status, bytes, error) => {
+      if (logged) return;
+      logged = true;
+      const entry: AccessLogEntry = {
+        method: req.method,
+        path: url.pathname + url.search,
+        status,
+        bytes,
+        durationMs: Math.round(performance.now() - t0),
+      };
+      if (remoteAddr !== undefined) entry.remoteAddr = remoteAddr;
+      if (error !== undefined) {
+        entry.error = error instanceof ClientGoneError
+          ? "client disconnected"
+          : messageOf(error);
+      }
+      options.onLog?.(entry);
+    };
+    try {
+      if (signal.aborted) {
+        throw new HttpError(503, "The server is shutting down");
+      }
+      const reply = await route(req, url, log);
+      if (reply.bytes !== undefined) log(reply.response.status, reply.bytes);
+      return reply.response;
+    } catch (e) {
+      const status = statusOf(e);
+      const message = messageOf(e);
+      log(
+        status,
+        req.method === "HEAD"
+          ? 0
+          : new TextEncoder().encode(message).length + 1,
+        e,
+      );
+      return textResponse(status, message, req.method);
+    }
+  }
+
+  const handler = handle as BootHandler;
+  handler.close = async () => {
+    controller.abort(
+      new DOMException("The boot handler was closed", "AbortError"),
+    );
+    options.signal?.removeEventListener("abort", onOuterAbort);
+    await blobs?.idle();
+  };
+  return handler;
+}

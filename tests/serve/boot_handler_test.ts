@@ -1,0 +1,1024 @@
+import assert from "node:assert/strict";
+import { build, type BuildResult } from "../../src/build/build.ts";
+import { type Digest, digestHex, digestOf } from "../../src/oci/digest.ts";
+import { encodeJson, OCI_MANIFEST_MEDIA_TYPE } from "../../src/oci/manifest.ts";
+import {
+  RegistryClient,
+  type RegistryClientOptions,
+} from "../../src/registry/client.ts";
+import {
+  type BootHandler,
+  type BootHandlerOptions,
+  createBootHandler,
+} from "../../src/serve/boot_handler.ts";
+import {
+  CONFIG_MEDIA_TYPE,
+  LAYER_MEDIA_TYPES,
+  type LayerKind,
+  LEGACY_CONFIG_MEDIA_TYPE,
+  LEGACY_LAYER_MEDIA_TYPES,
+} from "../../src/spec/media_types.ts";
+import { Store } from "../../src/store/store.ts";
+import { push } from "../../src/transfer/push.ts";
+import { writeFiles } from "../_helpers/fixtures.ts";
+import {
+  startRegistry,
+  type TestRegistry,
+  TOKEN_SERVICE,
+} from "../_helpers/registry.ts";
+
+const AMD64 = { os: "linux", architecture: "amd64" };
+
+function random(n: number): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i += 65536) {
+    crypto.getRandomValues(out.subarray(i, Math.min(n, i + 65536)));
+  }
+  return out;
+}
+
+/** Compares bytes by length and digest: node's diff of large arrays takes minutes. */
+function assertBytes(
+  actual: Uint8Array,
+  expected: Uint8Array | undefined,
+  message?: string,
+): void {
+  assert.ok(expected, "nothing to compare with");
+  assert.equal(actual.byteLength, expected.byteLength, message);
+  assert.equal(digestOf(actual), digestOf(expected), message);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+// --- a counting (and optionally slow or strict) proxy in front of a registry
+
+interface SeenRequest {
+  method: string;
+  path: string;
+  range: string | null;
+}
+
+interface ProxyOptions {
+  /** Delay between 64 KiB chunks of blob bodies, in ms. */
+  throttleMs?: number;
+  /** Refuse Bearer tokens first seen longer ago than this, in ms. */
+  maxTokenAgeMs?: number;
+  /** Break off the first full GET of this blob after some bytes. */
+  dropOnce?: { digest: Digest; after: number };
+}
+
+interface Proxy extends AsyncDisposable {
+  host: string;
+  requests: SeenRequest[];
+  /** Requests refused for an old token. */
+  refused: number;
+  blobGets(digest: Digest): number;
+}
+
+function throttle(
+  body: ReadableStream<Uint8Array>,
+  ms: number,
+): ReadableStream<Uint8Array> {
+  const reader = body.getReader();
+  let pending = new Uint8Array(0);
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      while (pending.byteLength < 65536) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        const next = new Uint8Array(pending.byteLength + value.byteLength);
+        next.set(pending);
+        next.set(value, pending.byteLength);
+        pending = next;
+      }
+      if (pending.byteLength === 0) {
+        controller.close();
+        return;
+      }
+      await sleep(ms);
+      const n = Math.min(65536, pending.byteLength);
+      controller.enqueue(pending.slice(0, n));
+      pending = pending.slice(n);
+    },
+    cancel(reason) {
+      return reader.cancel(reason);
+    },
+  });
+}
+
+/** Passes `after` bytes, then ends early: the declared length is not met. */
+function cut(
+  body: ReadableStream<Uint8Array>,
+  after: number,
+): ReadableStream<Uint8Array> {
+  const reader = body.getReader();
+  let sent = 0;
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const { done, value } = await reader.read();
+      if (done || sent >= after) {
+        await reader.cancel();
+        controller.close();
+        return;
+      }
+      const part = value.subarray(0, after - sent);
+      sent += part.byteLength;
+      controller.enqueue(part);
+    },
+    cancel(reason) {
+      return reader.cancel(reason);
+    },
+  });
+}
+
+function startProxy(reg: TestRegistry, options: ProxyOptions = {}): Proxy {
+  let dropped = false;
+  const requests: SeenRequest[] = [];
+  const firstSeen = new Map<string, number>();
+  const state = { refused: 0 };
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    async (req) => {
+      const url = new URL(req.url);
+      requests.push({
+        method: req.method,
+        path: url.pathname,
+        range: req.headers.get("range"),
+      });
+      const auth = req.headers.get("authorization");
+      if (options.maxTokenAgeMs !== undefined && auth?.startsWith("Bearer ")) {
+        const seen = firstSeen.get(auth) ?? Date.now();
+        firstSeen.set(auth, seen);
+        if (Date.now() - seen > options.maxTokenAgeMs) {
+          state.refused++;
+          const repo = /^\/v2\/(.+)\/(?:manifests|blobs)\//.exec(url.pathname)
+            ?.[1];
+          return new Response('{"errors":[{"code":"UNAUTHORIZED"}]}', {
+            status: 401,
+            headers: {
+              "www-authenticate":
+                `Bearer realm="${reg.tokenRealm}",service="${TOKEN_SERVICE}",scope="repository:${repo}:pull",error="invalid_token"`,
+            },
+          });
+        }
+      }
+      const headers = new Headers(req.headers);
+      headers.delete("host");
+      const res = await fetch(`${reg.url}${url.pathname}${url.search}`, {
+        method: req.method,
+        headers,
+        body: req.body,
+        redirect: "manual",
+      });
+      const slow = options.throttleMs !== undefined && res.body !== null &&
+        url.pathname.includes("/blobs/");
+      let body = slow ? throttle(res.body!, options.throttleMs!) : res.body;
+      const drop = options.dropOnce;
+      if (
+        drop && !dropped && req.method === "GET" && body !== null &&
+        url.pathname.endsWith(`/blobs/${drop.digest}`) &&
+        !req.headers.has("range")
+      ) {
+        dropped = true;
+        body = cut(body, drop.after);
+      }
+      return new Response(body, { status: res.status, headers: res.headers });
+    },
+  );
+  return {
+    host: `127.0.0.1:${server.addr.port}`,
+    requests,
+    get refused() {
+      return state.refused;
+    },
+    blobGets: (digest) =>
+      requests.filter((r) =>
+        r.method === "GET" && r.path.endsWith(`/blobs/${digest}`)
+      ).length,
+    async [Symbol.asyncDispose]() {
+      await server.shutdown();
+    },
+  };
+}
+
+// --- the handler on a real server
+
+interface Served extends AsyncDisposable {
+  url: string;
+  handler: BootHandler;
+  logs: string[];
+}
+
+function serve(options: BootHandlerOptions): Served {
+  const logs: string[] = [];
+  const handler = createBootHandler({
+    ...options,
+    onLog: (e) =>
+      logs.push(
+        `${e.method} ${e.path} ${e.status} ${e.bytes} ${e.error ?? ""}`,
+      ),
+  });
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    handler,
+  );
+  return {
+    url: `http://127.0.0.1:${server.addr.port}`,
+    handler,
+    logs,
+    async [Symbol.asyncDispose]() {
+      await server.shutdown();
+      await handler.close();
+    },
+  };
+}
+
+function client(options: RegistryClientOptions = {}): RegistryClient {
+  return new RegistryClient({ plainHttp: true, retryDelay: 1, ...options });
+}
+
+async function get(
+  url: string,
+  init: RequestInit = {},
+): Promise<{ res: Response; bytes: Uint8Array }> {
+  const res = await fetch(url, init);
+  return { res, bytes: new Uint8Array(await res.arrayBuffer()) };
+}
+
+function layerPath(ref: string, layer: string, query = ""): string {
+  return `/v1/images/${encodeURIComponent(ref)}/${layer}${query}`;
+}
+
+// --- images
+
+type Files = Record<LayerKind, Uint8Array>;
+
+interface Pushed {
+  ref: string;
+  amd64: Partial<Files>;
+  arm64: Partial<Files>;
+  config: Uint8Array;
+  build: BuildResult;
+}
+
+const SIZES: Record<LayerKind, number> = {
+  kernel: 70_001,
+  initramfs: 200_003,
+  rootfs: 3 * 1024 * 1024 + 7,
+  disk: 300_000,
+  squashfs: 1_000_000,
+  uki: 50_000,
+  iso: 100_000,
+};
+
+/** Builds an amd64 image with every layer kind and an arm64 one, and pushes it. */
+async function pushImage(
+  registry: string,
+  repository: string,
+  credentials?: { username: string; password: string },
+  tag = "1.0",
+): Promise<Pushed> {
+  const dir = await Deno.makeTempDir({ prefix: "ironcore-serve-" });
+  try {
+    const amd64 = {} as Files;
+    const inputs: Record<string, Uint8Array | string> = {
+      cmdline: "console=ttyS0 quiet",
+    };
+    for (const [kind, size] of Object.entries(SIZES)) {
+      amd64[kind as LayerKind] = random(size);
+      inputs[`amd64-${kind}`] = amd64[kind as LayerKind];
+    }
+    const arm64 = { kernel: random(40_000), rootfs: random(90_000) };
+    inputs["arm64-kernel"] = arm64.kernel;
+    inputs["arm64-rootfs"] = arm64.rootfs;
+    const paths = await writeFiles(dir, inputs);
+    const layers: Partial<Record<LayerKind, string>> = {};
+    for (const kind of Object.keys(SIZES)) {
+      layers[kind as LayerKind] = paths[`amd64-${kind}`]!;
+    }
+    const store = await Store.open(`${dir}/store`);
+    const ref = `${registry}/${repository}:${tag}`;
+    const result = await build(store, [
+      { arch: "amd64", layers, cmdline: paths.cmdline!, variant: "metal" },
+      {
+        arch: "arm64",
+        layers: {
+          kernel: paths["arm64-kernel"]!,
+          rootfs: paths["arm64-rootfs"]!,
+        },
+      },
+    ], { tag: ref });
+    await push(
+      store,
+      client(
+        credentials ? { credentials: () => Promise.resolve(credentials) } : {},
+      ),
+      ref,
+    );
+    const manifest = await store.readManifest(result.manifests[0]!.descriptor);
+    if (manifest.kind !== "manifest") throw new Error("expected a manifest");
+    const config = await store.readBlob(manifest.manifest.config);
+    return { ref, amd64, arm64, config, build: result };
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** The file the registry keeps a blob in. */
+function registryBlobPath(reg: TestRegistry, digest: Digest): string {
+  const hex = digestHex(digest);
+  return `${reg.dir}/data/docker/registry/v2/blobs/sha256/${
+    hex.slice(0, 2)
+  }/${hex}/data`;
+}
+
+/** Every blob file of a store hashes to its name; no other file is under blobs/. */
+async function assertStoreSound(path: string): Promise<string[]> {
+  const names: string[] = [];
+  try {
+    for await (const e of Deno.readDir(`${path}/blobs/sha256`)) {
+      const bytes = await Deno.readFile(`${path}/blobs/sha256/${e.name}`);
+      assert.equal(digestHex(digestOf(bytes)), e.name, `broken blob ${e.name}`);
+      names.push(e.name);
+    }
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  return names;
+}
+
+// --- tests
+
+Deno.test("createBootHandler() serves every layer in full and in ranges, streamed and cached", async (t) => {
+  await using reg = await startRegistry();
+  const image = await pushImage(reg.host, "boot/os");
+  const dir = await Deno.makeTempDir({ prefix: "ironcore-serve-" });
+  try {
+    for (const mode of ["stream", "cache"] as const) {
+      await t.step(`${mode}: each layer matches the source bytes`, async () => {
+        const store = await Store.open(`${dir}/${mode}`);
+        await using srv = serve({
+          client: client(),
+          platform: AMD64,
+          ...(mode === "cache" ? { store, cache: true } : {}),
+        });
+        const all: [string, Uint8Array, string][] = [
+          ...Object.entries(image.amd64).map(([k, v]) =>
+            [
+              k,
+              v,
+              k === "uki"
+                ? "application/efi"
+                : k === "iso"
+                ? "application/x-iso9660-image"
+                : "application/octet-stream",
+            ] as [string, Uint8Array, string]
+          ),
+          ["config", image.config, "application/json"],
+        ];
+        for (const [layer, source, type] of all) {
+          const url = `${srv.url}${layerPath(image.ref, layer)}`;
+          const { res, bytes } = await get(url);
+          assert.equal(res.status, 200, layer);
+          assert.equal(res.headers.get("content-type"), type, layer);
+          assert.equal(
+            res.headers.get("content-length"),
+            String(source.byteLength),
+          );
+          assert.equal(res.headers.get("etag"), `"${digestOf(source)}"`);
+          assert.equal(res.headers.get("accept-ranges"), "bytes");
+          assertBytes(bytes, source, `${layer} bytes`);
+
+          const size = source.byteLength;
+          const ranges: [string, number, number][] = [
+            ["bytes=10-19", 10, 20],
+            [`bytes=${size - 10}-`, size - 10, size],
+            ["bytes=-5", size - 5, size],
+            [`bytes=5-${size + 1000}`, 5, size],
+            ["bytes=0-", 0, size],
+          ];
+          for (const [header, start, end] of ranges) {
+            const r = await get(url, { headers: { range: header } });
+            assert.equal(r.res.status, 206, `${layer} ${header}`);
+            assert.equal(
+              r.res.headers.get("content-range"),
+              `bytes ${start}-${end - 1}/${size}`,
+            );
+            assert.equal(
+              r.res.headers.get("content-length"),
+              String(end - start),
+            );
+            assertBytes(r.bytes, source.subarray(start, end), header);
+          }
+          const bad = await get(url, { headers: { range: `bytes=${size}-` } });
+          assert.equal(bad.res.status, 416);
+          assert.equal(bad.res.headers.get("content-range"), `bytes */${size}`);
+        }
+        if (mode === "cache") {
+          const kept = await assertStoreSound(store.path);
+          for (const source of Object.values(image.amd64)) {
+            assert.ok(kept.includes(digestHex(digestOf(source))));
+          }
+        }
+      });
+    }
+
+    await using srv = serve({ client: client(), platform: AMD64 });
+    await t.step("another platform is picked with ?platform", async () => {
+      const { res, bytes } = await get(
+        `${srv.url}${layerPath(image.ref, "kernel", "?platform=linux/arm64")}`,
+      );
+      assert.equal(res.status, 200);
+      assertBytes(bytes, image.arm64.kernel);
+    });
+
+    await t.step(
+      "an unencoded reference takes its last segment as the layer",
+      async () => {
+        const { res, bytes } = await get(
+          `${srv.url}/v1/images/${image.ref}/initramfs`,
+        );
+        assert.equal(res.status, 200);
+        assertBytes(bytes, image.amd64.initramfs);
+      },
+    );
+
+    await t.step(
+      "the server's platform is the default for an index",
+      async () => {
+        await using arm = serve({
+          client: client(),
+          platform: { os: "linux", architecture: "arm64" },
+        });
+        const { bytes } = await get(
+          `${arm.url}${layerPath(image.ref, "kernel")}`,
+        );
+        assertBytes(bytes, image.arm64.kernel);
+      },
+    );
+
+    await t.step("a matching If-None-Match answers 304", async () => {
+      const etag = `"${digestOf(image.amd64.kernel!)}"`;
+      const { res, bytes } = await get(
+        `${srv.url}${layerPath(image.ref, "kernel")}`,
+        { headers: { "if-none-match": etag } },
+      );
+      assert.equal(res.status, 304);
+      assert.equal(bytes.byteLength, 0);
+    });
+
+    await t.step("the access log has one line per request", () => {
+      assert.equal(srv.logs.length, 3);
+      assert.match(
+        srv.logs.find((l) => l.includes("platform=linux/arm64"))!,
+        new RegExp(
+          `^GET /v1/images/\\S+/kernel\\?platform=linux/arm64 200 ${
+            image.arm64.kernel!.byteLength
+          } $`,
+        ),
+      );
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("createBootHandler() answers HEAD and the image JSON without downloading layers", async (t) => {
+  await using reg = await startRegistry();
+  const image = await pushImage(reg.host, "boot/json");
+  await using proxy = startProxy(reg);
+  const ref = image.ref.replace(reg.host, proxy.host);
+  await using srv = serve({ client: client(), platform: AMD64 });
+
+  await t.step("HEAD has the headers of GET and no body", async () => {
+    const { res, bytes } = await get(
+      `${srv.url}${layerPath(ref, "squashfs")}`,
+      {
+        method: "HEAD",
+      },
+    );
+    assert.equal(res.status, 200);
+    assert.equal(
+      res.headers.get("content-length"),
+      String(image.amd64.squashfs!.byteLength),
+    );
+    assert.equal(
+      res.headers.get("etag"),
+      `"${digestOf(image.amd64.squashfs!)}"`,
+    );
+    assert.equal(bytes.byteLength, 0);
+    const ranged = await get(`${srv.url}${layerPath(ref, "squashfs")}`, {
+      method: "HEAD",
+      headers: { range: "bytes=0-9" },
+    });
+    assert.equal(ranged.res.status, 206);
+    assert.equal(ranged.res.headers.get("content-length"), "10");
+    assert.equal(proxy.blobGets(digestOf(image.amd64.squashfs!)), 0);
+  });
+
+  await t.step(
+    "the JSON describes the image and links every layer",
+    async () => {
+      const { res, bytes } = await get(
+        `${srv.url}/v1/images/${encodeURIComponent(ref)}`,
+      );
+      assert.equal(res.status, 200);
+      assert.equal(res.headers.get("content-type"), "application/json");
+      const body = JSON.parse(new TextDecoder().decode(bytes));
+      const amd = image.build.manifests[0]!.descriptor;
+      assert.equal(body.reference, ref);
+      assert.equal(body.digest, image.build.index.digest);
+      assert.equal(body.manifest.digest, amd.digest);
+      assert.equal(body.platform, "linux/amd64");
+      assert.deepEqual(body.platforms, ["linux/amd64", "linux/arm64"]);
+      assert.equal(body.commandLine, "console=ttyS0 quiet");
+      assert.equal(body.variant, "metal");
+      assert.equal(body.source, "registry");
+      assert.equal(body.config.mediaType, CONFIG_MEDIA_TYPE);
+      assert.deepEqual(
+        Object.keys(body.layers).sort(),
+        Object.keys(SIZES).sort(),
+      );
+      for (const [kind, source] of Object.entries(image.amd64)) {
+        const layer = body.layers[kind];
+        assert.equal(layer.digest, digestOf(source));
+        assert.equal(layer.size, source.byteLength);
+        assert.equal(layer.mediaType, LAYER_MEDIA_TYPES[kind as LayerKind]);
+        assert.equal(layer.legacy, false);
+        assert.ok(layer.url.startsWith(`${srv.url}/v1/images/`));
+        assert.ok(layer.url.includes(encodeURIComponent(`@${amd.digest}`)));
+      }
+      const kernel = await get(body.layers.kernel.url);
+      assertBytes(kernel.bytes, image.amd64.kernel);
+      const config = await get(body.config.url);
+      assertBytes(config.bytes, image.config);
+    },
+  );
+
+  await t.step(
+    "a trailing slash asks for the JSON of an unencoded reference",
+    async () => {
+      const { res, bytes } = await get(
+        `${srv.url}/v1/images/${ref}/?platform=linux/arm64`,
+      );
+      assert.equal(res.status, 200);
+      const body = JSON.parse(new TextDecoder().decode(bytes));
+      assert.equal(body.platform, "linux/arm64");
+      assert.deepEqual(Object.keys(body.layers).sort(), ["kernel", "rootfs"]);
+    },
+  );
+
+  await t.step("healthz answers ok", async () => {
+    const { res, bytes } = await get(`${srv.url}/healthz`);
+    assert.equal(res.status, 200);
+    assert.equal(new TextDecoder().decode(bytes), "ok\n");
+  });
+});
+
+Deno.test("createBootHandler() with a cache downloads each blob from the registry once", async (t) => {
+  await using reg = await startRegistry();
+  const image = await pushImage(reg.host, "boot/cache");
+  await using proxy = startProxy(reg, { throttleMs: 2 });
+  const ref = image.ref.replace(reg.host, proxy.host);
+  const dir = await Deno.makeTempDir({ prefix: "ironcore-serve-" });
+  try {
+    const store = await Store.open(`${dir}/store`);
+    await using srv = serve({
+      client: client(),
+      store,
+      cache: true,
+      platform: AMD64,
+    });
+
+    await t.step(
+      "20 concurrent downloads of an uncached layer share one registry GET",
+      async () => {
+        const url = `${srv.url}${layerPath(ref, "rootfs")}`;
+        const results = await Promise.all(
+          Array.from(
+            { length: 20 },
+            (_, i) =>
+              get(
+                url,
+                i % 5 === 4 ? { headers: { range: "bytes=1000-" } } : {},
+              ),
+          ),
+        );
+        results.forEach(({ res, bytes }, i) => {
+          if (i % 5 === 4) {
+            assert.equal(res.status, 206);
+            assertBytes(bytes, image.amd64.rootfs!.subarray(1000));
+          } else {
+            assert.equal(res.status, 200);
+            assertBytes(bytes, image.amd64.rootfs);
+          }
+        });
+        assert.equal(proxy.blobGets(digestOf(image.amd64.rootfs!)), 1);
+      },
+    );
+
+    await t.step("a second download does not touch the registry", async () => {
+      await get(`${srv.url}${layerPath(ref, "kernel")}`);
+      const before = proxy.requests.length;
+      for (const layer of ["kernel", "rootfs", "config"]) {
+        const { res, bytes } = await get(`${srv.url}${layerPath(ref, layer)}`);
+        assert.equal(res.status, 200);
+        assert.ok(bytes.byteLength > 0);
+      }
+      const ranged = await get(`${srv.url}${layerPath(ref, "kernel")}`, {
+        headers: { range: "bytes=-10" },
+      });
+      assertBytes(ranged.bytes, image.amd64.kernel!.subarray(-10));
+      assert.equal(proxy.requests.length, before);
+    });
+
+    await t.step(
+      "a client that disconnects mid-stream leaves no broken cache entry",
+      async () => {
+        const digest = digestOf(image.amd64.squashfs!);
+        const res = await fetch(`${srv.url}${layerPath(ref, "squashfs")}`);
+        const reader = res.body!.getReader();
+        const first = await reader.read();
+        assert.ok(first.value && first.value.byteLength > 0);
+        await reader.cancel();
+        // The fill goes on without its client; the store only ever shows
+        // verified blobs, and the blob turns up complete.
+        const hex = digestHex(digest);
+        for (let i = 0; i < 200; i++) {
+          const names = await assertStoreSound(store.path);
+          if (names.includes(hex)) break;
+          await sleep(25);
+        }
+        assert.ok((await assertStoreSound(store.path)).includes(hex));
+        assert.equal(proxy.blobGets(digest), 1);
+        const again = await get(`${srv.url}${layerPath(ref, "squashfs")}`);
+        assertBytes(again.bytes, image.amd64.squashfs);
+        assert.equal(proxy.blobGets(digest), 1);
+        await srv.handler.close();
+      },
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("createBootHandler() never delivers a blob whose digest is wrong", async (t) => {
+  await using reg = await startRegistry();
+  const image = await pushImage(reg.host, "boot/corrupt");
+  const digest = digestOf(image.amd64.disk!);
+  // Same size, other bytes: only the digest can tell.
+  await Deno.writeFile(registryBlobPath(reg, digest), random(SIZES.disk));
+  const dir = await Deno.makeTempDir({ prefix: "ironcore-serve-" });
+  try {
+    for (const mode of ["stream", "cache"] as const) {
+      await t.step(
+        `${mode}: the transfer breaks instead of completing`,
+        async () => {
+          const store = await Store.open(`${dir}/${mode}`);
+          await using srv = serve({
+            client: client(),
+            platform: AMD64,
+            ...(mode === "cache" ? { store, cache: true, retries: 0 } : {}),
+          });
+          const res = await fetch(`${srv.url}${layerPath(image.ref, "disk")}`);
+          await assert.rejects(res.arrayBuffer());
+          await srv.handler.close();
+          const kept = await assertStoreSound(store.path);
+          assert.ok(!kept.includes(digestHex(digest)));
+          assert.match(srv.logs.join("\n"), /disk blob|sha256/);
+        },
+      );
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("createBootHandler() keeps working when registry tokens expire", async () => {
+  await using reg = await startRegistry({ auth: "token", tokenTtlSeconds: 2 });
+  const credentials = { username: reg.username, password: reg.password };
+  const image = await pushImage(reg.host, "boot/token", credentials);
+  // The proxy refuses tokens a second after their first use, as a registry
+  // that revokes them early would; the client's own cache expires them at
+  // 1.5 s.
+  await using proxy = startProxy(reg, { maxTokenAgeMs: 1000 });
+  const ref = image.ref.replace(reg.host, proxy.host);
+  await using srv = serve({
+    client: client({ credentials: () => Promise.resolve(credentials) }),
+    platform: AMD64,
+    resolveInterval: 0,
+  });
+  const tokensBefore = reg.tokenRequests;
+  for (
+    const [layer, wait] of [["kernel", 0], ["initramfs", 1100], [
+      "uki",
+      1600,
+    ]] as const
+  ) {
+    await sleep(wait);
+    const { res, bytes } = await get(`${srv.url}${layerPath(ref, layer)}`);
+    assert.equal(res.status, 200, layer);
+    assertBytes(bytes, image.amd64[layer]);
+  }
+  assert.ok(proxy.refused >= 1, "no token was refused");
+  assert.ok(reg.tokenRequests - tokensBefore >= 3);
+});
+
+Deno.test("createBootHandler() re-resolves a tag at most once per interval and a digest never", async () => {
+  await using reg = await startRegistry();
+  const first = await pushImage(reg.host, "boot/moving");
+  const second = await pushImage(reg.host, "boot/moving", undefined, "2.0");
+  const c = client();
+  const repo = { registry: reg.host, repository: "boot/moving" };
+  const next = await c.getManifest(repo, "2.0");
+  await using proxy = startProxy(reg);
+  const ref = first.ref.replace(reg.host, proxy.host);
+  await using srv = serve({
+    client: c,
+    platform: AMD64,
+    resolveInterval: 1000,
+  });
+  const manifestRequests = () =>
+    proxy.requests.filter((r) => r.path.includes("/manifests/")).length;
+  const kernel = async (reference: string) =>
+    (await get(`${srv.url}${layerPath(reference, "kernel")}`)).bytes;
+
+  assertBytes(await kernel(ref), first.amd64.kernel);
+  const afterFirst = manifestRequests();
+  // Move the tag: one request, well within the interval.
+  await c.putManifest(repo, "1.0", next.bytes, next.descriptor.mediaType);
+  assertBytes(await kernel(ref), first.amd64.kernel);
+  assert.equal(manifestRequests(), afterFirst);
+  await sleep(1100);
+  assertBytes(await kernel(ref), second.amd64.kernel);
+
+  const pinned = `${proxy.host}/boot/moving@${first.build.index.digest}`;
+  assertBytes(await kernel(pinned), first.amd64.kernel);
+  const afterPinned = manifestRequests();
+  await sleep(1100);
+  const { res, bytes } = await get(`${srv.url}${layerPath(pinned, "kernel")}`);
+  assertBytes(bytes, first.amd64.kernel);
+  assert.equal(
+    res.headers.get("cache-control"),
+    "public, max-age=31536000, immutable",
+  );
+  assert.equal(manifestRequests(), afterPinned);
+});
+
+Deno.test("createBootHandler() with a cache keeps serving a tag while the registry is down", async () => {
+  await using reg = await startRegistry();
+  const image = await pushImage(reg.host, "boot/down");
+  const proxy = startProxy(reg);
+  const ref = image.ref.replace(reg.host, proxy.host);
+  const dir = await Deno.makeTempDir({ prefix: "ironcore-serve-" });
+  try {
+    const store = await Store.open(`${dir}/store`);
+    await using srv = serve({
+      client: client({ retries: 0 }),
+      store,
+      cache: true,
+      platform: AMD64,
+      resolveInterval: 100,
+    });
+    const url = `${srv.url}${layerPath(ref, "kernel")}`;
+    assertBytes((await get(url)).bytes, image.amd64.kernel);
+    await proxy[Symbol.asyncDispose]();
+    await sleep(150);
+    const { res, bytes } = await get(url);
+    assert.equal(res.status, 200);
+    assertBytes(bytes, image.amd64.kernel);
+    const uncached = await get(`${srv.url}${layerPath(ref, "initramfs")}`);
+    assert.equal(uncached.res.status, 502);
+    assert.match(
+      new TextDecoder().decode(uncached.bytes),
+      /Cannot connect to registry/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("createBootHandler() with a cache recovers from a blob download that broke off", async () => {
+  await using reg = await startRegistry();
+  const image = await pushImage(reg.host, "boot/resume");
+  const digest = digestOf(image.amd64.rootfs!);
+  await using proxy = startProxy(reg, {
+    dropOnce: { digest, after: 1024 * 1024 },
+  });
+  const ref = image.ref.replace(reg.host, proxy.host);
+  const dir = await Deno.makeTempDir({ prefix: "ironcore-serve-" });
+  try {
+    const store = await Store.open(`${dir}/store`);
+    await using srv = serve({
+      client: client(),
+      store,
+      cache: true,
+      platform: AMD64,
+    });
+    const { res, bytes } = await get(`${srv.url}${layerPath(ref, "rootfs")}`);
+    assert.equal(res.status, 200);
+    assertBytes(bytes, image.amd64.rootfs);
+    const gets = proxy.requests.filter((r) =>
+      r.method === "GET" && r.path.endsWith(`/blobs/${digest}`)
+    );
+    // One more GET, from the bytes the store kept (a range) or afresh.
+    assert.equal(gets.length, 2);
+    assert.match(gets[1]!.range ?? "bytes=0-", /^bytes=\d+-$/);
+    assert.ok((await assertStoreSound(store.path)).includes(digestHex(digest)));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("createBootHandler() reads legacy media types, preferring current ones", async () => {
+  await using reg = await startRegistry();
+  const c = client();
+  const repo = { registry: reg.host, repository: "boot/legacy" };
+  const blobs = {
+    config: encodeJson({ commandLine: "root=/dev/sda" }).bytes,
+    oldKernel: random(1000),
+    newKernel: random(2000),
+    initramfs: random(3000),
+  };
+  for (const bytes of Object.values(blobs)) {
+    await c.uploadBlob(
+      repo,
+      { digest: digestOf(bytes), size: bytes.byteLength },
+      (offset, length) =>
+        Promise.resolve(
+          new Blob([
+            bytes.slice(
+              offset,
+              length === undefined ? undefined : offset + length,
+            ),
+          ])
+            .stream(),
+        ),
+    );
+  }
+  const d = (mediaType: string, bytes: Uint8Array) => ({
+    mediaType,
+    digest: digestOf(bytes),
+    size: bytes.byteLength,
+  });
+  const manifest = encodeJson({
+    schemaVersion: 2,
+    mediaType: OCI_MANIFEST_MEDIA_TYPE,
+    config: d(LEGACY_CONFIG_MEDIA_TYPE, blobs.config),
+    layers: [
+      d(LEGACY_LAYER_MEDIA_TYPES.kernel!, blobs.oldKernel),
+      d(LAYER_MEDIA_TYPES.kernel, blobs.newKernel),
+      d(LEGACY_LAYER_MEDIA_TYPES.initramfs!, blobs.initramfs),
+    ],
+  });
+  await c.putManifest(repo, "old", manifest.bytes, OCI_MANIFEST_MEDIA_TYPE);
+  await using srv = serve({ client: c });
+  const ref = `${reg.host}/boot/legacy:old`;
+  assertBytes(
+    (await get(`${srv.url}${layerPath(ref, "kernel")}`)).bytes,
+    blobs.newKernel,
+  );
+  assertBytes(
+    (await get(`${srv.url}${layerPath(ref, "initramfs")}`)).bytes,
+    blobs.initramfs,
+  );
+  const json = JSON.parse(
+    new TextDecoder().decode(
+      (await get(`${srv.url}/v1/images/${encodeURIComponent(ref)}`)).bytes,
+    ),
+  );
+  assert.equal(json.layers.kernel.legacy, false);
+  assert.equal(json.layers.initramfs.legacy, true);
+  assert.equal(json.commandLine, "root=/dev/sda");
+  assert.equal(json.platform, null);
+});
+
+Deno.test("createBootHandler() serves an image that exists only in the local store", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "ironcore-serve-" });
+  try {
+    const store = await Store.open(`${dir}/store`);
+    const files = await writeFiles(dir, {
+      vmlinuz: random(5000),
+      cmdline: "quiet",
+    });
+    // Nothing listens on port 9 of 127.0.0.1.
+    const ref = "127.0.0.1:9/local/os:1.0";
+    await build(store, [{
+      arch: "amd64",
+      layers: { kernel: files.vmlinuz },
+      cmdline: files.cmdline,
+    }], { tag: ref });
+    await using srv = serve({
+      client: client({ retries: 0 }),
+      store,
+      platform: AMD64,
+    });
+    const { res, bytes } = await get(`${srv.url}${layerPath(ref, "kernel")}`);
+    assert.equal(res.status, 200);
+    assertBytes(bytes, await Deno.readFile(files.vmlinuz));
+    const json = JSON.parse(
+      new TextDecoder().decode(
+        (await get(`${srv.url}/v1/images/${encodeURIComponent(ref)}`)).bytes,
+      ),
+    );
+    assert.equal(json.source, "store");
+    assert.equal(json.commandLine, "quiet");
+    const pinned = await get(json.layers.kernel.url);
+    assertBytes(pinned.bytes, bytes);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("createBootHandler() answers bad requests with a clear status and message", async (t) => {
+  await using reg = await startRegistry();
+  const image = await pushImage(reg.host, "boot/bad");
+  await using srv = serve({ client: client({ retries: 0 }), platform: AMD64 });
+  const cases: [string, string, RequestInit, number, RegExp][] = [
+    [
+      "an unknown layer name",
+      layerPath(image.ref, "vmlinuz"),
+      {},
+      400,
+      /Unknown layer "vmlinuz": use one of kernel, initramfs, rootfs, disk, squashfs, uki, iso, config/,
+    ],
+    [
+      "an image without that layer",
+      layerPath(image.ref, "uki", "?platform=linux/arm64"),
+      {},
+      404,
+      /has no uki layer: it has rootfs, kernel/,
+    ],
+    [
+      "an unknown platform",
+      layerPath(image.ref, "kernel", "?platform=linux/riscv64"),
+      {},
+      404,
+      /Platform linux\/riscv64 not found: the image has linux\/amd64, linux\/arm64/,
+    ],
+    [
+      "a malformed platform",
+      layerPath(image.ref, "kernel", "?platform=Linux!"),
+      {},
+      400,
+      /Invalid platform/,
+    ],
+    [
+      "a malformed reference",
+      layerPath("Bad Name!", "kernel"),
+      {},
+      400,
+      /Bad Name!/,
+    ],
+    [
+      "a malformed percent-encoding",
+      "/v1/images/%E0%A4%A/kernel",
+      {},
+      400,
+      /percent-encoding/,
+    ],
+    ["a missing reference", "/v1/images/", {}, 400, /Missing image reference/],
+    [
+      "an image the registry lacks",
+      layerPath(`${reg.host}/boot/none:1.0`, "kernel"),
+      {},
+      404,
+      /not found/,
+    ],
+    [
+      "an unreachable registry",
+      layerPath("127.0.0.1:9/boot/os:1.0", "kernel"),
+      {},
+      502,
+      /Cannot connect to registry 127\.0\.0\.1:9/,
+    ],
+    [
+      "another path",
+      "/v2/",
+      {},
+      404,
+      /use \/v1\/images\/\{reference\}\/\{layer\}/,
+    ],
+    [
+      "another method",
+      layerPath(image.ref, "kernel"),
+      { method: "POST", body: "x" },
+      405,
+      /not allowed/,
+    ],
+  ];
+  for (const [name, path, init, status, message] of cases) {
+    await t.step(`${name} gets ${status}`, async () => {
+      const { res, bytes } = await get(`${srv.url}${path}`, init);
+      const text = new TextDecoder().decode(bytes);
+      assert.equal(res.status, status, text);
+      assert.match(text, message);
+      assert.ok(
+        text.endsWith("\n") && !text.trimEnd().includes("\n"),
+        "one line",
+      );
+    });
+  }
+});
