@@ -140,7 +140,7 @@ export async function downloadBlob(
           e instanceof DigestMismatchError ||
           e instanceof NotFoundError || e instanceof UnauthorizedError ||
           e instanceof InvalidImageError ||
-          (e instanceof RegistryError && e.status >= 400 && e.status < 500)
+          (e instanceof RegistryError && e.status !== 0 && e.status < 500)
         );
         const wrong = e instanceof SizeMismatchError ||
           e instanceof DigestMismatchError;
