@@ -472,6 +472,9 @@ async function main(): Promise<void> {
       refLabel: "skopeo copy",
       target: "< 1.00",
     });
+    await sh(
+      `${DENO} run -A ${CLI} --quiet --plain-http --store-path '${sstore}' push '${host}/bench/smallone:1'`,
+    );
     const dst = `${WORK}/small-pulled`;
     const oursPull = await bench(
       RUNS * 3,

@@ -41,6 +41,7 @@ import {
 import { formatReference, parseReference } from "../oci/reference.ts";
 import type { OperationOptions } from "../progress.ts";
 import { BlobWriter, BUFFER_SIZE, copyFileInto } from "./_blob_writer.ts";
+import { hashOpenFile } from "./hash_file.ts";
 import { PartialBlob, partialName } from "./partial_blob.ts";
 
 const LAYOUT_FILE = "oci-layout";
@@ -438,17 +439,7 @@ export class Store {
     let digest: Digest;
     let size: number;
     try {
-      const hash = new Sha256();
-      const buf = new Uint8Array(BUFFER_SIZE);
-      for (;;) {
-        options.signal?.throwIfAborted();
-        const n = await src.read(buf);
-        if (n === null) break;
-        hash.update(n === buf.byteLength ? buf : buf.subarray(0, n));
-        onBytes?.(hash.bytes);
-      }
-      digest = hash.digest();
-      size = hash.bytes;
+      ({ digest, size } = await hashOpenFile(src, onBytes, options.signal));
       if (!(await this.hasBlob(digest, size))) {
         await (copying ?? Deno.copyFile(path, tmp));
         const after = await Deno.stat(path);

@@ -5,14 +5,14 @@
  * @module
  */
 
-import { type Digest, isDigest, Sha256 } from "../oci/digest.ts";
+import { isDigest } from "../oci/digest.ts";
 import {
   type Descriptor,
   isIndexMediaType,
   parseManifest,
 } from "../oci/manifest.ts";
 import type { OperationOptions } from "../progress.ts";
-import { BUFFER_SIZE } from "./_blob_writer.ts";
+import { hashFile } from "./hash_file.ts";
 import type { Store } from "./store.ts";
 
 /** One problem {@linkcode verifyStore} found. */
@@ -41,24 +41,6 @@ export interface VerifyResult {
 export interface VerifyOptions extends OperationOptions {
   /** Check only the closure of this reference (tag, digest or prefix). */
   reference?: string;
-}
-
-async function hashFile(
-  path: string,
-  buf: Uint8Array,
-  signal?: AbortSignal,
-  onBytes?: (n: number) => void,
-): Promise<{ digest: Digest; size: number }> {
-  using file = await Deno.open(path, { read: true });
-  const hash = new Sha256();
-  for (;;) {
-    signal?.throwIfAborted();
-    const n = await file.read(buf);
-    if (n === null) break;
-    hash.update(n === buf.byteLength ? buf : buf.subarray(0, n));
-    onBytes?.(hash.bytes);
-  }
-  return { digest: hash.digest(), size: hash.bytes };
 }
 
 /**
@@ -162,7 +144,6 @@ export async function verifyStore(
   const toHash = options.reference === undefined
     ? files
     : files.filter((f) => declared.has(f.digest));
-  const buf = new Uint8Array(BUFFER_SIZE);
   let bytes = 0;
   for (const f of toHash) {
     const name = f.digest;
@@ -175,8 +156,6 @@ export async function verifyStore(
     });
     const actual = await hashFile(
       store.blobPath(f.digest),
-      buf,
-      options.signal,
       options.onProgress
         ? (n) =>
           options.onProgress!({
@@ -187,6 +166,7 @@ export async function verifyStore(
             phase: "progress",
           })
         : undefined,
+      options.signal,
     );
     bytes += actual.size;
     if (isDigest(actual.digest) && actual.digest !== f.digest) {

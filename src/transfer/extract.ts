@@ -11,7 +11,6 @@ import {
   NotFoundError,
   SizeMismatchError,
 } from "../errors.ts";
-import { Sha256 } from "../oci/digest.ts";
 import { DigestVerifier } from "../oci/digest_verifier.ts";
 import type {
   Descriptor,
@@ -33,6 +32,7 @@ import {
   layerKindOf,
   LEGACY_LAYER_MEDIA_TYPES,
 } from "../spec/media_types.ts";
+import { hashFile } from "../store/hash_file.ts";
 import type { Store } from "../store/store.ts";
 import { hostPlatform } from "./pull.ts";
 
@@ -406,22 +406,6 @@ export function openLayer(
     : openLocalLayer(source, request, options);
 }
 
-async function hashFile(
-  path: string,
-  signal?: AbortSignal,
-): Promise<{ digest: string; size: number }> {
-  using file = await Deno.open(path, { read: true });
-  const hash = new Sha256();
-  const buf = new Uint8Array(4 * 1024 * 1024);
-  for (;;) {
-    signal?.throwIfAborted();
-    const n = await file.read(buf);
-    if (n === null) break;
-    hash.update(n === buf.byteLength ? buf : buf.subarray(0, n));
-  }
-  return { digest: hash.digest(), size: hash.bytes };
-}
-
 function splitPath(path: string): { dir: string; base: string } {
   const i = path.lastIndexOf("/");
   if (i < 0) return { dir: ".", base: path };
@@ -502,7 +486,7 @@ export async function writeLayerFile(
       copying.catch(() => {});
       let actual: { digest: string; size: number };
       try {
-        actual = await hashFile(layer.path, options.signal);
+        actual = await hashFile(layer.path, undefined, options.signal);
       } finally {
         await copying.catch(() => {});
       }
