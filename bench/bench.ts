@@ -527,6 +527,11 @@ async function main(): Promise<void> {
         parts[0]
       }'`,
     );
+    for (const ref of [`${host}/bench/multi:1`, `${host}/bench/one:1-amd64`]) {
+      await sh(
+        `${DENO} run -A ${CLI} --quiet --plain-http --store-path '${mstore}' push '${ref}'`,
+      );
+    }
     let repo = "";
     const tagFresh = async (src: string) => {
       repo = `bench/m-${++seq}`;
