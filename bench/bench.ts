@@ -670,11 +670,14 @@ async function main(): Promise<void> {
           `arch=amd64,disk=${huge}`,
         ),
     );
-    const p = await bench(
-      1,
-      () => Promise.resolve(),
-      () => cli("--store-path", hstore, "push", `${host}/bench/huge:1`),
-    );
+    // A fresh repository each run, so every run uploads all bytes.
+    let hugeRepo = "";
+    const p = await bench(1, async () => {
+      hugeRepo = `${host}/bench/huge-${++seq}:1`;
+      await sh(
+        `${DENO} run -A ${CLI} --quiet --store-path '${hstore}' tag '${host}/bench/huge:1' '${hugeRepo}'`,
+      );
+    }, () => cli("--store-path", hstore, "push", hugeRepo));
     const dst = `${WORK}/huge-pulled`;
     const q = await bench(
       1,

@@ -149,7 +149,15 @@ export async function listImages(store: Store): Promise<ImageSummary[]> {
   const sizes = new Map<string, number>();
   const rows: ImageSummary[] = [];
   for (const d of await store.entries()) {
-    const { annotations, ...descriptor } = d;
+    const annotations = d.annotations;
+    // Built field by field: cheaper than a rest spread over 10,000 entries.
+    const descriptor: Descriptor = {
+      mediaType: d.mediaType,
+      digest: d.digest,
+      size: d.size,
+    };
+    if (d.platform) descriptor.platform = d.platform;
+    if (d.artifactType) descriptor.artifactType = d.artifactType;
     let size = sizes.get(d.digest);
     if (size === undefined) {
       const cached = Number(annotations?.[ANNOTATION_IMAGE_SIZE]);

@@ -13,6 +13,13 @@ import { WorkerWriter } from "./_worker_writer.ts";
 
 /** Blobs this large are hashed on a worker thread, beside the network. */
 const WORKER_THRESHOLD = 16 * 1024 * 1024;
+/**
+ * Hash workers alive at once in this process. One worker and the main thread
+ * already keep two cores busy; more would only add memory (each worker is a
+ * JavaScript isolate of its own).
+ */
+const MAX_WORKERS = 1;
+let workers = 0;
 
 /** Where a partial blob lives and where it goes when complete. */
 export interface PartialBlobPaths {
@@ -276,7 +283,10 @@ export class PartialBlob {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#worker?.close();
+    if (this.#worker) {
+      this.#worker.close();
+      workers--;
+    }
     try {
       this.#file.close();
     } catch {

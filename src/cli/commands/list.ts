@@ -8,7 +8,26 @@ import { listImages } from "../../store/images.ts";
 import { checkPositionals, type Command } from "../_command.ts";
 import { formatBytes, formatTable } from "../_output.ts";
 
+const familiarRepositories = new Map<string, string>();
+
 function splitReference(full: string): [string, string] {
+  // Thousands of tags share few repositories: name each repository once.
+  const slash = full.lastIndexOf("/");
+  const colon = full.lastIndexOf(":");
+  if (!full.includes("@") && colon > slash && slash > 0) {
+    const repo = full.slice(0, colon);
+    const familiar = familiarRepositories.get(repo);
+    if (familiar !== undefined) return [familiar, full.slice(colon + 1)];
+    const parsed = parseFull(full);
+    if (parsed[1] === full.slice(colon + 1)) {
+      familiarRepositories.set(repo, parsed[0]);
+    }
+    return parsed;
+  }
+  return parseFull(full);
+}
+
+function parseFull(full: string): [string, string] {
   let ref: Reference;
   try {
     ref = parseReference(full, { defaultTag: false });
