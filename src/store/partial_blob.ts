@@ -11,8 +11,12 @@ import { type Digest, digestHex, Sha256 } from "../oci/digest.ts";
 import { BlobWriter, BUFFER_SIZE } from "./_blob_writer.ts";
 import { WorkerWriter } from "./_worker_writer.ts";
 
-/** Blobs this large are hashed on a worker thread, beside the network. */
-const WORKER_THRESHOLD = 16 * 1024 * 1024;
+/**
+ * Blobs this large are hashed on a worker thread, beside the network. A
+ * worker costs a JavaScript isolate (tens of MiB): worth it for the big disk
+ * images and root file systems, not for kernels and configs.
+ */
+const WORKER_THRESHOLD = 512 * 1024 * 1024;
 /**
  * Hash workers alive at once in this process. One worker and the main thread
  * already keep two cores busy; more would only add memory (each worker is a
@@ -29,6 +33,8 @@ export interface PartialBlobPaths {
   blob: string;
   /** Flush to disk before the rename. */
   durable: boolean;
+  /** Blobs at least this large are hashed on a worker thread. */
+  workerThreshold?: number;
 }
 
 async function sizeOf(path: string): Promise<number | undefined> {

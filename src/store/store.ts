@@ -42,7 +42,11 @@ import { formatReference, parseReference } from "../oci/reference.ts";
 import type { OperationOptions } from "../progress.ts";
 import { BlobWriter, BUFFER_SIZE, copyFileInto } from "./_blob_writer.ts";
 import { hashOpenFile } from "./hash_file.ts";
-import { PartialBlob, partialName } from "./partial_blob.ts";
+import {
+  PartialBlob,
+  type PartialBlobPaths,
+  partialName,
+} from "./partial_blob.ts";
 
 const LAYOUT_FILE = "oci-layout";
 const INDEX_FILE = "index.json";
@@ -98,6 +102,11 @@ export interface StoreOptions {
    * the next build or pull writes it again and `verify` reports it.
    */
   durable?: boolean;
+  /**
+   * Downloads of blobs at least this large (bytes) are hashed and written on
+   * a worker thread, so receiving and hashing use two cores. Default 512 MiB.
+   */
+  hashWorkerThreshold?: number;
 }
 
 function join(...parts: string[]): string {
@@ -166,12 +175,18 @@ export class Store {
   /** The store directory. */
   readonly path: string;
   readonly #durable: boolean;
+  readonly #workerThreshold: number | undefined;
   #indexCache: { key: string; index: ImageIndex } | undefined;
   #prepared = false;
 
-  private constructor(path: string, durable: boolean) {
+  private constructor(
+    path: string,
+    durable: boolean,
+    workerThreshold?: number,
+  ) {
     this.path = path;
     this.#durable = durable;
+    this.#workerThreshold = workerThreshold;
   }
 
   /**
@@ -188,6 +203,7 @@ export class Store {
     const store = new Store(
       path.replace(/\/+$/, "") || "/",
       options.durable ?? false,
+      options.hashWorkerThreshold,
     );
     await store.#check();
     return store;
@@ -596,11 +612,15 @@ export class Store {
     descriptor: Pick<Descriptor, "digest" | "size">,
   ): Promise<PartialBlob | undefined> {
     await this.#ensureLayout();
-    return await PartialBlob.open({
+    const paths: PartialBlobPaths = {
       partial: join(this.path, TMP_DIR, partialName(descriptor.digest)),
       blob: this.blobPath(descriptor.digest),
       durable: this.#durable,
-    }, descriptor);
+    };
+    if (this.#workerThreshold !== undefined) {
+      paths.workerThreshold = this.#workerThreshold;
+    }
+    return await PartialBlob.open(paths, descriptor);
   }
 
   /**
