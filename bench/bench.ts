@@ -682,7 +682,7 @@ async function main(): Promise<void> {
     const q = await bench(
       1,
       () => rm(dst),
-      () => cli("--store-path", dst, "pull", `${host}/bench/huge:1`),
+      () => cli("--store-path", dst, "pull", hugeRepo),
     );
     for (const [id, s] of [["build", b], ["push", p], ["pull", q]] as const) {
       record({
