@@ -143,12 +143,25 @@ export class PartialBlob {
           file.close();
           return undefined;
         }
-        if (descriptor.size >= WORKER_THRESHOLD) {
-          const worker = await WorkerWriter.open(
-            paths.partial,
-            descriptor.size,
-          );
-          return new PartialBlob(file, paths, descriptor, new Sha256(), worker);
+        const threshold = paths.workerThreshold ?? WORKER_THRESHOLD;
+        if (descriptor.size >= threshold && workers < MAX_WORKERS) {
+          workers++;
+          try {
+            const worker = await WorkerWriter.open(
+              paths.partial,
+              descriptor.size,
+            );
+            return new PartialBlob(
+              file,
+              paths,
+              descriptor,
+              new Sha256(),
+              worker,
+            );
+          } catch (e) {
+            workers--;
+            throw e;
+          }
         }
         const hash = new Sha256();
         if (mine.size > descriptor.size) {
@@ -169,6 +182,11 @@ export class PartialBlob {
         throw e;
       }
     }
+  }
+
+  /** Whether a worker thread hashes and writes this blob. */
+  get onWorker(): boolean {
+    return this.#worker !== undefined;
   }
 
   /** Bytes already present and hashed: where the next request starts. */

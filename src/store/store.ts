@@ -24,7 +24,7 @@ import {
   digestHex,
   digestOf,
   isDigest,
-  Sha256,
+  type Sha256,
 } from "../oci/digest.ts";
 import {
   ANNOTATION_REF_NAME,
@@ -40,7 +40,7 @@ import {
 } from "../oci/manifest.ts";
 import { formatReference, parseReference } from "../oci/reference.ts";
 import type { OperationOptions } from "../progress.ts";
-import { BlobWriter, BUFFER_SIZE, copyFileInto } from "./_blob_writer.ts";
+import { BlobWriter, copyFileInto } from "./_blob_writer.ts";
 import { hashOpenFile } from "./hash_file.ts";
 import {
   PartialBlob,

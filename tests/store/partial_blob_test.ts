@@ -54,6 +54,7 @@ for (
       const descriptor = { digest: digestOf(data), size: data.byteLength };
       const first = await store.beginBlob(descriptor);
       assert.ok(first);
+      assert.equal(first.onWorker, threshold !== undefined);
       try {
         await assert.rejects(
           first.append(streamOf(data, 9 * MIB + 777)),
