@@ -13,6 +13,7 @@
  * disconnect: the next boot of the same image then finds the blob cached.
  */
 
+import { backoffDelay, sleep } from "../registry/backoff.ts";
 import {
   DigestMismatchError,
   InvalidImageError,
@@ -55,20 +56,6 @@ class StallError extends Error {
     super(`No data for ${ms} ms`);
     this.name = "StallError";
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(signal.reason);
-    };
-    const t = setTimeout(() => {
-      signal.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
 }
 
 function contentRangeStart(res: Response): number | undefined {
@@ -337,8 +324,7 @@ export class BlobCache {
             }
             throw e;
           }
-          const cap = Math.min(10_000, baseDelay * 2 ** attempt);
-          await sleep(cap / 2 + Math.random() * cap / 2, this.#signal);
+          await sleep(backoffDelay(baseDelay, attempt), this.#signal);
         } finally {
           clearTimeout(timer);
           this.#signal.removeEventListener("abort", onAbort);
