@@ -9,6 +9,18 @@ import { Sha256 } from "../oci/digest.ts";
 /** Size of the buffers on the hot path. */
 export const BUFFER_SIZE: number = 4 * 1024 * 1024;
 
+/**
+ * Buffers handed back by finished writers, reused by the next ones: a pull
+ * of many blobs then allocates a few buffers, not two per blob, and memory
+ * does not grow with the number of blobs while the collector lags.
+ */
+const pool: Uint8Array[] = [];
+const POOL_LIMIT = 8;
+
+function takeBuffer(): Uint8Array {
+  return pool.pop() ?? new Uint8Array(BUFFER_SIZE);
+}
+
 async function writeAll(file: Deno.FsFile, data: Uint8Array): Promise<void> {
   let off = 0;
   while (off < data.byteLength) {
@@ -20,10 +32,8 @@ async function writeAll(file: Deno.FsFile, data: Uint8Array): Promise<void> {
 export class BlobWriter {
   readonly #file: Deno.FsFile;
   readonly #hash: Sha256;
-  #buffers: [Uint8Array, Uint8Array] = [
-    new Uint8Array(BUFFER_SIZE),
-    new Uint8Array(BUFFER_SIZE),
-  ];
+  #buffers: [Uint8Array, Uint8Array] = [takeBuffer(), takeBuffer()];
+  #released = false;
   #fill = 0;
   #pending: Promise<void> | undefined;
 
@@ -147,6 +157,20 @@ export class BlobWriter {
       throw e;
     } finally {
       byob.releaseLock();
+    }
+  }
+
+  /**
+   * Gives the buffers back for reuse. Call only after {@linkcode finish}
+   * (which waits for the last write), and do not use the writer afterwards.
+   */
+  release(): void {
+    if (this.#released) return;
+    this.#released = true;
+    for (const b of this.#buffers) {
+      if (b.buffer.byteLength === BUFFER_SIZE && pool.length < POOL_LIMIT) {
+        pool.push(new Uint8Array(b.buffer));
+      }
     }
   }
 

@@ -239,6 +239,8 @@ export class PartialBlob {
       await this.#file.truncate(0).catch(() => {});
       this.#hash = new Sha256();
       throw failure ?? e;
+    } finally {
+      writer.release();
     }
     if (failure !== undefined) throw failure;
   }

@@ -509,6 +509,7 @@ export class Store {
           options.signal,
         );
         hash = await writer.finish();
+        writer.release();
         if (this.#durable) await dst.sync();
       }
       const digest = hash.digest();
@@ -574,6 +575,7 @@ export class Store {
           options.signal,
         );
         const hash = await writer.finish();
+        writer.release();
         if (hash.bytes !== size) {
           throw new SizeMismatchError(size, hash.bytes, `blob ${digest}`);
         }
