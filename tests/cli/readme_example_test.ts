@@ -56,8 +56,9 @@ Deno.test("the README's registry example streams a kernel to a file", async () =
     const script = `${dir}/example.ts`;
     await Deno.writeTextFile(
       script,
+      // The README imports the published package; run it against this tree.
       example.replace(
-        '"jsr:@ironcore/image"',
+        JSON.stringify(["jsr", "@ironcore/image"].join(":")),
         JSON.stringify(`${REPO_ROOT}/mod.ts`),
       ),
     );
