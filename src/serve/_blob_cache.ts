@@ -28,6 +28,7 @@ import { fileStream } from "../store/file_stream.ts";
 import { partialName } from "../store/partial_blob.ts";
 import type { Store } from "../store/store.ts";
 import { ClientGoneError, relay, type RelayEnd } from "./_relay.ts";
+import { contentRangeStart, StallError } from "../transfer/resume.ts";
 
 /** Where a blob comes from when the store lacks it. */
 export interface BlobSource {
@@ -50,18 +51,6 @@ export interface BlobCacheOptions {
 const READ_SIZE = 1024 * 1024;
 /** Longest a reader waits at the end of the partial file before looking again. */
 const POLL_MS = 100;
-
-class StallError extends Error {
-  constructor(ms: number) {
-    super(`No data for ${ms} ms`);
-    this.name = "StallError";
-  }
-}
-
-function contentRangeStart(res: Response): number | undefined {
-  const m = /^bytes (\d+)-/.exec(res.headers.get("content-range") ?? "");
-  return m ? Number(m[1]) : undefined;
-}
 
 /** One blob being downloaded into the store. */
 class Fill {

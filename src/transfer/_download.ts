@@ -17,6 +17,7 @@ import type { ProgressCallback } from "../progress.ts";
 import { backoffDelay, sleep } from "../registry/backoff.ts";
 import type { RegistryClient, Repository } from "../registry/client.ts";
 import type { Store } from "../store/store.ts";
+import { contentRangeStart, StallError } from "./resume.ts";
 
 /** How hard to try. */
 export interface DownloadOptions {
@@ -30,18 +31,6 @@ export interface DownloadOptions {
   signal?: AbortSignal;
   /** Progress. */
   onProgress?: ProgressCallback;
-}
-
-class StallError extends Error {
-  constructor(ms: number) {
-    super(`No data for ${ms} ms`);
-    this.name = "StallError";
-  }
-}
-
-function contentRangeStart(res: Response): number | undefined {
-  const m = /^bytes (\d+)-/.exec(res.headers.get("content-range") ?? "");
-  return m ? Number(m[1]) : undefined;
 }
 
 /**
