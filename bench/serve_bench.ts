@@ -12,12 +12,12 @@
  * @module
  */
 
-import { build } from "../src/build/build.ts";
+import { build } from "../src/build/build_image.ts";
 import { Sha256 } from "../src/oci/digest.ts";
 import { RegistryClient } from "../src/registry/client.ts";
 import { createBootHandler } from "../src/serve/boot_handler.ts";
 import { Store } from "../src/store/store.ts";
-import { push } from "../src/transfer/push.ts";
+import { push } from "../src/transfer/push_image.ts";
 import { startRegistry } from "../tests/_helpers/registry.ts";
 
 function parseFlags(argv: string[]): Record<string, string> {

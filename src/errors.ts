@@ -276,3 +276,26 @@ export class RegistryError extends Error {
     this.codes = options.codes ?? [];
   }
 }
+
+/**
+ * The reason an attempt is aborted when no byte arrived for too long.
+ *
+ * @example
+ * ```ts
+ * import { StallError } from "./errors.ts";
+ * const controller = new AbortController();
+ * controller.abort(new StallError(30_000));
+ * console.log(controller.signal.reason instanceof StallError); // true
+ * ```
+ */
+export class StallError extends Error {
+  /**
+   * Creates the error.
+   *
+   * @param ms How long no data arrived, in milliseconds.
+   */
+  constructor(ms: number) {
+    super(`No data for ${ms} ms`);
+    this.name = "StallError";
+  }
+}

@@ -4,6 +4,8 @@
  * @module
  */
 
+import { NotFoundError } from "../errors.ts";
+
 /** The platform an image manifest runs on. */
 export interface Platform {
   /** Operating system, e.g. `linux`. */
@@ -77,4 +79,67 @@ export function formatPlatform(platform: Platform): string {
 export function platformMatches(have: Platform, want: Platform): boolean {
   return have.os === want.os && have.architecture === want.architecture &&
     (want.variant === undefined || have.variant === want.variant);
+}
+
+/**
+ * Picks the manifest for a platform from an index.
+ *
+ * @param manifests The index's entries.
+ * @param platform The platform wanted.
+ * @returns The matching descriptor.
+ * @throws {NotFoundError} Listing the platforms the index has.
+ *
+ * @example
+ * ```ts
+ * import { selectPlatform } from "./platform.ts";
+ * const digest = `sha256:${"a".repeat(64)}` as const;
+ * const entry = selectPlatform([
+ *   { mediaType: "application/vnd.oci.image.manifest.v1+json", digest, size: 2, platform: { os: "linux", architecture: "arm64" } },
+ * ], { os: "linux", architecture: "arm64" });
+ * console.log(entry.size); // 2
+ * ```
+ */
+export function selectPlatform<T extends { platform?: Platform | undefined }>(
+  manifests: readonly T[],
+  platform: Platform,
+): T {
+  const hit = manifests.find((m) =>
+    m.platform && platformMatches(m.platform, platform)
+  );
+  if (!hit) {
+    const have = manifests.map((m) =>
+      m.platform ? formatPlatform(m.platform) : "unknown"
+    );
+    throw new NotFoundError(
+      `Platform ${formatPlatform(platform)} not found: the image has ${
+        have.join(", ") || "no platforms"
+      }`,
+      { reference: formatPlatform(platform) },
+    );
+  }
+  return hit;
+}
+
+/**
+ * The platform of this machine, as OCI names it (`linux/amd64`, `linux/arm64`).
+ *
+ * @returns The platform.
+ *
+ * @example
+ * ```ts
+ * import { hostPlatform } from "./platform.ts";
+ * console.log(hostPlatform().architecture);
+ * ```
+ */
+export function hostPlatform(): Platform {
+  // Outside Deno (this module is otherwise runtime-neutral) assume amd64.
+  const arch = globalThis.Deno?.build.arch ?? "x86_64";
+  return {
+    os: "linux",
+    architecture: arch === "x86_64"
+      ? "amd64"
+      : arch === "aarch64"
+      ? "arm64"
+      : arch,
+  };
 }

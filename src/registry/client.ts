@@ -26,13 +26,9 @@ import {
   parseManifest,
 } from "../oci/manifest.ts";
 import { registryApiHost } from "../oci/reference.ts";
-import {
-  Authenticator,
-  type CredentialLookup,
-  readLimited,
-  readLimitedBytes,
-} from "./auth.ts";
-import { backoffDelay, sleep } from "./backoff.ts";
+import { readLimited, readLimitedBytes } from "../net/_limited.ts";
+import { Authenticator, type CredentialLookup } from "./_auth.ts";
+import { backoffDelay, sleep } from "../net/retry.ts";
 
 /** A repository in a registry. */
 export interface Repository {

@@ -13,22 +13,23 @@
  * disconnect: the next boot of the same image then finds the blob cached.
  */
 
-import { backoffDelay, sleep } from "../registry/backoff.ts";
+import { backoffDelay, sleep } from "../net/retry.ts";
 import {
   DigestMismatchError,
   InvalidImageError,
   NotFoundError,
   RegistryError,
   SizeMismatchError,
+  StallError,
   UnauthorizedError,
 } from "../errors.ts";
 import type { Digest } from "../oci/digest.ts";
 import type { Descriptor } from "../oci/manifest.ts";
-import { fileStream } from "../store/file_stream.ts";
-import { partialName } from "../store/partial_blob.ts";
+import { fileStream } from "../store/_file_stream.ts";
+import { partialName } from "../store/_partial_blob.ts";
 import type { Store } from "../store/store.ts";
 import { ClientGoneError, relay, type RelayEnd } from "./_relay.ts";
-import { contentRangeStart, StallError } from "../transfer/resume.ts";
+import { contentRangeStart } from "../transfer/_resume.ts";
 
 /** Where a blob comes from when the store lacks it. */
 export interface BlobSource {

@@ -26,12 +26,15 @@ import {
 } from "../oci/manifest.ts";
 import { formatPlatform, type Platform } from "../oci/platform.ts";
 import { formatReference, type Reference } from "../oci/reference.ts";
-import { readLimitedBytes } from "../registry/auth.ts";
+import { readLimitedBytes } from "../net/_limited.ts";
 import type { RegistryClient, Repository } from "../registry/client.ts";
 import { MAX_CONFIG_BYTES } from "../spec/config.ts";
-import { type IronCoreImage, resolveImage } from "../spec/resolve_image.ts";
+import {
+  type IronCoreImage,
+  resolveImage,
+} from "../spec/image_from_manifest.ts";
 import type { Store } from "../store/store.ts";
-import { selectPlatform } from "../transfer/pull.ts";
+import { selectPlatform } from "../oci/platform.ts";
 
 /** Where an image's manifests came from. */
 export type ImageSource = "registry" | "store";

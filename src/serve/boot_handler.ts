@@ -25,9 +25,9 @@ import {
 import { parseReference, type Reference } from "../oci/reference.ts";
 import type { RegistryClient } from "../registry/client.ts";
 import type { LayerKind } from "../spec/media_types.ts";
-import { layerKinds } from "../spec/resolve_image.ts";
+import { layerKinds } from "../spec/image_from_manifest.ts";
 import type { Store } from "../store/store.ts";
-import { hostPlatform } from "../transfer/pull.ts";
+import { hostPlatform } from "../oci/platform.ts";
 import { BlobCache } from "./_blob_cache.ts";
 import { parseRange } from "./_http_range.ts";
 import { ImageResolver, type ResolvedImage } from "./_image_resolver.ts";

@@ -41,12 +41,12 @@ import {
 import { formatReference, parseReference } from "../oci/reference.ts";
 import type { OperationOptions } from "../progress.ts";
 import { BlobWriter, copyFileInto } from "./_blob_writer.ts";
-import { hashOpenFile } from "./hash_file.ts";
+import { hashOpenFile } from "./_hash_file.ts";
 import {
   PartialBlob,
   type PartialBlobPaths,
   partialName,
-} from "./partial_blob.ts";
+} from "./_partial_blob.ts";
 
 const LAYOUT_FILE = "oci-layout";
 const INDEX_FILE = "index.json";

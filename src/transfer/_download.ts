@@ -10,14 +10,15 @@ import {
   NotFoundError,
   RegistryError,
   SizeMismatchError,
+  StallError,
   UnauthorizedError,
 } from "../errors.ts";
 import type { Descriptor } from "../oci/manifest.ts";
 import type { ProgressCallback } from "../progress.ts";
-import { backoffDelay, sleep } from "../registry/backoff.ts";
+import { backoffDelay, sleep } from "../net/retry.ts";
 import type { RegistryClient, Repository } from "../registry/client.ts";
 import type { Store } from "../store/store.ts";
-import { contentRangeStart, StallError } from "./resume.ts";
+import { contentRangeStart } from "./_resume.ts";
 
 /** How hard to try. */
 export interface DownloadOptions {

@@ -9,10 +9,10 @@
 import { formatPlatform, type Platform } from "../oci/platform.ts";
 import { formatReference, parseReference } from "../oci/reference.ts";
 import type { ProgressCallback } from "../progress.ts";
-import { backoffDelay, sleep } from "../registry/backoff.ts";
+import { backoffDelay, sleep } from "../net/retry.ts";
 import type { RegistryClient } from "../registry/client.ts";
 import type { Store } from "../store/store.ts";
-import { pull, type PullOptions, type PullResult } from "./pull.ts";
+import { pull, type PullOptions, type PullResult } from "./pull_image.ts";
 
 /** State of one reference in a {@linkcode PullCache}. */
 export type PullState =

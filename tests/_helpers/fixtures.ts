@@ -70,3 +70,23 @@ export function prng(seed: number): () => number {
 export function pick<T>(random: () => number, items: readonly T[]): T {
   return items[Math.floor(random() * items.length)]!;
 }
+
+/**
+ * Random bytes of any length (`crypto.getRandomValues` fills at most 64 KiB
+ * per call).
+ *
+ * @param n How many bytes.
+ * @returns Fresh random bytes.
+ *
+ * @example
+ * ```ts ignore
+ * const kernel = randomBytes(3 * 1024 * 1024);
+ * ```
+ */
+export function randomBytes(n: number): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i += 65536) {
+    crypto.getRandomValues(out.subarray(i, Math.min(n, i + 65536)));
+  }
+  return out;
+}

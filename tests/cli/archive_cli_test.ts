@@ -4,9 +4,9 @@
  */
 
 import assert from "node:assert/strict";
-import { build, type BuildResult } from "../../src/build/build.ts";
+import { build, type BuildResult } from "../../src/build/build_image.ts";
 import { Store } from "../../src/store/store.ts";
-import { TarWriter } from "../../src/transfer/_tar.ts";
+import { TarWriter } from "../../src/archive/_tar_writer.ts";
 import { CLI_PATH, runCliProcess, snapshotStore } from "../_helpers/cli.ts";
 import { writeFiles } from "../_helpers/fixtures.ts";
 import { withTempDir } from "../_helpers/temp.ts";

@@ -3,7 +3,7 @@
  */
 
 import assert from "node:assert/strict";
-import { build } from "../../src/build/build.ts";
+import { build } from "../../src/build/build_image.ts";
 import { digestHex } from "../../src/oci/digest.ts";
 import { Store } from "../../src/store/store.ts";
 import {

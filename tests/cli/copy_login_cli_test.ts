@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { build, type BuildResult } from "../../src/build/build.ts";
+import { build, type BuildResult } from "../../src/build/build_image.ts";
 import { Store } from "../../src/store/store.ts";
 import { CLI_PATH, snapshotStore } from "../_helpers/cli.ts";
 import { writeFiles } from "../_helpers/fixtures.ts";

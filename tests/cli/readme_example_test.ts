@@ -4,11 +4,11 @@
  */
 
 import assert from "node:assert/strict";
-import { build } from "../../src/build/build.ts";
+import { build } from "../../src/build/build_image.ts";
 import { digestOf } from "../../src/oci/digest.ts";
 import { RegistryClient } from "../../src/registry/client.ts";
 import { Store } from "../../src/store/store.ts";
-import { push } from "../../src/transfer/push.ts";
+import { push } from "../../src/transfer/push_image.ts";
 import { REPO_ROOT } from "../_helpers/cli.ts";
 import { writeFiles } from "../_helpers/fixtures.ts";
 import { startRegistry } from "../_helpers/registry.ts";

@@ -4,7 +4,7 @@ import {
   ANNOTATION_REF_NAME,
   OCI_MANIFEST_MEDIA_TYPE,
 } from "../../src/oci/manifest.ts";
-import { resolveImage } from "../../src/spec/resolve_image.ts";
+import { resolveImage } from "../../src/spec/image_from_manifest.ts";
 import {
   CONFIG_MEDIA_TYPE,
   LAYER_MEDIA_TYPES,
@@ -12,6 +12,7 @@ import {
 import { Store } from "../../src/store/store.ts";
 import { startRegistry, type TestRegistry } from "../_helpers/registry.ts";
 import { withTempDir } from "../_helpers/temp.ts";
+import { randomBytes } from "../_helpers/fixtures.ts";
 
 const CLI = new URL("../../cli.ts", import.meta.url).pathname;
 
@@ -74,10 +75,6 @@ async function skopeo(args: string[]): Promise<Uint8Array> {
   return out.stdout;
 }
 
-function random(n: number): Uint8Array {
-  return crypto.getRandomValues(new Uint8Array(n));
-}
-
 /** Every file under `root` by relative path, as `"<size> <sha256 hex>"`. */
 async function snapshotDir(root: string): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
@@ -121,9 +118,9 @@ async function inputFiles(dir: string) {
     squashfs: `${dir}/root.squashfs`,
     cmdline: `${dir}/cmdline`,
   };
-  await Deno.writeFile(paths.vmlinuz, random(5000));
-  await Deno.writeFile(paths.initrd, random(3000));
-  await Deno.writeFile(paths.squashfs, random(9000));
+  await Deno.writeFile(paths.vmlinuz, randomBytes(5000));
+  await Deno.writeFile(paths.initrd, randomBytes(3000));
+  await Deno.writeFile(paths.squashfs, randomBytes(9000));
   await Deno.writeTextFile(paths.cmdline, "console=ttyS0\n");
   return paths;
 }
@@ -338,8 +335,8 @@ Deno.test("the CLI against a registry without auth", async (t) => {
         const config = await put(
           new TextEncoder().encode('{"commandLine":"root=/dev/vda"}'),
         );
-        const kernel = await put(random(4000));
-        const initrd = await put(random(2000));
+        const kernel = await put(randomBytes(4000));
+        const initrd = await put(randomBytes(2000));
         const manifestBytes = new TextEncoder().encode(JSON.stringify(
           {
             schemaVersion: 2,

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
-import { build } from "../../src/build/build.ts";
+import { build } from "../../src/build/build_image.ts";
 import { RegistryClient } from "../../src/registry/client.ts";
 import { tagImage } from "../../src/store/images.ts";
 import { Store } from "../../src/store/store.ts";
-import { push } from "../../src/transfer/push.ts";
+import { push } from "../../src/transfer/push_image.ts";
 import { type CliResult, runCliProcess } from "../_helpers/cli.ts";
 import { writeFiles } from "../_helpers/fixtures.ts";
 import { startRegistry } from "../_helpers/registry.ts";

@@ -17,7 +17,7 @@ import {
   LAYER_MEDIA_TYPES,
 } from "../../src/spec/media_types.ts";
 import { Store } from "../../src/store/store.ts";
-import { pull } from "../../src/transfer/pull.ts";
+import { pull } from "../../src/transfer/pull_image.ts";
 import {
   type FakeRequest,
   manifestResponse,

@@ -1,19 +1,15 @@
 import assert from "node:assert/strict";
-import { build, type BuildResult } from "../../src/build/build.ts";
+import { build, type BuildResult } from "../../src/build/build_image.ts";
 import { digestHex, digestOf } from "../../src/oci/digest.ts";
 import { deleteImage } from "../../src/store/images.ts";
 import { Store } from "../../src/store/store.ts";
 import { runCliProcess } from "../_helpers/cli.ts";
-import { writeFiles } from "../_helpers/fixtures.ts";
+import { randomBytes, writeFiles } from "../_helpers/fixtures.ts";
 import { withTempDir } from "../_helpers/temp.ts";
 import { blobFiles, reachableDigests, storeTags } from "./_common.ts";
 
 async function sha(path: string): Promise<string> {
   return digestOf(await Deno.readFile(path));
-}
-
-function random(n: number): Uint8Array {
-  return crypto.getRandomValues(new Uint8Array(n));
 }
 
 /** Names and sizes under a directory, by `stat` only (reading would bump atimes). */
@@ -59,10 +55,10 @@ Deno.test("prune frees exactly the unreferenced blobs older than the grace perio
     const path = `${dir}/store`;
     const store = await Store.open(path);
     const f = await writeFiles(dir, {
-      shared: random(8192),
-      a: random(4096),
-      b: random(4096),
-      c: random(4096),
+      shared: randomBytes(8192),
+      a: randomBytes(4096),
+      b: randomBytes(4096),
+      c: randomBytes(4096),
     });
     // A: an index over two archs; only the index is tagged, so its
     // manifests are reachable through it alone.
@@ -100,12 +96,12 @@ Deno.test("prune frees exactly the unreferenced blobs older than the grace perio
     );
     // Temporary files: two left by crashed runs long ago, one in use.
     const twoHoursAgo = new Date(Date.now() - 2 * 60 * 60 * 1000);
-    await Deno.writeFile(`${path}/.tmp/crashed-write`, random(1000));
+    await Deno.writeFile(`${path}/.tmp/crashed-write`, randomBytes(1000));
     await Deno.writeFile(
       `${path}/.tmp/partial-${"e".repeat(64)}`,
-      random(3000),
+      randomBytes(3000),
     );
-    await Deno.writeFile(`${path}/.tmp/in-use`, random(500));
+    await Deno.writeFile(`${path}/.tmp/in-use`, randomBytes(500));
     for (const name of ["crashed-write", `partial-${"e".repeat(64)}`]) {
       await Deno.utime(`${path}/.tmp/${name}`, twoHoursAgo, twoHoursAgo);
     }
@@ -194,8 +190,8 @@ Deno.test("prune frees exactly the unreferenced blobs older than the grace perio
 Deno.test("verify and verify REF report each kind of damage with exit 1 and the digest", async () => {
   await withTempDir(async (dir) => {
     const f = await writeFiles(dir, {
-      kernel: random(4096),
-      rootfs: random(64 * 1024),
+      kernel: randomBytes(4096),
+      rootfs: randomBytes(64 * 1024),
       cmdline: "quiet",
     });
     const pristine = `${dir}/pristine`;

@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
-import { build } from "../../src/build/build.ts";
+import { build } from "../../src/build/build_image.ts";
 import type { Digest } from "../../src/oci/digest.ts";
 import { RegistryClient } from "../../src/registry/client.ts";
 import { Store } from "../../src/store/store.ts";
-import { verifyStore } from "../../src/store/verify.ts";
-import { pull } from "../../src/transfer/pull.ts";
-import { push } from "../../src/transfer/push.ts";
+import { verifyStore } from "../../src/store/verify_store.ts";
+import { pull } from "../../src/transfer/pull_image.ts";
+import { push } from "../../src/transfer/push_image.ts";
 import { runCliProcess, snapshotStore } from "../_helpers/cli.ts";
 import { type FaultProxy, startFaultProxy } from "../_helpers/fault_proxy.ts";
 import { writeFiles } from "../_helpers/fixtures.ts";

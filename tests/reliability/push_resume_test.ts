@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
-import { build } from "../../src/build/build.ts";
+import { build } from "../../src/build/build_image.ts";
 import { type Digest, digestHex } from "../../src/oci/digest.ts";
 import { RegistryClient } from "../../src/registry/client.ts";
 import { Store } from "../../src/store/store.ts";
-import { push } from "../../src/transfer/push.ts";
+import { push } from "../../src/transfer/push_image.ts";
 import { startFaultProxy } from "../_helpers/fault_proxy.ts";
 import { writeFiles } from "../_helpers/fixtures.ts";
 import { startRegistry, type TestRegistry } from "../_helpers/registry.ts";

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { build, type BuildResult } from "../../src/build/build.ts";
+import { build, type BuildResult } from "../../src/build/build_image.ts";
 import { type Digest, digestHex, digestOf } from "../../src/oci/digest.ts";
 import { encodeJson, OCI_MANIFEST_MEDIA_TYPE } from "../../src/oci/manifest.ts";
 import {
@@ -19,8 +19,8 @@ import {
   LEGACY_LAYER_MEDIA_TYPES,
 } from "../../src/spec/media_types.ts";
 import { Store } from "../../src/store/store.ts";
-import { push } from "../../src/transfer/push.ts";
-import { writeFiles } from "../_helpers/fixtures.ts";
+import { push } from "../../src/transfer/push_image.ts";
+import { randomBytes, writeFiles } from "../_helpers/fixtures.ts";
 import {
   startRegistry,
   type TestRegistry,
@@ -28,14 +28,6 @@ import {
 } from "../_helpers/registry.ts";
 
 const AMD64 = { os: "linux", architecture: "amd64" };
-
-function random(n: number): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(n);
-  for (let i = 0; i < n; i += 65536) {
-    crypto.getRandomValues(out.subarray(i, Math.min(n, i + 65536)));
-  }
-  return out;
-}
 
 /** Compares bytes by length and digest: node's diff of large arrays takes minutes. */
 function assertBytes(
@@ -287,10 +279,10 @@ async function pushImage(
       cmdline: "console=ttyS0 quiet",
     };
     for (const [kind, size] of Object.entries(SIZES)) {
-      amd64[kind as LayerKind] = random(size);
+      amd64[kind as LayerKind] = randomBytes(size);
       inputs[`amd64-${kind}`] = amd64[kind as LayerKind];
     }
-    const arm64 = { kernel: random(40_000), rootfs: random(90_000) };
+    const arm64 = { kernel: randomBytes(40_000), rootfs: randomBytes(90_000) };
     inputs["arm64-kernel"] = arm64.kernel;
     inputs["arm64-rootfs"] = arm64.rootfs;
     const paths = await writeFiles(dir, inputs);
@@ -669,7 +661,7 @@ Deno.test("createBootHandler() never delivers a blob whose digest is wrong", asy
   const image = await pushImage(reg.host, "boot/corrupt");
   const digest = digestOf(image.amd64.disk!);
   // Same size, other bytes: only the digest can tell.
-  await Deno.writeFile(registryBlobPath(reg, digest), random(SIZES.disk));
+  await Deno.writeFile(registryBlobPath(reg, digest), randomBytes(SIZES.disk));
   const dir = await Deno.makeTempDir({ prefix: "ironcore-serve-" });
   try {
     for (const mode of ["stream", "cache"] as const) {
@@ -838,9 +830,9 @@ Deno.test("createBootHandler() reads legacy media types, preferring current ones
   const repo = { registry: reg.host, repository: "boot/legacy" };
   const blobs = {
     config: encodeJson({ commandLine: "root=/dev/sda" }).bytes,
-    oldKernel: random(1000),
-    newKernel: random(2000),
-    initramfs: random(3000),
+    oldKernel: randomBytes(1000),
+    newKernel: randomBytes(2000),
+    initramfs: randomBytes(3000),
   };
   for (const bytes of Object.values(blobs)) {
     await c.uploadBlob(
@@ -900,7 +892,7 @@ Deno.test("createBootHandler() serves an image that exists only in the local sto
   try {
     const store = await Store.open(`${dir}/store`);
     const files = await writeFiles(dir, {
-      vmlinuz: random(5000),
+      vmlinuz: randomBytes(5000),
       cmdline: "quiet",
     });
     // Nothing listens on port 9 of 127.0.0.1.

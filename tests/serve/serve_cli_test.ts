@@ -1,21 +1,13 @@
 import assert from "node:assert/strict";
-import { build } from "../../src/build/build.ts";
+import { build } from "../../src/build/build_image.ts";
 import { digestHex, digestOf } from "../../src/oci/digest.ts";
 import { RegistryClient } from "../../src/registry/client.ts";
 import { Store } from "../../src/store/store.ts";
-import { push } from "../../src/transfer/push.ts";
+import { push } from "../../src/transfer/push_image.ts";
 import { CLI_PATH, runCliProcess } from "../_helpers/cli.ts";
-import { writeFiles } from "../_helpers/fixtures.ts";
+import { randomBytes, writeFiles } from "../_helpers/fixtures.ts";
 import { startRegistry } from "../_helpers/registry.ts";
 import { withTempDir } from "../_helpers/temp.ts";
-
-function random(n: number): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(n);
-  for (let i = 0; i < n; i += 65536) {
-    crypto.getRandomValues(out.subarray(i, Math.min(n, i + 65536)));
-  }
-  return out;
-}
 
 /** Reads a child's stderr into a string as it arrives. */
 function collect(stream: ReadableStream<Uint8Array>): {
@@ -49,9 +41,9 @@ async function waitFor(
 Deno.test("ironcore-image serve streams layers and finishes downloads in flight on SIGTERM", async () => {
   await using reg = await startRegistry();
   await withTempDir(async (dir) => {
-    const rootfs = random(24 * 1024 * 1024);
+    const rootfs = randomBytes(24 * 1024 * 1024);
     const files = await writeFiles(dir, {
-      vmlinuz: random(100_000),
+      vmlinuz: randomBytes(100_000),
       rootfs,
     });
     const source = await Store.open(`${dir}/source`);

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { build, type BuildResult } from "../../src/build/build.ts";
+import { build, type BuildResult } from "../../src/build/build_image.ts";
 import { InvalidReferenceError, NotFoundError } from "../../src/errors.ts";
 import { digestHex, digestOf } from "../../src/oci/digest.ts";
 import {

@@ -4,41 +4,13 @@
  */
 
 import assert from "node:assert/strict";
-import { build, type BuildResult } from "../../src/build/build.ts";
+import { build, type BuildResult } from "../../src/build/build_image.ts";
 import { digestOf } from "../../src/oci/digest.ts";
 import type { ImageIndex } from "../../src/oci/manifest.ts";
 import { Store } from "../../src/store/store.ts";
 import { writeFiles } from "../_helpers/fixtures.ts";
 import { withTempDir } from "../_helpers/temp.ts";
-
-async function which(name: string): Promise<boolean> {
-  try {
-    const { code } = await new Deno.Command(name, {
-      args: ["--version"],
-      stdout: "null",
-      stderr: "null",
-    }).output();
-    return code === 0;
-  } catch {
-    return false;
-  }
-}
-
-const hasSkopeo = await which("skopeo");
-
-async function skopeo(...args: string[]): Promise<Uint8Array> {
-  const out = await new Deno.Command("skopeo", {
-    args: ["--insecure-policy", ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  assert.equal(
-    out.code,
-    0,
-    `skopeo ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}`,
-  );
-  return out.stdout;
-}
+import { hasSkopeo, skopeo } from "../_helpers/tools.ts";
 
 async function fixture(
   dir: string,

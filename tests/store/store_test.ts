@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { build, type BuildResult } from "../../src/build/build.ts";
+import { build, type BuildResult } from "../../src/build/build_image.ts";
 import {
   AmbiguousReferenceError,
   DigestMismatchError,

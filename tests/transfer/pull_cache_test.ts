@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
-import { build } from "../../src/build/build.ts";
+import { build } from "../../src/build/build_image.ts";
 import { NotFoundError } from "../../src/errors.ts";
 import { RegistryClient } from "../../src/registry/client.ts";
 import { Store } from "../../src/store/store.ts";
 import { PullCache, type PullEvent } from "../../src/transfer/pull_cache.ts";
-import { push } from "../../src/transfer/push.ts";
+import { push } from "../../src/transfer/push_image.ts";
 import { writeFiles } from "../_helpers/fixtures.ts";
 import { startRegistry } from "../_helpers/registry.ts";
 import { withTempDir } from "../_helpers/temp.ts";

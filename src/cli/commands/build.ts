@@ -1,5 +1,5 @@
 import { parseArchConfig } from "../../build/arch_config.ts";
-import { build } from "../../build/build.ts";
+import { build } from "../../build/build_image.ts";
 import { familiarReference, parseReference } from "../../oci/reference.ts";
 import { UsageError } from "../_args.ts";
 import { checkPositionals, type Command } from "../_command.ts";

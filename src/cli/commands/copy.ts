@@ -1,5 +1,5 @@
 import { familiarReference, parseReference } from "../../oci/reference.ts";
-import { copy, type CopyEndpoint } from "../../transfer/copy.ts";
+import { copy, type CopyEndpoint } from "../../transfer/copy_image.ts";
 import { UsageError } from "../_args.ts";
 import {
   checkPositionals,

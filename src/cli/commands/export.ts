@@ -4,7 +4,7 @@ import {
   exportArchive,
   type ExportArchiveOptions,
   type ExportArchiveResult,
-} from "../../transfer/archive.ts";
+} from "../../archive/export_archive.ts";
 import { UsageError } from "../_args.ts";
 import { checkPositionals, type Command } from "../_command.ts";
 import { formatBytes } from "../_output.ts";

@@ -7,7 +7,7 @@ import {
   openLocalLayer,
   openRemoteLayer,
   writeLayerFile,
-} from "../../transfer/extract.ts";
+} from "../../image/open_layer.ts";
 import { UsageError } from "../_args.ts";
 import { checkPositionals, type Command } from "../_command.ts";
 import { platformFlag, registryClient } from "./_registry.ts";

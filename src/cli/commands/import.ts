@@ -3,7 +3,7 @@ import { familiarReference, parseReference } from "../../oci/reference.ts";
 import {
   importArchive,
   type ImportArchiveOptions,
-} from "../../transfer/archive.ts";
+} from "../../archive/import_archive.ts";
 import { UsageError } from "../_args.ts";
 import { checkPositionals, type Command } from "../_command.ts";
 

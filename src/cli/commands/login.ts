@@ -2,8 +2,8 @@ import {
   DockerConfig,
   type DockerConfigOptions,
 } from "../../registry/credentials.ts";
-import { verifyCredentials } from "../../registry/verify_credentials.ts";
-import type { VerifyCredentialsOptions } from "../../registry/verify_credentials.ts";
+import { verifyCredentials } from "../../registry/login.ts";
+import type { VerifyCredentialsOptions } from "../../registry/login.ts";
 import { UsageError } from "../_args.ts";
 import {
   checkPositionals,

@@ -1,4 +1,4 @@
-import { DEFAULT_PRUNE_GRACE, prune } from "../../store/prune.ts";
+import { DEFAULT_PRUNE_GRACE, prune } from "../../store/prune_store.ts";
 import { UsageError } from "../_args.ts";
 import { checkPositionals, type Command } from "../_command.ts";
 import { formatBytes } from "../_output.ts";

@@ -1,5 +1,5 @@
 import { familiarReference, parseReference } from "../../oci/reference.ts";
-import { pull } from "../../transfer/pull.ts";
+import { pull } from "../../transfer/pull_image.ts";
 import { checkPositionals, type Command } from "../_command.ts";
 import {
   concurrency,

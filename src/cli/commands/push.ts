@@ -1,5 +1,5 @@
 import { familiarReference, parseReference } from "../../oci/reference.ts";
-import { push } from "../../transfer/push.ts";
+import { push } from "../../transfer/push_image.ts";
 import { checkPositionals, type Command } from "../_command.ts";
 import { concurrency, CONCURRENCY_FLAG, registryClient } from "./_registry.ts";
 

@@ -8,7 +8,7 @@ import {
   type BootHandlerOptions,
   createBootHandler,
 } from "../../serve/boot_handler.ts";
-import { hostPlatform } from "../../transfer/pull.ts";
+import { hostPlatform } from "../../oci/platform.ts";
 import { UsageError } from "../_args.ts";
 import { checkPositionals, type Command } from "../_command.ts";
 import { registryClient, retries } from "./_registry.ts";

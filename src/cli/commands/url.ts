@@ -1,5 +1,5 @@
 import { isLayerKind, LAYER_KINDS } from "../../spec/media_types.ts";
-import { layerUrl } from "../../transfer/url.ts";
+import { layerUrl } from "../../image/layer_url.ts";
 import { UsageError } from "../_args.ts";
 import { checkPositionals, type Command } from "../_command.ts";
 import { platformFlag, registryClient } from "./_registry.ts";

@@ -3,7 +3,7 @@ import {
   validateLocal,
   validateRemote,
   type ValidationReport,
-} from "../../transfer/validate.ts";
+} from "../../image/validate_image.ts";
 import { checkPositionals, type Command } from "../_command.ts";
 import { registryClient } from "./_registry.ts";
 

@@ -1,4 +1,4 @@
-import { verifyStore } from "../../store/verify.ts";
+import { verifyStore } from "../../store/verify_store.ts";
 import { checkPositionals, type Command } from "../_command.ts";
 import { formatBytes } from "../_output.ts";
 

@@ -1,0 +1,286 @@
+/**
+ * Writes an OCI archive: a tar of an OCI image layout (`oci-layout`,
+ * `index.json`, `blobs/sha256/<hex>`), the format
+ * `skopeo copy … oci-archive:FILE` reads.
+ *
+ * Naming: `index.json` in an OCI layout names an image with the
+ * `org.opencontainers.image.ref.name` annotation. Our store, like skopeo's
+ * `oci:DIR:NAME`, puts the full reference there
+ * (`docker.io/library/demo:1`), and so does the export by default; skopeo
+ * reads the archive as `oci-archive:FILE` (one image, no name needed) or
+ * `oci-archive:FILE:docker.io/library/demo:1`. The export also writes
+ * containerd's `io.containerd.image.name` with the full reference, which
+ * `ctr import` and `docker load` use.
+ *
+ * @module
+ */
+
+import {
+  DigestMismatchError,
+  InvalidImageError,
+  NotFoundError,
+} from "../errors.ts";
+import { digestHex, Sha256 } from "../oci/digest.ts";
+import {
+  ANNOTATION_REF_NAME,
+  type Descriptor,
+  type ImageIndex,
+  OCI_INDEX_MEDIA_TYPE,
+} from "../oci/manifest.ts";
+import type { OperationOptions, ProgressCallback } from "../progress.ts";
+import type { Store } from "../store/store.ts";
+import {
+  ANNOTATION_CONTAINERD_NAME,
+  closure,
+  LAYOUT_JSON,
+  plainDescriptor,
+  shortName,
+} from "./_layout.ts";
+import { TarWriter } from "./_tar_writer.ts";
+
+/** Bytes read from a store blob at once while exporting. */
+const READ_SIZE = 1024 * 1024;
+/** What skopeo (containers/image) accepts as the name in `oci:DIR:NAME`. */
+const REF_NAME_RE = /^[A-Za-z0-9._-]+(?:[:@/][A-Za-z0-9._-]+)*$/;
+
+/** Options for {@linkcode exportArchive}. */
+export interface ExportArchiveOptions extends OperationOptions {
+  /**
+   * The `org.opencontainers.image.ref.name` written to `index.json`. Default:
+   * the full reference the image was resolved through (such as
+   * `docker.io/library/demo:1`); none when it was given by digest.
+   */
+  name?: string;
+  /**
+   * Leave the sink open when done (for standard output). Default `false`.
+   * A sink that buffers, such as `Deno.FsFile.writable`, writes its last
+   * bytes only when closed.
+   */
+  preventClose?: boolean;
+}
+
+/** What {@linkcode exportArchive} wrote. */
+export interface ExportArchiveResult {
+  /** The full reference, when the image was given by tag. */
+  reference?: string;
+  /** The `ref.name` written, if any. */
+  name?: string;
+  /** Descriptor of the exported manifest or index. */
+  descriptor: Descriptor;
+  /** Blobs written. */
+  blobs: number;
+  /** Bytes of the archive. */
+  bytes: number;
+}
+
+async function writeBlob(
+  store: Store,
+  blob: Descriptor,
+  tar: TarWriter,
+  progress: ProgressCallback | undefined,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  const name = shortName(blob.digest);
+  using file = await store.openBlob(blob.digest);
+  const size = (await file.stat()).size;
+  if (size !== blob.size) {
+    throw new InvalidImageError(
+      `Blob ${blob.digest} in store ${store.path} has ${size} bytes, expected ${blob.size}: pull or build the image again`,
+    );
+  }
+  progress?.({
+    name,
+    digest: blob.digest,
+    done: 0,
+    total: size,
+    phase: "start",
+  });
+  await tar.add({
+    name: `blobs/sha256/${digestHex(blob.digest)}`,
+    type: "file",
+    size,
+  });
+  const hash = new Sha256();
+  // Fresh buffers: the sink may hold on to a chunk after its write resolves.
+  // The next read runs while the current chunk is written.
+  const read = async (): Promise<Uint8Array | null> => {
+    const buf = new Uint8Array(Math.min(READ_SIZE, Math.max(1, size)));
+    let filled = 0;
+    while (filled < buf.byteLength) {
+      const n = await file.read(buf.subarray(filled));
+      if (n === null) break;
+      filled += n;
+    }
+    return filled === 0 ? null : buf.subarray(0, filled);
+  };
+  let next = read();
+  try {
+    for (;;) {
+      signal?.throwIfAborted();
+      const chunk = await next;
+      if (chunk === null) break;
+      if (hash.bytes + chunk.byteLength > size) break;
+      next = read();
+      hash.update(chunk);
+      await tar.write(chunk);
+      progress?.({
+        name,
+        digest: blob.digest,
+        done: hash.bytes,
+        total: size,
+        phase: "progress",
+      });
+    }
+  } finally {
+    await next.catch(() => {});
+  }
+  if (hash.bytes !== size) {
+    throw new InvalidImageError(
+      `Blob ${blob.digest} in store ${store.path} changed while it was read: try again`,
+    );
+  }
+  const actual = hash.digest();
+  if (actual !== blob.digest) {
+    throw new DigestMismatchError(
+      blob.digest,
+      actual,
+      `blob in store ${store.path} (run verify, then pull or build the image again)`,
+    );
+  }
+  progress?.({
+    name,
+    digest: blob.digest,
+    done: size,
+    total: size,
+    phase: "done",
+  });
+}
+
+/**
+ * Writes an image as an OCI archive: `oci-layout`, an `index.json` naming
+ * the image, and every blob it reaches (index, manifests, configs, layers),
+ * each streamed from the store in large reads and checked against its
+ * digest on the way. The archive is deterministic: the same image and name
+ * give the same bytes.
+ *
+ * @param store The store.
+ * @param ref A tag, digest or unique digest prefix.
+ * @param sink Receives the archive; closed at the end and aborted on
+ * failure, unless `preventClose`.
+ * @param options The name to write, abort signal and progress.
+ * @returns What was written.
+ * @throws {NotFoundError} When the image or one of its blobs is missing.
+ *
+ * @example Export an image to a file
+ * ```ts
+ * import { build, exportArchive, Store } from "../../mod.ts";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/vmlinuz`, "kernel");
+ * const store = await Store.open(`${dir}/store`);
+ * await build(store, [{ arch: "amd64", layers: { kernel: `${dir}/vmlinuz` } }], {
+ *   tag: "example.com/os:1.0",
+ * });
+ * // Closing the file's stream at the end flushes and closes the file.
+ * const file = await Deno.open(`${dir}/os.tar`, { write: true, create: true });
+ * const result = await exportArchive(store, "example.com/os:1.0", file.writable);
+ * console.log(result.blobs); // 4: index, manifest, config, kernel
+ * ```
+ */
+export async function exportArchive(
+  store: Store,
+  ref: string,
+  sink: WritableStream<Uint8Array>,
+  options: ExportArchiveOptions = {},
+): Promise<ExportArchiveResult> {
+  let writer: WritableStreamDefaultWriter<Uint8Array> | undefined;
+  try {
+    const result = await writeArchive(store, ref, options, () => {
+      writer = sink.getWriter();
+      return writer;
+    });
+    if (options.preventClose) writer!.releaseLock();
+    else await writer!.close();
+    return result;
+  } catch (e) {
+    if (options.preventClose) writer?.releaseLock();
+    else if (writer) await writer.abort(e).catch(() => {});
+    else await sink.abort(e).catch(() => {});
+    throw e;
+  }
+}
+
+async function writeArchive(
+  store: Store,
+  ref: string,
+  options: ExportArchiveOptions,
+  open: () => WritableStreamDefaultWriter<Uint8Array>,
+): Promise<ExportArchiveResult> {
+  const name = options.name;
+  if (name !== undefined && (!REF_NAME_RE.test(name) || name.length > 512)) {
+    throw new TypeError(
+      `Invalid archive name ${
+        JSON.stringify(name)
+      }: use letters, digits, ".", "_" and "-", separated by ":", "@" or "/", such as "v1" or "example.com/os:1.0"`,
+    );
+  }
+  const resolved = await store.resolve(ref);
+  const top = plainDescriptor(resolved.descriptor);
+  // Every blob is checked before the first byte goes out.
+  const blobs = await closure(store, top, (d, role) =>
+    new NotFoundError(
+      `Blob ${d.digest} (${role}) is missing from store ${store.path}: pull or build the image again`,
+      { reference: d.digest },
+    ));
+  const annotations: Record<string, string> = {};
+  const refName = name ?? resolved.reference;
+  if (refName !== undefined) annotations[ANNOTATION_REF_NAME] = refName;
+  if (resolved.reference !== undefined) {
+    annotations[ANNOTATION_CONTAINERD_NAME] = resolved.reference;
+  }
+  const index: ImageIndex = {
+    schemaVersion: 2,
+    mediaType: OCI_INDEX_MEDIA_TYPE,
+    manifests: [
+      Object.keys(annotations).length > 0 ? { ...top, annotations } : top,
+    ],
+  };
+  const encoder = new TextEncoder();
+  const indexBytes = encoder.encode(JSON.stringify(index));
+  const layoutBytes = encoder.encode(LAYOUT_JSON);
+
+  const writer = open();
+  let bytes = 0;
+  const tar = new TarWriter({
+    write(chunk) {
+      bytes += chunk.byteLength;
+      return writer.write(chunk);
+    },
+  });
+  await tar.add({
+    name: "oci-layout",
+    type: "file",
+    size: layoutBytes.byteLength,
+  });
+  await tar.write(layoutBytes);
+  await tar.add({
+    name: "index.json",
+    type: "file",
+    size: indexBytes.byteLength,
+  });
+  await tar.write(indexBytes);
+  await tar.add({ name: "blobs", type: "directory" });
+  await tar.add({ name: "blobs/sha256", type: "directory" });
+  for (const blob of blobs) {
+    options.signal?.throwIfAborted();
+    await writeBlob(store, blob, tar, options.onProgress, options.signal);
+  }
+  await tar.finish();
+  const result: ExportArchiveResult = {
+    descriptor: top,
+    blobs: blobs.length,
+    bytes,
+  };
+  if (resolved.reference !== undefined) result.reference = resolved.reference;
+  if (refName !== undefined) result.name = refName;
+  return result;
+}

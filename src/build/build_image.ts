@@ -1,0 +1,286 @@
+/**
+ * Builds an IronCore image from files into the local store.
+ *
+ * @module
+ */
+
+import { InvalidReferenceError } from "../errors.ts";
+import {
+  ANNOTATION_TITLE,
+  type Descriptor,
+  encodeJson,
+  type ImageIndex,
+  type ImageManifest,
+  OCI_INDEX_MEDIA_TYPE,
+  OCI_MANIFEST_MEDIA_TYPE,
+} from "../oci/manifest.ts";
+import { formatReference, parseReference, withTag } from "../oci/reference.ts";
+import type { OperationOptions } from "../progress.ts";
+import type { ImageConfig } from "../spec/config.ts";
+import {
+  ANNOTATION_VARIANT,
+  CONFIG_MEDIA_TYPE,
+  LAYER_KINDS,
+  LAYER_MEDIA_TYPES,
+} from "../spec/media_types.ts";
+import type { Store, TagEntry } from "../store/store.ts";
+import type { ArchConfig } from "./arch_config.ts";
+
+/** Options for {@linkcode build}. */
+export interface BuildOptions extends OperationOptions {
+  /**
+   * Tag for the index; each architecture's manifest is also tagged
+   * `<tag>-<arch>`. Without it the image is stored untagged.
+   */
+  tag?: string;
+  /** Annotations on the index. */
+  annotations?: Record<string, string>;
+}
+
+/** What {@linkcode build} made. */
+export interface BuildResult {
+  /** Descriptor of the index. */
+  index: Descriptor;
+  /** Per-architecture manifests, in `--config` order. */
+  manifests: { arch: string; descriptor: Descriptor; reference?: string }[];
+  /** Full reference of the index's tag, when tagged. */
+  reference?: string;
+}
+
+function baseName(path: string): string {
+  return path.replace(/[/\\]+$/, "").split(/[/\\]/).pop() ?? path;
+}
+
+async function checkInputFile(path: string, role: string): Promise<void> {
+  let st: Deno.FileInfo;
+  try {
+    st = await Deno.stat(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new Deno.errors.NotFound(
+        `Cannot read ${role} file ${path}: no such file, check the path in --config`,
+      );
+    }
+    if (e instanceof Deno.errors.PermissionDenied) {
+      throw new Deno.errors.PermissionDenied(
+        `Cannot read ${role} file ${path}: permission denied`,
+      );
+    }
+    throw e;
+  }
+  if (st.isDirectory) {
+    throw new TypeError(
+      `Cannot read ${role} file ${path}: it is a directory, give a file`,
+    );
+  }
+  try {
+    (await Deno.open(path, { read: true })).close();
+  } catch (e) {
+    if (e instanceof Deno.errors.PermissionDenied) {
+      throw new Deno.errors.PermissionDenied(
+        `Cannot read ${role} file ${path}: permission denied`,
+      );
+    }
+    throw e;
+  }
+}
+
+async function readCommandLine(path: string): Promise<string> {
+  const st = await Deno.stat(path);
+  if (st.size > 64 * 1024) {
+    throw new RangeError(
+      `Command line file ${path} is ${st.size} bytes: a kernel command line fits in 64 KiB`,
+    );
+  }
+  const bytes = await Deno.readFile(path);
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    throw new TypeError(
+      `Command line file ${path} is not UTF-8 text: give a text file with the kernel command line`,
+    );
+  }
+  if (text.includes("\0")) {
+    throw new TypeError(
+      `Command line file ${path} contains NUL bytes: give a text file with the kernel command line`,
+    );
+  }
+  return text.trim();
+}
+
+function tagReference(tag: string): string {
+  const ref = parseReference(tag);
+  if (ref.digest !== undefined) {
+    throw new InvalidReferenceError(
+      tag,
+      "a tag cannot carry a digest, drop the @sha256:… part",
+    );
+  }
+  return formatReference(ref);
+}
+
+/**
+ * Builds an image: one manifest per architecture (a config blob and one layer
+ * per file) and an index over them. Every input is checked before anything is
+ * written, so bad input leaves the store as it was. Files are streamed and
+ * hashed in one pass; a blob already in the store is not written again. Same
+ * inputs give the same digests.
+ *
+ * @param store The store to build into.
+ * @param configs One configuration per architecture.
+ * @param options Tag, index annotations, abort signal and progress.
+ * @returns The index and manifests made.
+ *
+ * @example Build a kernel-and-initramfs image
+ * ```ts ignore
+ * import { build } from "./build_image.ts";
+ * import { Store } from "../store/store.ts";
+ * const store = await Store.open("/tmp/store");
+ * const result = await build(store, [
+ *   { arch: "amd64", layers: { kernel: "vmlinuz", initramfs: "initrd.img" } },
+ * ], { tag: "example.com/os:1.0" });
+ * console.log(result.index.digest);
+ * ```
+ */
+export async function build(
+  store: Store,
+  configs: readonly ArchConfig[],
+  options: BuildOptions = {},
+): Promise<BuildResult> {
+  if (configs.length === 0) {
+    throw new TypeError(
+      "Nothing to build: give at least one --config arch=…,kernel=…",
+    );
+  }
+  const arches = new Set<string>();
+  for (const c of configs) {
+    if (arches.has(c.arch)) {
+      throw new TypeError(
+        `Architecture ${c.arch} is configured twice: give one --config per architecture`,
+      );
+    }
+    arches.add(c.arch);
+  }
+  let indexRef: string | undefined;
+  const archRefs = new Map<string, string>();
+  if (options.tag !== undefined) {
+    if (options.tag.trim() === "") {
+      throw new InvalidReferenceError(
+        options.tag,
+        "the tag is empty, give a name like my-os:1.0",
+      );
+    }
+    indexRef = tagReference(options.tag);
+    const ref = parseReference(indexRef);
+    for (const c of configs) {
+      archRefs.set(
+        c.arch,
+        formatReference(withTag(ref, `${ref.tag}-${c.arch}`)),
+      );
+    }
+  }
+  const commandLines = new Map<string, string>();
+  for (const c of configs) {
+    for (const kind of LAYER_KINDS) {
+      const path = c.layers[kind];
+      if (path !== undefined) await checkInputFile(path, kind);
+    }
+    if (c.cmdline !== undefined) {
+      await checkInputFile(c.cmdline, "cmdline");
+      commandLines.set(c.arch, await readCommandLine(c.cmdline));
+    }
+  }
+
+  const added = new Map<string, Descriptor>();
+  const manifests: BuildResult["manifests"] = [];
+  for (const c of configs) {
+    options.signal?.throwIfAborted();
+    const layers: Descriptor[] = [];
+    for (const kind of LAYER_KINDS) {
+      const path = c.layers[kind];
+      if (path === undefined) continue;
+      let blob = added.get(path);
+      if (!blob) {
+        const opts: OperationOptions & { name: string } = {
+          name: `${c.arch}/${kind}`,
+        };
+        if (options.signal) opts.signal = options.signal;
+        if (options.onProgress) opts.onProgress = options.onProgress;
+        blob = await store.putFile(path, LAYER_MEDIA_TYPES[kind], opts);
+        added.set(path, blob);
+      }
+      layers.push({
+        mediaType: LAYER_MEDIA_TYPES[kind],
+        digest: blob.digest,
+        size: blob.size,
+        annotations: { [ANNOTATION_TITLE]: baseName(path) },
+      });
+    }
+    const config: ImageConfig = {};
+    const cmdline = commandLines.get(c.arch);
+    if (cmdline !== undefined) config.commandLine = cmdline;
+    const cfg = encodeJson(config);
+    await store.putBytes(cfg.bytes, CONFIG_MEDIA_TYPE);
+    const manifest: ImageManifest = {
+      schemaVersion: 2,
+      mediaType: OCI_MANIFEST_MEDIA_TYPE,
+      config: {
+        mediaType: CONFIG_MEDIA_TYPE,
+        digest: cfg.digest,
+        size: cfg.size,
+      },
+      layers,
+    };
+    if (c.variant !== undefined) {
+      manifest.annotations = { [ANNOTATION_VARIANT]: c.variant };
+    }
+    const m = encodeJson(manifest);
+    const descriptor = await store.putBytes(m.bytes, OCI_MANIFEST_MEDIA_TYPE);
+    const entry: BuildResult["manifests"][number] = {
+      arch: c.arch,
+      descriptor,
+    };
+    const ref = archRefs.get(c.arch);
+    if (ref !== undefined) entry.reference = ref;
+    manifests.push(entry);
+  }
+
+  const index: ImageIndex = {
+    schemaVersion: 2,
+    mediaType: OCI_INDEX_MEDIA_TYPE,
+    manifests: manifests.map((m) => ({
+      ...m.descriptor,
+      platform: { architecture: m.arch, os: "linux" },
+    })),
+  };
+  if (options.annotations && Object.keys(options.annotations).length > 0) {
+    index.annotations = { ...options.annotations };
+  }
+  const ix = encodeJson(index);
+  const indexDescriptor = await store.putBytes(ix.bytes, OCI_INDEX_MEDIA_TYPE);
+
+  if (indexRef !== undefined) {
+    const tags: TagEntry[] = [
+      ...manifests.map((m) => ({
+        reference: m.reference!,
+        descriptor: m.descriptor,
+      })),
+      { reference: indexRef, descriptor: indexDescriptor },
+    ];
+    await store.setTags(tags);
+  } else {
+    await store.updateIndex((ix) => ({
+      ...ix,
+      manifests: [
+        ...ix.manifests.filter((d) =>
+          d.digest !== indexDescriptor.digest || d.annotations !== undefined
+        ),
+        indexDescriptor,
+      ],
+    }));
+  }
+  const result: BuildResult = { index: indexDescriptor, manifests };
+  if (indexRef !== undefined) result.reference = indexRef;
+  return result;
+}

@@ -1,0 +1,142 @@
+/**
+ * Checks a username and password (or identity token) against a registry
+ * before they are stored, the way `docker login` does.
+ *
+ * @module
+ */
+
+import { RegistryError, UnauthorizedError } from "../errors.ts";
+import { registryApiHost } from "../oci/reference.ts";
+import { Authenticator } from "./_auth.ts";
+import type { Credential } from "./credentials.ts";
+
+/** Options for {@linkcode verifyCredentials}. */
+export interface VerifyCredentialsOptions {
+  /** Use `http://` instead of `https://`. Default `false`. */
+  plainHttp?: boolean;
+  /** The fetch to use. */
+  fetch?: typeof fetch;
+  /** User-Agent header. */
+  userAgent?: string;
+  /** Aborts the check. */
+  signal?: AbortSignal;
+}
+
+/** How the registry authenticated the credential. */
+export interface VerifyCredentialsResult {
+  /**
+   * `basic` or `bearer` when the registry accepted the credential through
+   * that scheme; `none` when the registry lets anyone in, so the credential
+   * could not be checked.
+   */
+  scheme: "none" | "basic" | "bearer";
+}
+
+/**
+ * Checks a credential against a registry's authentication flow: `GET /v2/`
+ * and, when the registry challenges, the same request with Basic
+ * credentials, or a token request to the Bearer realm with them followed by
+ * `GET /v2/` with the token. A refusal at any step means the credential is
+ * wrong. Nothing is stored.
+ *
+ * @param registry The registry host, e.g. `registry.example.com:5000`.
+ * @param credential A username and password, or an identity token.
+ * @param options Transport settings and abort signal.
+ * @returns How the registry authenticated the credential.
+ * @throws {UnauthorizedError} `Authentication failed for HOST: …` when the
+ * registry or its token service refuses the credential.
+ * @throws {RegistryError} When the registry cannot be reached or answers
+ * something unexpected.
+ *
+ * @example Check a login before saving it
+ * ```ts ignore
+ * import { DockerConfig, verifyCredentials } from "../../mod.ts";
+ * const credential = { username: "ada", password: "s3cret" };
+ * await verifyCredentials("registry.example.com", credential);
+ * const config = await DockerConfig.load();
+ * await config.set("registry.example.com", credential);
+ * ```
+ */
+export async function verifyCredentials(
+  registry: string,
+  credential: Credential,
+  options: VerifyCredentialsOptions = {},
+): Promise<VerifyCredentialsResult> {
+  const doFetch = options.fetch ?? fetch;
+  const userAgent = options.userAgent ?? "ironcore-image";
+  const url = `${options.plainHttp ? "http" : "https"}://${
+    registryApiHost(registry)
+  }/v2/`;
+  const authOptions: ConstructorParameters<typeof Authenticator>[0] = {
+    credentials: () => Promise.resolve(credential),
+    userAgent,
+  };
+  authOptions.fetch = options.signal
+    ? (input, init) => doFetch(input, { ...init, signal: options.signal! })
+    : doFetch;
+  const auth = new Authenticator(authOptions);
+  const refused = () =>
+    new UnauthorizedError(
+      `Authentication failed for ${registry}: the registry refused the username or password, check them`,
+      { host: registry, status: 401 },
+    );
+
+  const get = async (authorization?: string): Promise<Response> => {
+    const headers: Record<string, string> = { "user-agent": userAgent };
+    if (authorization) headers.authorization = authorization;
+    const init: RequestInit = { headers };
+    if (options.signal) init.signal = options.signal;
+    try {
+      return await doFetch(url, init);
+    } catch (e) {
+      if (options.signal?.aborted) throw options.signal.reason;
+      throw new RegistryError(
+        `Cannot connect to registry ${registry}: ${causes(e)}${
+          options.plainHttp ? "" : " (a registry without TLS needs plain HTTP)"
+        }`,
+        { host: registry, status: 0, cause: e },
+      );
+    }
+  };
+  const unexpected = (res: Response) =>
+    new RegistryError(
+      `Registry ${registry} answered HTTP ${res.status} to GET /v2/: it may not be an OCI registry`,
+      { host: registry, status: res.status },
+    );
+
+  const first = await get();
+  await first.body?.cancel();
+  if (first.ok) return { scheme: "none" };
+  if (first.status !== 401) throw unexpected(first);
+  let header: string | undefined;
+  try {
+    header = await auth.onUnauthorized(registry, first, "");
+  } catch (e) {
+    if (
+      e instanceof UnauthorizedError && (e.status === 401 || e.status === 403)
+    ) {
+      throw refused();
+    }
+    throw e;
+  }
+  if (header === undefined) {
+    throw new UnauthorizedError(
+      `Authentication failed for ${registry}: its challenge cannot be answered with this credential (it supports Basic and Bearer with a username and password)`,
+      { host: registry, status: 401 },
+    );
+  }
+  const second = await get(header);
+  await second.body?.cancel();
+  if (second.status === 401 || second.status === 403) throw refused();
+  if (!second.ok) throw unexpected(second);
+  return { scheme: header.startsWith("Bearer ") ? "bearer" : "basic" };
+}
+
+function causes(e: unknown): string {
+  const parts: string[] = [];
+  for (let c = e, i = 0; c !== undefined && c !== null && i < 5; i++) {
+    parts.push(c instanceof Error ? c.message : String(c));
+    c = c instanceof Error ? c.cause : undefined;
+  }
+  return parts.join(": ").slice(0, 200);
+}

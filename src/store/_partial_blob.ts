@@ -1,0 +1,322 @@
+/**
+ * A blob being downloaded into the store, kept under a name derived from its
+ * digest so an interrupted transfer continues where it stopped, in the same
+ * run or the next one.
+ *
+ * @module
+ */
+
+import { DigestMismatchError, SizeMismatchError } from "../errors.ts";
+import { type Digest, digestHex, Sha256 } from "../oci/digest.ts";
+import { BlobWriter, BUFFER_SIZE } from "./_blob_writer.ts";
+import { WorkerWriter } from "./_worker_writer.ts";
+
+/**
+ * Blobs this large are hashed on a worker thread, beside the network. A
+ * worker costs a JavaScript isolate (tens of MiB): worth it for the big disk
+ * images and root file systems, not for kernels and configs.
+ */
+const WORKER_THRESHOLD = 512 * 1024 * 1024;
+/**
+ * Hash workers alive at once in this process. One worker and the main thread
+ * already keep two cores busy; more would only add memory (each worker is a
+ * JavaScript isolate of its own).
+ */
+const MAX_WORKERS = 1;
+let workers = 0;
+
+/** Where a partial blob lives and where it goes when complete. */
+export interface PartialBlobPaths {
+  /** The partial file, e.g. `<store>/.tmp/partial-<hex>`. */
+  partial: string;
+  /** The final blob path. */
+  blob: string;
+  /** Flush to disk before the rename. */
+  durable: boolean;
+  /** Blobs at least this large are hashed on a worker thread. */
+  workerThreshold?: number;
+}
+
+async function sizeOf(path: string): Promise<number | undefined> {
+  try {
+    const st = await Deno.stat(path);
+    return st.isFile ? st.size : undefined;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return undefined;
+    throw e;
+  }
+}
+
+/**
+ * The name of a blob's partial file inside the store's temporary directory.
+ *
+ * @param digest The blob's digest.
+ * @returns The file name.
+ *
+ * @example
+ * ```ts
+ * import { partialName } from "./_partial_blob.ts";
+ * partialName(`sha256:${"a".repeat(64)}`); // "partial-aaaa…"
+ * ```
+ */
+export function partialName(digest: Digest): string {
+  return `partial-${digestHex(digest)}`;
+}
+
+/**
+ * A blob download in progress. Only one process at a time holds a given
+ * partial blob (a file lock); a second one waits and then finds the blob
+ * complete.
+ *
+ * @example Download with resume
+ * ```ts ignore
+ * const partial = await store.beginBlob({ digest, size });
+ * if (partial) {
+ *   try {
+ *     const res = await fetch(url, { headers: { range: `bytes=${partial.offset}-` } });
+ *     await partial.append(res.body!);
+ *     await partial.commit();
+ *   } finally {
+ *     partial.close();
+ *   }
+ * }
+ * ```
+ */
+export class PartialBlob {
+  readonly #file: Deno.FsFile;
+  readonly #paths: PartialBlobPaths;
+  readonly #digest: Digest;
+  readonly #size: number;
+  #hash: Sha256;
+  /** Large blobs are hashed and written on a worker thread. */
+  readonly #worker: WorkerWriter | undefined;
+  #closed = false;
+
+  private constructor(
+    file: Deno.FsFile,
+    paths: PartialBlobPaths,
+    descriptor: { digest: Digest; size: number },
+    hash: Sha256,
+    worker?: WorkerWriter,
+  ) {
+    this.#file = file;
+    this.#paths = paths;
+    this.#digest = descriptor.digest;
+    this.#size = descriptor.size;
+    this.#hash = hash;
+    this.#worker = worker;
+  }
+
+  /**
+   * Opens (or creates) the partial file of a blob, locks it, and re-hashes
+   * the bytes already there.
+   *
+   * @param paths Partial and final paths.
+   * @param descriptor Digest and size of the blob.
+   * @returns The partial blob, or `undefined` when the blob is already complete.
+   */
+  static async open(
+    paths: PartialBlobPaths,
+    descriptor: { digest: Digest; size: number },
+  ): Promise<PartialBlob | undefined> {
+    for (;;) {
+      if (await sizeOf(paths.blob) === descriptor.size) return undefined;
+      const file = await Deno.open(paths.partial, {
+        read: true,
+        write: true,
+        create: true,
+      });
+      try {
+        await file.lock(true);
+        // Another process may have finished (renamed) or discarded this file
+        // while we waited for the lock: then start again from the path.
+        const [mine, now] = await Promise.all([
+          file.stat(),
+          Deno.stat(paths.partial).catch(() => undefined),
+        ]);
+        if (!now || now.ino !== mine.ino || now.dev !== mine.dev) {
+          file.close();
+          continue;
+        }
+        if (await sizeOf(paths.blob) === descriptor.size) {
+          await Deno.remove(paths.partial).catch(() => {});
+          file.close();
+          return undefined;
+        }
+        const threshold = paths.workerThreshold ?? WORKER_THRESHOLD;
+        if (descriptor.size >= threshold && workers < MAX_WORKERS) {
+          workers++;
+          try {
+            const worker = await WorkerWriter.open(
+              paths.partial,
+              descriptor.size,
+            );
+            return new PartialBlob(
+              file,
+              paths,
+              descriptor,
+              new Sha256(),
+              worker,
+            );
+          } catch (e) {
+            workers--;
+            throw e;
+          }
+        }
+        const hash = new Sha256();
+        if (mine.size > descriptor.size) {
+          await file.truncate(0);
+        } else if (mine.size > 0) {
+          const buf = new Uint8Array(BUFFER_SIZE);
+          await file.seek(0, Deno.SeekMode.Start);
+          for (;;) {
+            const n = await file.read(buf);
+            if (n === null) break;
+            hash.update(n === buf.byteLength ? buf : buf.subarray(0, n));
+          }
+        }
+        await file.seek(0, Deno.SeekMode.End);
+        return new PartialBlob(file, paths, descriptor, hash);
+      } catch (e) {
+        file.close();
+        throw e;
+      }
+    }
+  }
+
+  /** Whether a worker thread hashes and writes this blob. */
+  get onWorker(): boolean {
+    return this.#worker !== undefined;
+  }
+
+  /** Bytes already present and hashed: where the next request starts. */
+  get offset(): number {
+    return this.#worker ? this.#worker.bytes : this.#hash.bytes;
+  }
+
+  /**
+   * Appends a stream of the blob's bytes starting at {@linkcode offset}.
+   * When the stream fails midway, the bytes received so far are kept, so a
+   * retry continues from the new offset.
+   *
+   * @param body The bytes.
+   * @param options Progress (running total including earlier bytes) and abort.
+   * @throws {SizeMismatchError} When the stream runs past the blob's size.
+   */
+  async append(
+    body: ReadableStream<Uint8Array>,
+    options: { onBytes?: (n: number) => void; signal?: AbortSignal } = {},
+  ): Promise<void> {
+    if (this.#worker) {
+      await this.#worker.readFrom(
+        body,
+        this.#size,
+        (seen) =>
+          new SizeMismatchError(this.#size, seen, `blob ${this.#digest}`),
+        options.onBytes,
+        options.signal,
+      );
+      return;
+    }
+    const writer = new BlobWriter(this.#file, this.#hash);
+    let failure: unknown;
+    try {
+      await writer.readFrom(
+        body,
+        this.#size,
+        (seen) =>
+          new SizeMismatchError(this.#size, seen, `blob ${this.#digest}`),
+        options.onBytes,
+        options.signal,
+      );
+    } catch (e) {
+      failure = e;
+    }
+    try {
+      await writer.finish();
+    } catch (e) {
+      // The file may now disagree with the hash: start over on next open.
+      await this.#file.truncate(0).catch(() => {});
+      this.#hash = new Sha256();
+      throw failure ?? e;
+    } finally {
+      writer.release();
+    }
+    if (failure !== undefined) throw failure;
+  }
+
+  /** Drops the bytes received so far (the server ignored the range). */
+  async restart(): Promise<void> {
+    if (this.#worker) {
+      await this.#worker.truncate();
+      return;
+    }
+    await this.#file.truncate(0);
+    await this.#file.seek(0, Deno.SeekMode.Start);
+    this.#hash = new Sha256();
+  }
+
+  /**
+   * Checks size and digest and moves the blob into place. A blob whose bytes
+   * do not match is deleted.
+   *
+   * @throws {SizeMismatchError} When bytes are missing.
+   * @throws {DigestMismatchError} When the bytes hash differently.
+   */
+  async commit(): Promise<void> {
+    let actual: Digest;
+    let bytes: number;
+    if (this.#worker) {
+      ({ digest: actual, bytes } = await this.#worker.finish(
+        this.#paths.durable,
+      ));
+    } else {
+      bytes = this.#hash.bytes;
+      if (bytes !== this.#size) {
+        throw new SizeMismatchError(this.#size, bytes, `blob ${this.#digest}`);
+      }
+      actual = this.#hash.digest();
+    }
+    if (bytes !== this.#size) {
+      throw new SizeMismatchError(this.#size, bytes, `blob ${this.#digest}`);
+    }
+    if (actual !== this.#digest) {
+      await Deno.remove(this.#paths.partial).catch(() => {});
+      this.close();
+      throw new DigestMismatchError(
+        this.#digest,
+        actual,
+        `blob ${this.#digest}`,
+      );
+    }
+    if (this.#paths.durable && !this.#worker) await this.#file.sync();
+    this.#worker?.close();
+    if (await sizeOf(this.#paths.blob) === this.#size) {
+      await Deno.remove(this.#paths.partial).catch(() => {});
+    } else {
+      await Deno.rename(this.#paths.partial, this.#paths.blob);
+    }
+    this.close();
+  }
+
+  /** Deletes the partial bytes (they cannot be part of the blob). */
+  async discard(): Promise<void> {
+    await Deno.remove(this.#paths.partial).catch(() => {});
+    if (!this.#closed) await this.restart().catch(() => {});
+  }
+
+  /** Releases the lock and closes the file; the partial bytes stay. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#worker) {
+      this.#worker.close();
+      workers--;
+    }
+    try {
+      this.#file.close();
+    } catch {
+      // Already closed.
+    }
+  }
+}

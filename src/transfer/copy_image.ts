@@ -1,0 +1,708 @@
+/**
+ * Copies an image between registries, or between a registry and a local
+ * store, without staging it on disk.
+ *
+ * @module
+ */
+
+import {
+  DigestMismatchError,
+  InvalidImageError,
+  InvalidReferenceError,
+  RegistryError,
+  SizeMismatchError,
+} from "../errors.ts";
+import { Sha256 } from "../oci/digest.ts";
+import {
+  type Descriptor,
+  isManifestMediaType,
+  type ParsedManifest,
+} from "../oci/manifest.ts";
+import {
+  formatReference,
+  parseReference,
+  type Reference,
+  withTag,
+} from "../oci/reference.ts";
+import type { OperationOptions, ProgressCallback } from "../progress.ts";
+import type { RegistryClient, Repository } from "../registry/client.ts";
+import { fileStream, type FileStreamOptions } from "../store/_file_stream.ts";
+import type { Store } from "../store/store.ts";
+import { downloadBlob, type DownloadOptions } from "./_download.ts";
+import { runPool } from "./_pool.ts";
+
+/**
+ * One end of a copy. Without `store` it is a registry: `reference` is a full
+ * registry reference such as `registry.example.com/os/demo:1.0`. With
+ * `store` it is that local store: as a source, `reference` is anything
+ * {@linkcode Store.resolve} accepts (a tag, digest or unique digest prefix);
+ * as a destination, the tag to set.
+ */
+export interface CopyEndpoint {
+  /** The image reference. */
+  reference: string;
+  /** The local store, when this end is a store rather than a registry. */
+  store?: Store;
+}
+
+/** Options for {@linkcode copy}. */
+export interface CopyOptions extends OperationOptions {
+  /**
+   * When the destination is a registry tag and the image an index, also tag
+   * each per-architecture manifest as `<tag>-<arch>`, as
+   * {@linkcode push} does. Default `true`. Ignored for a store destination.
+   */
+  pushSubManifests?: boolean;
+  /** Blobs transferred at once. Default 4. */
+  concurrency?: number;
+  /**
+   * Attempts after a download from a registry into a store breaks off
+   * midway; each resumes where the last stopped. Default 5.
+   */
+  retries?: number;
+}
+
+/** What {@linkcode copy} did. */
+export interface CopyResult {
+  /** Full source reference (for a store source resolved by digest, the input). */
+  source: string;
+  /** Full destination reference. */
+  destination: string;
+  /** Descriptor of the copied manifest or index; the same on both ends. */
+  descriptor: Descriptor;
+  /** Blobs whose bytes were transferred. */
+  copied: number;
+  /** Blobs linked by a cross-repository mount in the same registry. */
+  mounted: number;
+  /** Blobs the destination already had. */
+  skipped: number;
+  /** Extra `<tag>-<arch>` tags written for per-architecture manifests. */
+  subTags: string[];
+}
+
+/** A manifest or index with its exact bytes. */
+interface Node {
+  descriptor: Descriptor;
+  bytes: Uint8Array;
+  parsed: ParsedManifest;
+  arch?: string;
+}
+
+interface Blob extends Descriptor {
+  /** Display name, e.g. `amd64/kernel`. */
+  name: string;
+}
+
+interface OpenOptions {
+  /** Bytes passed so far, counted from the blob's start. */
+  onBytes?: (done: number) => void;
+  /** Hashes the bytes of an untrusted source on the way. */
+  check?: BlobCheck;
+  /** Tells the stream its consumer is done (stops progress polling). */
+  done?: AbortSignal;
+}
+
+/** Opens a fresh stream of a blob's bytes `[offset, offset + length)`. */
+type Opener = (
+  blob: Blob,
+  offset: number,
+  length: number | undefined,
+  options: OpenOptions,
+) => Promise<ReadableStream<Uint8Array>>;
+
+interface Source {
+  /** The reference shown in the result. */
+  label: string;
+  top: Node;
+  children: Node[];
+  blobs: Blob[];
+  /** The registry repository, for mounts; undefined for a store. */
+  repo?: Repository;
+  open: Opener;
+}
+
+const LAYER_PREFIX = /^application\/vnd\.ironcore\.image\./;
+
+function collectBlobs(top: Node, children: readonly Node[]): Blob[] {
+  const blobs = new Map<string, Blob>();
+  const manifests = top.parsed.kind === "manifest" ? [top] : children;
+  for (const node of manifests) {
+    if (node.parsed.kind !== "manifest") continue;
+    const prefix = node.arch ? `${node.arch}/` : "";
+    const m = node.parsed.manifest;
+    if (!blobs.has(m.config.digest)) {
+      blobs.set(m.config.digest, { ...m.config, name: `${prefix}config` });
+    }
+    for (const l of m.layers) {
+      if (!blobs.has(l.digest)) {
+        blobs.set(l.digest, {
+          ...l,
+          name: `${prefix}${l.mediaType.replace(LAYER_PREFIX, "")}`,
+        });
+      }
+    }
+  }
+  return [...blobs.values()];
+}
+
+function nestedIndex(d: Descriptor): never {
+  throw new InvalidImageError(
+    `Invalid index: entry ${d.digest} is itself an index; nested indexes are not supported, copy its manifests instead`,
+  );
+}
+
+async function registrySource(
+  client: RegistryClient,
+  reference: string,
+  options: CopyOptions,
+): Promise<Source> {
+  const ref = parseReference(reference);
+  const repo = { registry: ref.registry, repository: ref.repository };
+  const signal = options.signal;
+  const opts = signal ? { signal } : {};
+  const fetched = await client.getManifest(repo, ref.digest ?? ref.tag!, opts);
+  const top: Node = {
+    descriptor: fetched.descriptor,
+    bytes: fetched.bytes,
+    parsed: fetched,
+  };
+  const children: Node[] = [];
+  if (fetched.kind === "index") {
+    const entries = fetched.index.manifests;
+    const found = new Array<Node>(entries.length);
+    await runPool(
+      entries.map((d, i) => ({ d, i })),
+      options.concurrency ?? 4,
+      async ({ d, i }) => {
+        if (!isManifestMediaType(d.mediaType)) {
+          throw new InvalidImageError(
+            `Invalid index: entry ${d.digest} has media type ${d.mediaType}, expected an image manifest`,
+          );
+        }
+        const m = await client.getManifest(repo, d.digest, opts);
+        if (m.kind !== "manifest") nestedIndex(d);
+        if (m.bytes.byteLength !== d.size) {
+          throw new InvalidImageError(
+            `Invalid index: entry ${d.digest} declares ${d.size} bytes, the manifest has ${m.bytes.byteLength}`,
+          );
+        }
+        const node: Node = {
+          descriptor: { ...m.descriptor, mediaType: d.mediaType },
+          bytes: m.bytes,
+          parsed: m,
+        };
+        const arch = d.platform?.architecture;
+        if (arch) node.arch = arch;
+        found[i] = node;
+      },
+      signal,
+    );
+    children.push(...found);
+  }
+  return {
+    label: formatReference(ref),
+    top,
+    children,
+    blobs: collectBlobs(top, children),
+    repo,
+    open: async (blob, offset, length, openOptions) => {
+      const getOptions: Parameters<RegistryClient["getBlob"]>[2] = { offset };
+      if (length !== undefined) getOptions.length = length;
+      if (signal) getOptions.signal = signal;
+      const res = await client.getBlob(repo, blob.digest, getOptions);
+      let skip = 0;
+      if (offset > 0 && res.status === 200) {
+        // The registry ignored the range and sends the whole blob.
+        skip = offset;
+      } else if (offset > 0 || length !== undefined) {
+        const start = /^bytes (\d+)-/.exec(
+          res.headers.get("content-range") ?? "",
+        );
+        if (res.status === 206 && (!start || Number(start[1]) !== offset)) {
+          await res.body?.cancel();
+          throw new RegistryError(
+            `Registry ${repo.registry} answered a range request for blob ${blob.digest} with the wrong range`,
+            { host: repo.registry, status: res.status },
+          );
+        }
+      }
+      if (!res.body) {
+        throw new RegistryError(
+          `Registry ${repo.registry} sent no body for blob ${blob.digest}`,
+          { host: repo.registry, status: res.status },
+        );
+      }
+      return res.body.pipeThrough(
+        new RangeStream({
+          ...openOptions,
+          size: blob.size,
+          offset,
+          skip,
+          length,
+        }),
+      );
+    },
+  };
+}
+
+async function storeSource(
+  store: Store,
+  reference: string,
+): Promise<Source> {
+  const resolved = await store.resolve(reference);
+  const { annotations: _a, platform: _p, ...descriptor } = resolved.descriptor;
+  const topParsed = await store.readManifest(descriptor);
+  const top: Node = { descriptor, bytes: topParsed.bytes, parsed: topParsed };
+  const children: Node[] = [];
+  if (topParsed.kind === "index") {
+    for (const d of topParsed.index.manifests) {
+      const parsed = await store.readManifest(d);
+      if (parsed.kind !== "manifest") nestedIndex(d);
+      const { annotations: _ca, platform: _cp, ...plain } = d;
+      const node: Node = { descriptor: plain, bytes: parsed.bytes, parsed };
+      const arch = d.platform?.architecture;
+      if (arch) node.arch = arch;
+      children.push(node);
+    }
+  }
+  return {
+    label: resolved.reference ?? reference,
+    top,
+    children,
+    blobs: collectBlobs(top, children),
+    open: (blob, offset, length, { onBytes, done }) => {
+      const o: FileStreamOptions = { offset };
+      if (length !== undefined) o.length = length;
+      if (onBytes) o.onBytes = (n) => onBytes(offset + n);
+      if (done) o.signal = done;
+      return fileStream(store.blobPath(blob.digest), o);
+    },
+  };
+}
+
+/** Shared state of the streams opened for one blob, to verify its digest. */
+class BlobCheck {
+  readonly digest: string;
+  readonly size: number;
+  #hash = new Sha256();
+  #next = 0;
+  #unverifiable = false;
+  #abort = new AbortController();
+  /** The first failure of a source stream, which explains a failed upload. */
+  error: Error | undefined;
+
+  constructor(blob: Descriptor) {
+    this.digest = blob.digest;
+    this.size = blob.size;
+  }
+
+  /** Aborted on the first failure, so that the upload stops retrying. */
+  get signal(): AbortSignal {
+    return this.#abort.signal;
+  }
+
+  /** Records a failure of the source and stops the upload. */
+  fail(e: unknown): void {
+    this.error ??= e instanceof Error ? e : new Error(String(e));
+    this.#abort.abort(this.error);
+  }
+
+  /** A stream starts at `offset`: hashing continues only where it left off. */
+  begin(offset: number): void {
+    if (offset === 0) {
+      this.#hash = new Sha256();
+      this.#next = 0;
+      this.#unverifiable = false;
+    } else if (offset !== this.#next) {
+      // Bytes were re-sent out of order; the registry still checks the
+      // digest when the upload completes.
+      this.#unverifiable = true;
+    }
+  }
+
+  update(bytes: Uint8Array): void {
+    this.#hash.update(bytes);
+    this.#next += bytes.byteLength;
+  }
+
+  /** Throws when every byte was hashed and the digest is wrong. */
+  verify(): void {
+    if (this.#unverifiable || this.#next !== this.size) return;
+    const actual = this.#hash.digest();
+    this.#unverifiable = true;
+    if (actual !== this.digest) {
+      throw new DigestMismatchError(this.digest, actual, `blob ${this.digest}`);
+    }
+  }
+}
+
+interface RangeStreamOptions extends OpenOptions {
+  /** Size of the whole blob. */
+  size: number;
+  /** Offset of the first byte passed on. */
+  offset: number;
+  /** Leading bytes to drop (a registry that ignored the range). */
+  skip: number;
+  /** Bytes to pass on; `undefined` for up to the end of the blob. */
+  length: number | undefined;
+}
+
+/** Hash in large batches: node:crypto is fastest with megabytes at a time. */
+const HASH_BATCH = 2 * 1024 * 1024;
+
+/**
+ * Passes on one range of a blob's bytes, refusing more or fewer than the
+ * blob's size, and hashes them in large batches in the same pass so that a
+ * corrupt blob fails before its last byte leaves.
+ */
+class RangeStream extends TransformStream<Uint8Array, Uint8Array> {
+  constructor(options: RangeStreamOptions) {
+    const { size, offset, length, onBytes, check } = options;
+    const end = length === undefined ? size : offset + length;
+    const what = `blob ${check?.digest ?? "from registry"}`;
+    let skip = options.skip;
+    let position = offset;
+    let pending: Uint8Array[] = [];
+    let pendingBytes = 0;
+    check?.begin(offset);
+    const fail = (e: unknown): never => {
+      check?.fail(e);
+      throw e;
+    };
+    const drain = (
+      controller: TransformStreamDefaultController<Uint8Array>,
+    ) => {
+      if (pendingBytes === 0) return;
+      let batch: Uint8Array;
+      if (pending.length === 1) batch = pending[0]!;
+      else {
+        batch = new Uint8Array(pendingBytes);
+        let at = 0;
+        for (const p of pending) {
+          batch.set(p, at);
+          at += p.byteLength;
+        }
+      }
+      pending = [];
+      pendingBytes = 0;
+      check?.update(batch);
+      // The last byte leaves only once the digest is known to be right.
+      if (position === size) {
+        try {
+          check?.verify();
+        } catch (e) {
+          fail(e);
+        }
+      }
+      controller.enqueue(batch);
+    };
+    super({
+      transform(chunk, controller) {
+        if (skip > 0) {
+          const n = Math.min(skip, chunk.byteLength);
+          skip -= n;
+          chunk = chunk.subarray(n);
+        }
+        if (chunk.byteLength === 0) return;
+        if (position + chunk.byteLength > end) {
+          if (end === size) {
+            fail(
+              new SizeMismatchError(size, position + chunk.byteLength, what),
+            );
+          }
+          chunk = chunk.subarray(0, end - position);
+        }
+        position += chunk.byteLength;
+        pending.push(chunk);
+        pendingBytes += chunk.byteLength;
+        if (pendingBytes >= HASH_BATCH || position === end) drain(controller);
+        onBytes?.(position);
+        if (position === end && end < size) controller.terminate();
+      },
+      flush(controller) {
+        drain(controller);
+        if (position !== end) fail(new SizeMismatchError(size, position, what));
+        // An empty blob never reaches drain's check.
+        try {
+          check?.verify();
+        } catch (e) {
+          fail(e);
+        }
+      },
+    });
+  }
+}
+
+function blobEvent(
+  progress: ProgressCallback | undefined,
+  blob: Blob,
+  phase: "start" | "skip" | "done",
+): void {
+  progress?.({
+    name: blob.name,
+    digest: blob.digest,
+    done: phase === "start" ? 0 : blob.size,
+    total: blob.size,
+    phase,
+  });
+}
+
+async function toRegistry(
+  client: RegistryClient,
+  source: Source,
+  dst: Reference,
+  result: CopyResult,
+  options: CopyOptions,
+): Promise<void> {
+  const repo = { registry: dst.registry, repository: dst.repository };
+  const top = source.top;
+  const signal = options.signal;
+  const progress = options.onProgress;
+  if (dst.digest !== undefined && dst.digest !== top.descriptor.digest) {
+    throw new InvalidReferenceError(
+      formatReference(dst),
+      `the source is ${top.descriptor.digest}: drop the @sha256:… part or name the matching image`,
+    );
+  }
+  // Sub-manifest tags are checked before anything is written.
+  const subs: { ref: Reference; node: Node }[] = [];
+  if ((options.pushSubManifests ?? true) && dst.tag !== undefined) {
+    for (const node of source.children) {
+      if (node.arch) {
+        subs.push({ ref: withTag(dst, `${dst.tag}-${node.arch}`), node });
+      }
+    }
+  }
+  const target = dst.tag ?? top.descriptor.digest;
+  const existing = await client.headManifest(repo, target);
+  const complete = existing?.digest === top.descriptor.digest;
+  const mountFrom = source.repo?.registry === repo.registry &&
+      source.repo.repository !== repo.repository
+    ? source.repo.repository
+    : undefined;
+  if (complete) {
+    // A registry stores a manifest only once everything it references is
+    // there, so the blobs need no checking.
+    for (const blob of source.blobs) blobEvent(progress, blob, "skip");
+    result.skipped += source.blobs.length;
+  } else {
+    await runPool(source.blobs, options.concurrency ?? 4, async (blob) => {
+      if (await client.hasBlob(repo, blob.digest, signal ? { signal } : {})) {
+        result.skipped++;
+        blobEvent(progress, blob, "skip");
+        return;
+      }
+      if (
+        mountFrom !== undefined &&
+        await client.mountBlob(repo, blob.digest, mountFrom)
+      ) {
+        result.mounted++;
+        blobEvent(progress, blob, "skip");
+        return;
+      }
+      blobEvent(progress, blob, "start");
+      const onBytes = progress
+        ? (done: number) =>
+          progress({
+            name: blob.name,
+            digest: blob.digest,
+            done,
+            total: blob.size,
+            phase: "progress",
+          })
+        : undefined;
+      // A registry source is untrusted: its bytes are hashed on the way.
+      const check = source.repo ? new BlobCheck(blob) : undefined;
+      const stopPolling = new AbortController();
+      const uploadSignal = check
+        ? signal ? AbortSignal.any([signal, check.signal]) : check.signal
+        : signal;
+      try {
+        const openOptions: OpenOptions = { done: stopPolling.signal };
+        if (onBytes) openOptions.onBytes = onBytes;
+        if (check) openOptions.check = check;
+        await client.uploadBlob(
+          repo,
+          blob,
+          async (offset, length) => {
+            if (check?.error) throw check.error;
+            try {
+              return await source.open(blob, offset, length, openOptions);
+            } catch (e) {
+              check?.fail(e);
+              throw e;
+            }
+          },
+          uploadSignal ? { signal: uploadSignal } : {},
+        );
+      } catch (e) {
+        // The upload fails with a transport error when its body errors;
+        // the body's own error says what went wrong.
+        throw check?.error ?? e;
+      } finally {
+        stopPolling.abort();
+      }
+      result.copied++;
+      blobEvent(progress, blob, "done");
+    }, signal);
+    for (const child of source.children) {
+      await client.putManifest(
+        repo,
+        child.descriptor.digest,
+        child.bytes,
+        child.descriptor.mediaType,
+      );
+    }
+    await client.putManifest(repo, target, top.bytes, top.descriptor.mediaType);
+  }
+  for (const { ref, node } of subs) {
+    const have = complete
+      ? await client.headManifest(repo, ref.tag!)
+      : undefined;
+    if (have?.digest !== node.descriptor.digest) {
+      await client.putManifest(
+        repo,
+        ref.tag!,
+        node.bytes,
+        node.descriptor.mediaType,
+      );
+    }
+    result.subTags.push(formatReference(ref));
+  }
+}
+
+async function toStore(
+  client: RegistryClient,
+  store: Store,
+  source: Source,
+  dst: Reference,
+  result: CopyResult,
+  options: CopyOptions,
+): Promise<void> {
+  const signal = options.signal;
+  const download: DownloadOptions = {};
+  if (signal) download.signal = signal;
+  if (options.onProgress) download.onProgress = options.onProgress;
+  if (options.retries !== undefined) download.retries = options.retries;
+  await runPool(source.blobs, options.concurrency ?? 4, async (blob) => {
+    if (source.repo) {
+      // From a registry this is a pull: resumable, verified, retried.
+      const got = await downloadBlob(
+        store,
+        client,
+        source.repo,
+        blob,
+        download,
+      );
+      if (got) result.copied++;
+      else result.skipped++;
+      return;
+    }
+    if (await store.hasBlob(blob.digest, blob.size)) {
+      result.skipped++;
+      blobEvent(options.onProgress, blob, "skip");
+      return;
+    }
+    // ingest() hashes and checks the size itself.
+    const body = await source.open(blob, 0, undefined, {});
+    const opts: OperationOptions = {};
+    if (signal) opts.signal = signal;
+    if (options.onProgress) opts.onProgress = options.onProgress;
+    await store.ingest(
+      { digest: blob.digest, size: blob.size, name: blob.name },
+      body,
+      opts,
+    );
+    result.copied++;
+  }, signal);
+  for (const child of source.children) {
+    await store.putBytes(child.bytes, child.descriptor.mediaType);
+  }
+  const top = source.top.descriptor;
+  await store.putBytes(source.top.bytes, top.mediaType);
+  await store.setTags([{
+    reference: formatReference(dst),
+    descriptor: {
+      mediaType: top.mediaType,
+      digest: top.digest,
+      size: top.size,
+    },
+  }]);
+}
+
+/**
+ * Copies a manifest or index with everything it references from one
+ * registry or store to another. Between registries, each blob streams from
+ * the source's GET straight into the destination's upload and is hashed on
+ * the way; nothing is staged on disk. Blobs the destination has are skipped,
+ * and within one registry they are mounted across repositories instead of
+ * uploaded. Manifests are copied byte for byte, so every digest is
+ * preserved.
+ *
+ * @param client The registry client for both ends.
+ * @param source Where the image is: a registry reference, or a store and a
+ * reference in it.
+ * @param destination Where it goes: a registry reference (a tag, or a digest
+ * that must match the source's), or a store and the tag to set.
+ * @param options Sub-manifest tags, concurrency, abort signal, progress.
+ * @returns What was copied.
+ * @throws {NotFoundError} When the source does not exist; the destination is
+ * left unchanged.
+ * @throws {DigestMismatchError} When a blob from the source registry does
+ * not match its digest.
+ *
+ * @example Copy between registries
+ * ```ts ignore
+ * import { copy, RegistryClient } from "../../mod.ts";
+ * const result = await copy(
+ *   new RegistryClient(),
+ *   { reference: "registry-a.example/os/demo:1.0" },
+ *   { reference: "registry-b.example/os/demo:1.0" },
+ * );
+ * console.log(result.descriptor.digest, result.copied, result.skipped);
+ * ```
+ *
+ * @example Push a local image under another name
+ * ```ts ignore
+ * import { copy, RegistryClient, Store } from "../../mod.ts";
+ * const store = await Store.open("/tmp/store");
+ * await copy(
+ *   new RegistryClient(),
+ *   { store, reference: "my-os:1.0" },
+ *   { reference: "registry.example/os/my-os:1.0" },
+ * );
+ * ```
+ */
+export async function copy(
+  client: RegistryClient,
+  source: CopyEndpoint,
+  destination: CopyEndpoint,
+  options: CopyOptions = {},
+): Promise<CopyResult> {
+  const dst = parseReference(destination.reference);
+  if (destination.store && dst.tag === undefined) {
+    throw new InvalidReferenceError(
+      destination.reference,
+      "a copy into the local store needs a tag, e.g. NAME:1.0",
+    );
+  }
+  options.signal?.throwIfAborted();
+  const src = source.store
+    ? await storeSource(source.store, source.reference)
+    : await registrySource(client, source.reference, options);
+  const result: CopyResult = {
+    source: src.label,
+    destination: formatReference(dst),
+    descriptor: src.top.descriptor,
+    copied: 0,
+    mounted: 0,
+    skipped: 0,
+    subTags: [],
+  };
+  if (destination.store) {
+    await toStore(client, destination.store, src, dst, result, options);
+  } else {
+    await toRegistry(client, src, dst, result, options);
+  }
+  return result;
+}

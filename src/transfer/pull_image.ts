@@ -1,0 +1,181 @@
+/**
+ * Pulls an image from a registry into the local store.
+ *
+ * @module
+ */
+
+import { InvalidImageError } from "../errors.ts";
+import type { Descriptor } from "../oci/manifest.ts";
+import { isManifestMediaType } from "../oci/manifest.ts";
+import { type Platform, selectPlatform } from "../oci/platform.ts";
+import { formatReference, parseReference } from "../oci/reference.ts";
+import type { OperationOptions } from "../progress.ts";
+import type {
+  FetchedManifest,
+  RegistryClient,
+  Repository,
+} from "../registry/client.ts";
+import type { Store } from "../store/store.ts";
+import { downloadBlob, type DownloadOptions } from "./_download.ts";
+import { runPool } from "./_pool.ts";
+
+/** Options for {@linkcode pull}. */
+export interface PullOptions extends OperationOptions {
+  /** Pull only this platform of an index, stored as a single-arch image. */
+  platform?: Platform;
+  /** Blobs transferred at once. Default 4. */
+  concurrency?: number;
+  /** Resumes of a blob download after a drop or stall. Default 5. */
+  retries?: number;
+  /** Milliseconds without data before a download attempt is abandoned. Default 30 s. */
+  stallTimeout?: number;
+}
+
+/** What {@linkcode pull} did. */
+export interface PullResult {
+  /** Full reference tagged in the store. */
+  reference: string;
+  /** Descriptor of the stored manifest or index. */
+  descriptor: Descriptor;
+  /** Blobs downloaded. */
+  downloaded: number;
+  /** Blobs the store already had. */
+  skipped: number;
+}
+
+function blobName(d: Descriptor, prefix: string): string {
+  if (d.mediaType.includes("config")) return `${prefix}config`;
+  return `${prefix}${
+    d.mediaType.replace(/^application\/vnd\.ironcore\.image\./, "")
+  }`;
+}
+
+async function fetchChild(
+  client: RegistryClient,
+  repo: Repository,
+  d: Descriptor,
+): Promise<FetchedManifest> {
+  if (!isManifestMediaType(d.mediaType)) {
+    throw new InvalidImageError(
+      `Invalid index: entry ${d.digest} has media type ${d.mediaType}, expected an image manifest`,
+    );
+  }
+  const m = await client.getManifest(repo, d.digest);
+  if (m.kind !== "manifest") {
+    throw new InvalidImageError(
+      `Invalid index: entry ${d.digest} is itself an index`,
+    );
+  }
+  if (m.bytes.byteLength !== d.size) {
+    throw new InvalidImageError(
+      `Invalid index: entry ${d.digest} declares ${d.size} bytes, the manifest has ${m.bytes.byteLength}`,
+    );
+  }
+  return m;
+}
+
+/**
+ * Pulls a manifest or index with everything it references into the store,
+ * verifying every blob's digest and size while it streams to disk, then
+ * tags it locally. Blobs already in the store are not downloaded again.
+ *
+ * @param store The local store.
+ * @param client The registry client.
+ * @param reference What to pull, e.g. `registry.example.com/os/demo:1.0`.
+ * @param options Platform, concurrency, abort signal, progress.
+ * @returns What was pulled.
+ *
+ * @example
+ * ```ts ignore
+ * import { pull, RegistryClient, Store } from "../../mod.ts";
+ * const store = await Store.open("/tmp/store");
+ * await pull(store, new RegistryClient(), "registry.example.com/os/demo:1.0");
+ * ```
+ */
+export async function pull(
+  store: Store,
+  client: RegistryClient,
+  reference: string,
+  options: PullOptions = {},
+): Promise<PullResult> {
+  const ref = parseReference(reference);
+  const repo = { registry: ref.registry, repository: ref.repository };
+  let top = await client.getManifest(
+    repo,
+    ref.digest ?? ref.tag!,
+    options.signal ? { signal: options.signal } : {},
+  );
+  let children: { prefix: string; manifest: FetchedManifest }[] = [];
+  if (top.kind === "index") {
+    if (options.platform) {
+      const d = selectPlatform(top.index.manifests, options.platform);
+      top = await fetchChild(client, repo, d);
+      children = [];
+    } else {
+      for (const d of top.index.manifests) {
+        children.push({
+          prefix: d.platform ? `${d.platform.architecture}/` : "",
+          manifest: await fetchChild(client, repo, d),
+        });
+      }
+    }
+  }
+  const manifests = top.kind === "manifest"
+    ? [{ prefix: "", manifest: top }]
+    : children;
+  const blobs = new Map<string, Descriptor & { name: string }>();
+  for (const { prefix, manifest } of manifests) {
+    if (manifest.kind !== "manifest") continue;
+    for (const d of [manifest.manifest.config, ...manifest.manifest.layers]) {
+      if (!blobs.has(d.digest)) {
+        blobs.set(d.digest, { ...d, name: blobName(d, prefix) });
+      }
+    }
+  }
+  const result: PullResult = {
+    reference: formatReference(ref),
+    descriptor: top.descriptor,
+    downloaded: 0,
+    skipped: 0,
+  };
+  const progress = options.onProgress;
+  const signal = options.signal;
+  const download: DownloadOptions = {};
+  if (signal) download.signal = signal;
+  if (progress) download.onProgress = progress;
+  if (options.retries !== undefined) download.retries = options.retries;
+  if (options.stallTimeout !== undefined) {
+    download.stallTimeout = options.stallTimeout;
+  }
+  await runPool([...blobs.values()], options.concurrency ?? 4, async (blob) => {
+    if (await downloadBlob(store, client, repo, blob, download)) {
+      result.downloaded++;
+    } else result.skipped++;
+  }, signal);
+  for (const { manifest } of children) {
+    await store.putBytes(manifest.bytes, manifest.descriptor.mediaType);
+  }
+  await store.putBytes(top.bytes, top.descriptor.mediaType);
+  const localRef = ref.tag !== undefined || ref.digest === undefined
+    ? formatReference({
+      registry: ref.registry,
+      repository: ref.repository,
+      tag: ref.tag ?? "latest",
+    })
+    : undefined;
+  if (localRef !== undefined) {
+    await store.setTags([{ reference: localRef, descriptor: top.descriptor }]);
+    result.reference = localRef;
+  } else {
+    await store.updateIndex((ix) => ({
+      ...ix,
+      manifests: [
+        ...ix.manifests.filter((d) =>
+          d.digest !== top.descriptor.digest || d.annotations !== undefined
+        ),
+        top.descriptor,
+      ],
+    }));
+  }
+  return result;
+}
