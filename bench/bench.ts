@@ -24,6 +24,7 @@ import {
   startRegistry,
   type TestRegistry,
 } from "../tests/_helpers/registry.ts";
+import { blobStoreOf, tagIndexOf } from "../src/store/_internal.ts";
 
 const args = parseFlags(Deno.args);
 const MIB = Number(args.mib ?? 1024);
@@ -585,9 +586,9 @@ async function main(): Promise<void> {
     await rm(tstore);
     const store = await Store.open(tstore);
     const cfg = encodeJson({ commandLine: "console=ttyS0" });
-    await store.putBytes(cfg.bytes, CONFIG_MEDIA_TYPE);
+    await blobStoreOf(store).putBytes(cfg.bytes, CONFIG_MEDIA_TYPE);
     const kernel = encodeJson({ kernel: true });
-    await store.putBytes(kernel.bytes, LAYER_MEDIA_TYPES.kernel);
+    await blobStoreOf(store).putBytes(kernel.bytes, LAYER_MEDIA_TYPES.kernel);
     const entries: TagEntry[] = [];
     for (let i = 0; i < 10_000; i++) {
       const m = encodeJson({
@@ -605,10 +606,13 @@ async function main(): Promise<void> {
         }],
         annotations: { "org.opencontainers.image.title": `image ${i}` },
       });
-      const descriptor = await store.putBytes(m.bytes, OCI_MANIFEST_MEDIA_TYPE);
+      const descriptor = await blobStoreOf(store).putBytes(
+        m.bytes,
+        OCI_MANIFEST_MEDIA_TYPE,
+      );
       entries.push({ reference: `docker.io/bench/t:${i}`, descriptor });
     }
-    await store.setTags(entries);
+    await tagIndexOf(store).setTags(entries);
     const list = await bench(
       RUNS,
       () => Promise.resolve(),

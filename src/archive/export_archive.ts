@@ -37,6 +37,7 @@ import {
   shortName,
 } from "./_layout.ts";
 import { TarWriter } from "./_tar_writer.ts";
+import { blobStoreOf } from "../store/_internal.ts";
 
 /** Bytes read from a store blob at once while exporting. */
 const READ_SIZE = 1024 * 1024;
@@ -81,7 +82,7 @@ async function writeBlob(
   signal: AbortSignal | undefined,
 ): Promise<void> {
   const name = shortName(blob.digest);
-  using file = await store.openBlob(blob.digest);
+  using file = await blobStoreOf(store).openBlob(blob.digest);
   const size = (await file.stat()).size;
   if (size !== blob.size) {
     throw new InvalidImageError(

@@ -21,7 +21,7 @@ import {
   MAX_MANIFEST_BYTES,
   validateIndex,
 } from "../oci/manifest.ts";
-import { formatReference, parseReference } from "../oci/reference.ts";
+import { tagReference } from "../oci/reference.ts";
 import type { OperationOptions } from "../progress.ts";
 import type { Store, TagEntry } from "../store/store.ts";
 import {
@@ -31,6 +31,7 @@ import {
   shortName,
 } from "./_layout.ts";
 import { type TarEntry, TarReader } from "./_tar_reader.ts";
+import { blobStoreOf, tagIndexOf } from "../store/_internal.ts";
 
 /** Largest `oci-layout` file read. */
 const MAX_LAYOUT_BYTES = 64 * 1024;
@@ -101,16 +102,6 @@ function parseJson(bytes: Uint8Array, what: string): unknown {
   }
 }
 
-function normalizeTag(input: string, what: string): string {
-  const ref = parseReference(input);
-  if (ref.digest !== undefined) {
-    throw new InvalidImageError(
-      `Cannot tag ${what} as ${input}: a tag cannot carry a digest, drop the @sha256:… part`,
-    );
-  }
-  return formatReference(ref);
-}
-
 /**
  * The full reference an archive's `index.json` entry names, if any. A bare
  * word (no `/`, `:` or `@`) is a tag without a repository and names nothing.
@@ -123,7 +114,7 @@ function archiveName(d: Descriptor): string | undefined {
     const value = annotations[key];
     if (value === undefined || !/[/:@]/.test(value)) continue;
     try {
-      return normalizeTag(value, `image ${d.digest}`);
+      return tagReference(value);
     } catch {
       // Not a reference: try the next annotation, then ask for --tag.
     }
@@ -226,7 +217,7 @@ export async function importArchive(
   let tag: string | undefined;
   try {
     if (options.tag !== undefined) {
-      tag = normalizeTag(options.tag, "the archive's image");
+      tag = tagReference(options.tag);
     }
     options.signal?.throwIfAborted();
   } catch (e) {
@@ -297,7 +288,7 @@ export async function importArchive(
       if (options.signal) opts.signal = options.signal;
       if (progress) opts.onProgress = progress;
       try {
-        await store.ingest(
+        await blobStoreOf(store).putStream(
           { digest, size: entry.size, name },
           tar.body(),
           opts,
@@ -347,7 +338,7 @@ export async function importArchive(
         ));
     }
     options.signal?.throwIfAborted();
-    await store.setTags(tags);
+    await tagIndexOf(store).setTags(tags);
     result.images = tags;
   } catch (e) {
     await tar.cancel(e);

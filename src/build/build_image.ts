@@ -14,7 +14,12 @@ import {
   OCI_INDEX_MEDIA_TYPE,
   OCI_MANIFEST_MEDIA_TYPE,
 } from "../oci/manifest.ts";
-import { formatReference, parseReference, withTag } from "../oci/reference.ts";
+import {
+  formatReference,
+  parseReference,
+  tagReference,
+  withTag,
+} from "../oci/reference.ts";
 import type { OperationOptions } from "../progress.ts";
 import type { ImageConfig } from "../spec/config.ts";
 import {
@@ -25,6 +30,7 @@ import {
 } from "../spec/media_types.ts";
 import type { Store, TagEntry } from "../store/store.ts";
 import type { ArchConfig } from "./arch_config.ts";
+import { blobStoreOf, tagIndexOf } from "../store/_internal.ts";
 
 /** Options for {@linkcode build}. */
 export interface BuildOptions extends OperationOptions {
@@ -107,17 +113,6 @@ async function readCommandLine(path: string): Promise<string> {
     );
   }
   return text.trim();
-}
-
-function tagReference(tag: string): string {
-  const ref = parseReference(tag);
-  if (ref.digest !== undefined) {
-    throw new InvalidReferenceError(
-      tag,
-      "a tag cannot carry a digest, drop the @sha256:… part",
-    );
-  }
-  return formatReference(ref);
 }
 
 /**
@@ -207,7 +202,11 @@ export async function build(
         };
         if (options.signal) opts.signal = options.signal;
         if (options.onProgress) opts.onProgress = options.onProgress;
-        blob = await store.putFile(path, LAYER_MEDIA_TYPES[kind], opts);
+        blob = await blobStoreOf(store).putFile(
+          path,
+          LAYER_MEDIA_TYPES[kind],
+          opts,
+        );
         added.set(path, blob);
       }
       layers.push({
@@ -221,7 +220,7 @@ export async function build(
     const cmdline = commandLines.get(c.arch);
     if (cmdline !== undefined) config.commandLine = cmdline;
     const cfg = encodeJson(config);
-    await store.putBytes(cfg.bytes, CONFIG_MEDIA_TYPE);
+    await blobStoreOf(store).putBytes(cfg.bytes, CONFIG_MEDIA_TYPE);
     const manifest: ImageManifest = {
       schemaVersion: 2,
       mediaType: OCI_MANIFEST_MEDIA_TYPE,
@@ -236,7 +235,10 @@ export async function build(
       manifest.annotations = { [ANNOTATION_VARIANT]: c.variant };
     }
     const m = encodeJson(manifest);
-    const descriptor = await store.putBytes(m.bytes, OCI_MANIFEST_MEDIA_TYPE);
+    const descriptor = await blobStoreOf(store).putBytes(
+      m.bytes,
+      OCI_MANIFEST_MEDIA_TYPE,
+    );
     const entry: BuildResult["manifests"][number] = {
       arch: c.arch,
       descriptor,
@@ -258,7 +260,10 @@ export async function build(
     index.annotations = { ...options.annotations };
   }
   const ix = encodeJson(index);
-  const indexDescriptor = await store.putBytes(ix.bytes, OCI_INDEX_MEDIA_TYPE);
+  const indexDescriptor = await blobStoreOf(store).putBytes(
+    ix.bytes,
+    OCI_INDEX_MEDIA_TYPE,
+  );
 
   if (indexRef !== undefined) {
     const tags: TagEntry[] = [
@@ -268,9 +273,9 @@ export async function build(
       })),
       { reference: indexRef, descriptor: indexDescriptor },
     ];
-    await store.setTags(tags);
+    await tagIndexOf(store).setTags(tags);
   } else {
-    await store.updateIndex((ix) => ({
+    await tagIndexOf(store).update((ix) => ({
       ...ix,
       manifests: [
         ...ix.manifests.filter((d) =>

@@ -35,6 +35,7 @@ import {
 import { hashFile } from "../store/_hash_file.ts";
 import type { Store } from "../store/store.ts";
 import { hostPlatform } from "../oci/platform.ts";
+import { blobStoreOf } from "../store/_internal.ts";
 
 /** Which layer of which image to open. */
 export interface LayerRequest {
@@ -282,7 +283,7 @@ export async function openLocalLayer(
   const where = describe(name, chosen.platform);
   const layer = findLayer(chosen.manifest, request.layer, where);
   options.signal?.throwIfAborted();
-  const file = await store.openBlob(layer.digest);
+  const file = await blobStoreOf(store).openBlob(layer.digest);
   try {
     const st = await file.stat();
     if (st.size !== layer.size) {

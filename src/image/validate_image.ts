@@ -188,7 +188,7 @@ export async function validateLocal(
   const name = resolved.reference ?? reference;
   const source: Source = {
     manifest: (d) => store.readManifest(d),
-    config: (d) => store.readBlob(d, MAX_CONFIG_BYTES),
+    config: (d) => store.readBlob(d, { maxBytes: MAX_CONFIG_BYTES }),
   };
   let top: Loaded;
   try {

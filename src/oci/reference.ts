@@ -300,6 +300,33 @@ export function withDigest(ref: Reference, digest: string): Reference {
 }
 
 /**
+ * Normalises a reference meant as a tag, the way Docker does
+ * (`demo:1` is `docker.io/library/demo:1`, a missing tag is `latest`).
+ *
+ * @param input The tag as typed.
+ * @returns The full reference.
+ * @throws {InvalidReferenceError} When it does not parse or carries a digest.
+ *
+ * @example Normalise a tag
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { tagReference } from "./reference.ts";
+ *
+ * assert.equal(tagReference("demo"), "docker.io/library/demo:latest");
+ * ```
+ */
+export function tagReference(input: string): string {
+  const ref = parseReference(input);
+  if (ref.digest !== undefined) {
+    throw new InvalidReferenceError(
+      input,
+      "a tag cannot carry a digest, drop the @sha256:… part",
+    );
+  }
+  return formatReference(ref);
+}
+
+/**
  * The host to send registry API requests to. Docker Hub's name `docker.io`
  * does not serve the API; `registry-1.docker.io` does. Other registries
  * serve it under their own name.

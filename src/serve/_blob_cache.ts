@@ -30,6 +30,7 @@ import { partialName } from "../store/_partial_blob.ts";
 import type { Store } from "../store/store.ts";
 import { ClientGoneError, relay, type RelayEnd } from "./_relay.ts";
 import { contentRangeStart } from "../transfer/_resume.ts";
+import { blobStoreOf } from "../store/_internal.ts";
 
 /** Where a blob comes from when the store lacks it. */
 export interface BlobSource {
@@ -167,7 +168,7 @@ export class BlobCache {
       if (e instanceof Deno.errors.NotFound) return undefined;
       throw e;
     }
-    await this.#store.touchBlob(d.digest);
+    await blobStoreOf(this.#store).touchBlob(d.digest);
     return relay(body, { take: end - start, onEnd });
   }
 
@@ -220,13 +221,13 @@ export class BlobCache {
 
   async #partialPath(digest: Digest): Promise<string | undefined> {
     const name = partialName(digest);
-    const files = await this.#store.tempFiles();
+    const files = await blobStoreOf(this.#store).tempFiles();
     return files.find((f) => f.path.endsWith(`/${name}`))?.path;
   }
 
   async #run(fill: Fill, source: BlobSource): Promise<void> {
     const d = fill.descriptor;
-    const partial = await this.#store.beginBlob(d);
+    const partial = await blobStoreOf(this.#store).beginBlob(d);
     // Another process finished the blob while we waited for its lock.
     if (!partial) return;
     const retries = this.#options.retries ?? 5;
@@ -337,7 +338,7 @@ export class BlobCache {
     }
     if (!file) {
       await fill.result;
-      file = await this.#store.openBlob(fill.descriptor.digest);
+      file = await blobStoreOf(this.#store).openBlob(fill.descriptor.digest);
     }
     if (start > 0) {
       try {

@@ -35,6 +35,7 @@ import {
 } from "../spec/image_from_manifest.ts";
 import type { Store } from "../store/store.ts";
 import { selectPlatform } from "../oci/platform.ts";
+import { blobStoreOf } from "../store/_internal.ts";
 
 /** Where an image's manifests came from. */
 export type ImageSource = "registry" | "store";
@@ -289,7 +290,9 @@ export class ImageResolver {
       throw e;
     }
     if (size > MAX_MANIFEST_BYTES) return undefined;
-    const bytes = await store.readBlob({ digest, size }, MAX_MANIFEST_BYTES);
+    const bytes = await store.readBlob({ digest, size }, {
+      maxBytes: MAX_MANIFEST_BYTES,
+    });
     const parsed = parseManifest(
       bytes,
       expected ? { mediaType: expected.mediaType } : {},
@@ -333,7 +336,9 @@ export class ImageResolver {
       if (actual !== d.digest) {
         throw new DigestMismatchError(d.digest, actual, `config ${d.digest}`);
       }
-      if (store && this.#o.cache) await store.putBytes(bytes, d.mediaType);
+      if (store && this.#o.cache) {
+        await blobStoreOf(store).putBytes(bytes, d.mediaType);
+      }
     }
     remember(this.#configs, d.digest, bytes);
     return bytes;

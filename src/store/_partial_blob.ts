@@ -70,7 +70,7 @@ export function partialName(digest: Digest): string {
  *
  * @example Download with resume
  * ```ts ignore
- * const partial = await store.beginBlob({ digest, size });
+ * const partial = await blobStoreOf(store).beginBlob({ digest, size });
  * if (partial) {
  *   try {
  *     const res = await fetch(url, { headers: { range: `bytes=${partial.offset}-` } });

@@ -1,15 +1,16 @@
 /**
- * Image-level operations on the local store: tag, list, inspect, delete.
+ * Image-level operations on the local store: list, inspect, delete.
  *
  * @module
  */
 
-import { InvalidReferenceError, NotFoundError } from "../errors.ts";
+import { NotFoundError } from "../errors.ts";
 import type { Descriptor } from "../oci/manifest.ts";
-import { formatReference, parseReference } from "../oci/reference.ts";
 import type { ImageConfig } from "../spec/config.ts";
 import { parseConfig } from "../spec/config.ts";
-import { ANNOTATION_IMAGE_SIZE, type Store } from "./store.ts";
+import { ANNOTATION_IMAGE_SIZE } from "./_tag_index.ts";
+import type { Store } from "./store.ts";
+import { tagIndexOf } from "./_internal.ts";
 
 /** One row of {@linkcode listImages}. */
 export interface ImageSummary {
@@ -47,44 +48,6 @@ export interface ImageDetails {
   manifests?: ManifestDetails[];
 }
 
-function normalizeTag(input: string): string {
-  const ref = parseReference(input);
-  if (ref.digest !== undefined) {
-    throw new InvalidReferenceError(
-      input,
-      "a tag cannot carry a digest, drop the @sha256:… part",
-    );
-  }
-  return formatReference(ref);
-}
-
-/**
- * Points a new tag at what an existing reference names.
- *
- * @param store The store.
- * @param source A tag, digest or unique digest prefix.
- * @param target The new tag.
- * @returns The full reference of the new tag.
- *
- * @example
- * ```ts ignore
- * import { Store, tagImage } from "../../mod.ts";
- * const store = await Store.open("/tmp/store");
- * await tagImage(store, "my-os:1.0", "registry.example/os/my-os:1.0");
- * ```
- */
-export async function tagImage(
-  store: Store,
-  source: string,
-  target: string,
-): Promise<string> {
-  const reference = normalizeTag(target);
-  const { descriptor } = await store.resolve(source);
-  const { annotations: _a, platform: _p, ...plain } = descriptor;
-  await store.setTags([{ reference, descriptor: plain }]);
-  return reference;
-}
-
 /**
  * Removes a tag (or, for a digest, every tag pointing at it). Blobs stay
  * until pruned.
@@ -111,7 +74,7 @@ export async function deleteImage(
     return [resolved.reference];
   }
   const digest = resolved.descriptor.digest;
-  if (!(await store.entries()).some((d) => d.digest === digest)) {
+  if (!(await tagIndexOf(store).entries()).some((d) => d.digest === digest)) {
     // A manifest inside an index, or a bare blob: nothing names it.
     throw new NotFoundError(
       `No tag or store entry points at ${digest}: it is part of another image, delete that image instead`,
@@ -119,7 +82,7 @@ export async function deleteImage(
     );
   }
   const removed: string[] = [];
-  await store.updateIndex((index) => ({
+  await tagIndexOf(store).update((index) => ({
     ...index,
     manifests: index.manifests.filter((d) => {
       if (d.digest !== digest) return true;
@@ -148,7 +111,7 @@ export async function deleteImage(
 export async function listImages(store: Store): Promise<ImageSummary[]> {
   const sizes = new Map<string, number>();
   const rows: ImageSummary[] = [];
-  for (const d of await store.entries()) {
+  for (const d of await tagIndexOf(store).entries()) {
     const annotations = d.annotations;
     // Built field by field: cheaper than a rest spread over 10,000 entries.
     const descriptor: Descriptor = {
@@ -163,7 +126,7 @@ export async function listImages(store: Store): Promise<ImageSummary[]> {
       const cached = Number(annotations?.[ANNOTATION_IMAGE_SIZE]);
       size = Number.isSafeInteger(cached) && cached >= 0
         ? cached
-        : await store.imageSize(descriptor);
+        : await tagIndexOf(store).imageSize(descriptor);
       sizes.set(d.digest, size);
     }
     const row: ImageSummary = { descriptor, size };
@@ -182,7 +145,7 @@ async function manifestDetails(
   const out: ManifestDetails = { descriptor, manifest };
   try {
     out.config = parseConfig(
-      await store.readBlob(manifest.config, 1024 * 1024),
+      await store.readBlob(manifest.config, { maxBytes: 1024 * 1024 }),
     );
   } catch {
     // Non-IronCore or missing config: the manifest is still shown.

@@ -8,6 +8,7 @@
 import { StoreError } from "../errors.ts";
 import { type Descriptor, parseManifest } from "../oci/manifest.ts";
 import type { Store } from "./store.ts";
+import { blobStoreOf, tagIndexOf } from "./_internal.ts";
 
 /** Options for {@linkcode prune}. */
 export interface PruneOptions {
@@ -61,9 +62,9 @@ export async function prune(
 ): Promise<PruneResult> {
   const grace = options.grace ?? DEFAULT_PRUNE_GRACE;
   const cutoff = Date.now() - grace;
-  return await store.exclusive(async () => {
+  return await tagIndexOf(store).exclusive(async () => {
     const reachable = new Set<string>();
-    const queue: Descriptor[] = [...await store.entries()];
+    const queue: Descriptor[] = [...await tagIndexOf(store).entries()];
     while (queue.length > 0) {
       const d = queue.shift()!;
       if (reachable.has(d.digest)) continue;
@@ -92,7 +93,7 @@ export async function prune(
       }
     }
     const result: PruneResult = { blobs: [], temp: [], freed: 0, recent: 0 };
-    for (const b of await store.blobs()) {
+    for (const b of await blobStoreOf(store).blobs()) {
       if (reachable.has(b.digest)) continue;
       if (b.lastUsed.getTime() > cutoff) {
         result.recent++;
@@ -102,7 +103,7 @@ export async function prune(
       result.blobs.push({ digest: b.digest, size: b.size });
       result.freed += b.size;
     }
-    for (const t of await store.tempFiles()) {
+    for (const t of await blobStoreOf(store).tempFiles()) {
       if ((t.mtime?.getTime() ?? 0) > cutoff) continue;
       if (!options.dryRun) await Deno.remove(t.path).catch(() => {});
       result.temp.push({ path: t.path, size: t.size });

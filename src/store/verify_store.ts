@@ -14,6 +14,7 @@ import {
 import type { OperationOptions } from "../progress.ts";
 import { hashFile } from "./_hash_file.ts";
 import type { Store } from "./store.ts";
+import { blobStoreOf, tagIndexOf } from "./_internal.ts";
 
 /** One problem {@linkcode verifyStore} found. */
 export interface VerifyProblem {
@@ -70,7 +71,7 @@ export async function verifyStore(
     roots.push((await store.resolve(options.reference)).descriptor);
   } else {
     try {
-      roots.push(...await store.entries());
+      roots.push(...await tagIndexOf(store).entries());
     } catch (e) {
       problems.push({ kind: "index", message: (e as Error).message });
     }
@@ -122,7 +123,7 @@ export async function verifyStore(
     }
   }
   // Re-hash the blobs: all of them, or those reachable from the reference.
-  const files = await store.blobs();
+  const files = await blobStoreOf(store).blobs();
   const present = new Map(files.map((f) => [f.digest as string, f.size]));
   for (const [digest, size] of declared) {
     if (!present.has(digest)) {

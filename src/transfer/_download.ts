@@ -19,6 +19,7 @@ import { backoffDelay, sleep } from "../net/retry.ts";
 import type { RegistryClient, Repository } from "../registry/client.ts";
 import type { Store } from "../store/store.ts";
 import { contentRangeStart } from "./_resume.ts";
+import { blobStoreOf } from "../store/_internal.ts";
 
 /** How hard to try. */
 export interface DownloadOptions {
@@ -48,9 +49,9 @@ export async function downloadBlob(
 ): Promise<boolean> {
   const { digest, size, name } = blob;
   const progress = options.onProgress;
-  const partial = await store.beginBlob(blob);
+  const partial = await blobStoreOf(store).beginBlob(blob);
   if (!partial) {
-    await store.touchBlob(digest);
+    await blobStoreOf(store).touchBlob(digest);
     progress?.({ name, digest, done: size, total: size, phase: "skip" });
     return false;
   }

@@ -30,6 +30,7 @@ import { fileStream, type FileStreamOptions } from "../store/_file_stream.ts";
 import type { Store } from "../store/store.ts";
 import { downloadBlob, type DownloadOptions } from "./_download.ts";
 import { runPool } from "./_pool.ts";
+import { blobStoreOf, tagIndexOf } from "../store/_internal.ts";
 
 /**
  * One end of a copy. Without `store` it is a registry: `reference` is a full
@@ -608,7 +609,7 @@ async function toStore(
     const opts: OperationOptions = {};
     if (signal) opts.signal = signal;
     if (options.onProgress) opts.onProgress = options.onProgress;
-    await store.ingest(
+    await blobStoreOf(store).putStream(
       { digest: blob.digest, size: blob.size, name: blob.name },
       body,
       opts,
@@ -616,11 +617,11 @@ async function toStore(
     result.copied++;
   }, signal);
   for (const child of source.children) {
-    await store.putBytes(child.bytes, child.descriptor.mediaType);
+    await blobStoreOf(store).putBytes(child.bytes, child.descriptor.mediaType);
   }
   const top = source.top.descriptor;
-  await store.putBytes(source.top.bytes, top.mediaType);
-  await store.setTags([{
+  await blobStoreOf(store).putBytes(source.top.bytes, top.mediaType);
+  await tagIndexOf(store).setTags([{
     reference: formatReference(dst),
     descriptor: {
       mediaType: top.mediaType,

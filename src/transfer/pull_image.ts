@@ -18,6 +18,7 @@ import type {
 import type { Store } from "../store/store.ts";
 import { downloadBlob, type DownloadOptions } from "./_download.ts";
 import { runPool } from "./_pool.ts";
+import { blobStoreOf, tagIndexOf } from "../store/_internal.ts";
 
 /** Options for {@linkcode pull}. */
 export interface PullOptions extends OperationOptions {
@@ -153,9 +154,12 @@ export async function pull(
     } else result.skipped++;
   }, signal);
   for (const { manifest } of children) {
-    await store.putBytes(manifest.bytes, manifest.descriptor.mediaType);
+    await blobStoreOf(store).putBytes(
+      manifest.bytes,
+      manifest.descriptor.mediaType,
+    );
   }
-  await store.putBytes(top.bytes, top.descriptor.mediaType);
+  await blobStoreOf(store).putBytes(top.bytes, top.descriptor.mediaType);
   const localRef = ref.tag !== undefined || ref.digest === undefined
     ? formatReference({
       registry: ref.registry,
@@ -164,10 +168,13 @@ export async function pull(
     })
     : undefined;
   if (localRef !== undefined) {
-    await store.setTags([{ reference: localRef, descriptor: top.descriptor }]);
+    await tagIndexOf(store).setTags([{
+      reference: localRef,
+      descriptor: top.descriptor,
+    }]);
     result.reference = localRef;
   } else {
-    await store.updateIndex((ix) => ({
+    await tagIndexOf(store).update((ix) => ({
       ...ix,
       manifests: [
         ...ix.manifests.filter((d) =>

@@ -21,6 +21,7 @@ import {
 } from "../_helpers/archive.ts";
 import { concat, END, fileEntry, header, tarEntries } from "../_helpers/tar.ts";
 import { hasSkopeo, skopeo } from "../_helpers/tools.ts";
+import { blobStoreOf } from "../../src/store/_internal.ts";
 
 const encoder = new TextEncoder();
 
@@ -255,7 +256,7 @@ Deno.test("importArchive() stops on abort and removes the blobs it added", async
   await withTempDir(async (dir) => {
     await fixture(dir);
     const store = await Store.open(`${dir}/store`);
-    await store.putBytes(encoder.encode("{}"), "application/json");
+    await blobStoreOf(store).putBytes(encoder.encode("{}"), "application/json");
     const before = await snapshotStore(`${dir}/store`);
     const controller = new AbortController();
     let done = 0;

@@ -18,6 +18,7 @@ import { Store } from "../../src/store/store.ts";
 import { snapshotStore } from "../_helpers/cli.ts";
 import { writeFiles } from "../_helpers/fixtures.ts";
 import { withTempDir } from "../_helpers/temp.ts";
+import { tagIndexOf } from "../../src/store/_internal.ts";
 
 const decoder = new TextDecoder();
 
@@ -200,12 +201,12 @@ Deno.test("build() without a tag adds the index to the store untagged", async ()
     assert.equal(result.reference, undefined);
     assert.equal(result.manifests[0]!.reference, undefined);
     assert.deepEqual(await store.tags(), []);
-    assert.deepEqual(await store.entries(), [result.index]);
+    assert.deepEqual(await tagIndexOf(store).entries(), [result.index]);
     // Building it again does not add a second entry.
     await build(store, [
       { arch: "amd64", layers: { kernel: f["vmlinuz-amd64"] } },
     ]);
-    assert.deepEqual(await store.entries(), [result.index]);
+    assert.deepEqual(await tagIndexOf(store).entries(), [result.index]);
     // list shows its image ID, so resolve must find it by a prefix too.
     const prefix = result.index.digest.slice("sha256:".length, 19);
     assert.equal(

@@ -13,6 +13,7 @@ import {
 } from "../_helpers/cli.ts";
 import { writeFiles } from "../_helpers/fixtures.ts";
 import { withTempDir } from "../_helpers/temp.ts";
+import { tagIndexOf } from "../../src/store/_internal.ts";
 
 const COMMANDS = ["build", "tag", "list", "inspect", "delete"];
 const VERSION = "0.1.0";
@@ -297,7 +298,7 @@ async function makeSharedPrefix(c: Ctx): Promise<void> {
   const store = await Store.open(c.store);
   for (let i = 0; i < 17; i++) {
     const seen = new Map<string, string>();
-    for (const d of await store.entries()) {
+    for (const d of await tagIndexOf(store).entries()) {
       const first = digestHex(d.digest)[0]!;
       const other = seen.get(first);
       if (other !== undefined && other !== d.digest) {

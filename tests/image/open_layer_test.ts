@@ -32,6 +32,7 @@ import { validateRemote } from "../../src/image/validate_image.ts";
 import { randomBytes, writeFiles } from "../_helpers/fixtures.ts";
 import { startRegistry, type TestRegistry } from "../_helpers/registry.ts";
 import { withTempDir } from "../_helpers/temp.ts";
+import { blobStoreOf, tagIndexOf } from "../../src/store/_internal.ts";
 
 async function bytesOf(
   stream: ReadableStream<Uint8Array>,
@@ -341,7 +342,7 @@ Deno.test("openLocalLayer() prefers the current media type over the legacy one",
   await withTempDir(async (dir) => {
     const store = await Store.open(`${dir}/store`);
     const config = encodeJson({});
-    await store.putBytes(config.bytes, CONFIG_MEDIA_TYPE);
+    await blobStoreOf(store).putBytes(config.bytes, CONFIG_MEDIA_TYPE);
     const current = new TextEncoder().encode("current kernel");
     const legacy = new TextEncoder().encode("legacy kernel");
     const layers: Descriptor[] = [];
@@ -351,7 +352,7 @@ Deno.test("openLocalLayer() prefers the current media type over the legacy one",
         [current, LAYER_MEDIA_TYPES.kernel],
       ] as const
     ) {
-      const d = await store.putBytes(bytes, mediaType);
+      const d = await blobStoreOf(store).putBytes(bytes, mediaType);
       layers.push({ ...d, annotations: { [ANNOTATION_TITLE]: "vmlinuz" } });
     }
     const tag = async (name: string, l: Descriptor[]) => {
@@ -365,8 +366,11 @@ Deno.test("openLocalLayer() prefers the current media type over the legacy one",
         },
         layers: l,
       });
-      const d = await store.putBytes(m.bytes, OCI_MANIFEST_MEDIA_TYPE);
-      await store.setTags([{
+      const d = await blobStoreOf(store).putBytes(
+        m.bytes,
+        OCI_MANIFEST_MEDIA_TYPE,
+      );
+      await tagIndexOf(store).setTags([{
         reference: `docker.io/library/${name}`,
         descriptor: d,
       }]);

@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import { build } from "../../src/build/build_image.ts";
 import { RegistryClient } from "../../src/registry/client.ts";
-import { tagImage } from "../../src/store/images.ts";
 import { Store } from "../../src/store/store.ts";
 import { push } from "../../src/transfer/push_image.ts";
 import { type CliResult, runCliProcess } from "../_helpers/cli.ts";
@@ -15,6 +14,7 @@ import {
   storeTags,
   writeRandomFile,
 } from "./_common.ts";
+import { blobStoreOf } from "../../src/store/_internal.ts";
 
 Deno.test("13 processes building, tagging, pulling and deleting on one store all land", async () => {
   await using reg = await startRegistry();
@@ -45,7 +45,7 @@ Deno.test("13 processes building, tagging, pulling and deleting on one store all
       layers: { kernel: files.k2 },
     }], { tag: "conc/base:1" });
     for (let i = 0; i < 3; i++) {
-      await tagImage(local, "conc/base:1", `conc/doomed:${i}`);
+      await local.tag("conc/base:1", `conc/doomed:${i}`);
     }
 
     const cfg = (kernel: string, rootfs: string) =>
@@ -126,7 +126,7 @@ Deno.test("13 processes building, tagging, pulling and deleting on one store all
     assert.equal(verify.code, 0, verify.stdout + verify.stderr);
     assert.match(verify.stdout, /no problems/);
     // Nothing is left half-done in the temporary directory.
-    const temp = await opened.tempFiles();
+    const temp = await blobStoreOf(opened).tempFiles();
     assert.deepEqual(temp.map((t) => t.path), []);
   });
 });

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { digestOf } from "../../src/oci/digest.ts";
 import { Store } from "../../src/store/store.ts";
 import { withTempDir } from "../_helpers/temp.ts";
+import { blobStoreOf } from "../../src/store/_internal.ts";
 
 const MIB = 1024 * 1024;
 
@@ -52,7 +53,7 @@ for (
       );
       const data = content(10 * MIB + 12345);
       const descriptor = { digest: digestOf(data), size: data.byteLength };
-      const first = await store.beginBlob(descriptor);
+      const first = await blobStoreOf(store).beginBlob(descriptor);
       assert.ok(first);
       assert.equal(first.onWorker, threshold !== undefined);
       try {
@@ -70,7 +71,7 @@ for (
         first.close();
       }
       // A later run continues from the same partial file.
-      const second = await store.beginBlob(descriptor);
+      const second = await blobStoreOf(store).beginBlob(descriptor);
       assert.ok(second);
       try {
         const from = second.offset;
@@ -83,12 +84,14 @@ for (
       const stored = await Deno.readFile(store.blobPath(descriptor.digest));
       assert.equal(digestOf(stored), descriptor.digest);
       assert.equal(
-        await store.beginBlob(descriptor),
+        await blobStoreOf(store).beginBlob(descriptor),
         undefined,
         "complete now",
       );
       assert.deepEqual(
-        (await store.tempFiles()).map((t) => t.path.split("/").pop()),
+        (await blobStoreOf(store).tempFiles()).map((t) =>
+          t.path.split("/").pop()
+        ),
         [],
         "no partial file left",
       );

@@ -10,12 +10,12 @@ import {
   deleteImage,
   inspectImage,
   listImages,
-  tagImage,
 } from "../../src/store/images.ts";
 import { Store } from "../../src/store/store.ts";
 import { snapshotStore } from "../_helpers/cli.ts";
 import { writeFiles } from "../_helpers/fixtures.ts";
 import { withTempDir } from "../_helpers/temp.ts";
+import { tagIndexOf } from "../../src/store/_internal.ts";
 
 async function twoArch(
   dir: string,
@@ -37,15 +37,15 @@ async function twoArch(
   return { store, result };
 }
 
-Deno.test("tagImage() points a normalised new tag at what the source names", async () => {
+Deno.test("Store.tag() points a normalised new tag at what the source names", async () => {
   await withTempDir(async (dir) => {
     const { store, result } = await twoArch(dir);
     assert.equal(
-      await tagImage(store, "demo:1", "registry.example.com/os/demo:1.0"),
+      await store.tag("demo:1", "registry.example.com/os/demo:1.0"),
       "registry.example.com/os/demo:1.0",
     );
     assert.equal(
-      await tagImage(store, "demo:1-arm64", "arm"),
+      await store.tag("demo:1-arm64", "arm"),
       "docker.io/library/arm:latest",
     );
     const prefix = digestHex(result.manifests[0]!.descriptor.digest).slice(
@@ -53,7 +53,7 @@ Deno.test("tagImage() points a normalised new tag at what the source names", asy
       12,
     );
     assert.equal(
-      await tagImage(store, prefix, "org/amd:x"),
+      await store.tag(prefix, "org/amd:x"),
       "docker.io/org/amd:x",
     );
     const tags = new Map(
@@ -77,7 +77,7 @@ Deno.test("tagImage() points a normalised new tag at what the source names", asy
     // A tag names a manifest; the platform belongs to the index entry only.
     assert.equal(amd?.platform, undefined);
     // Retagging moves the tag.
-    await tagImage(store, "demo:1-amd64", "arm");
+    await store.tag("demo:1-amd64", "arm");
     assert.equal(
       (await store.resolve("arm")).descriptor.digest,
       result.manifests[0]!.descriptor.digest,
@@ -85,20 +85,20 @@ Deno.test("tagImage() points a normalised new tag at what the source names", asy
   });
 });
 
-Deno.test("tagImage() rejects an invalid or digest-carrying target and an unknown source without writing", async () => {
+Deno.test("Store.tag() rejects an invalid or digest-carrying target and an unknown source without writing", async () => {
   await withTempDir(async (dir) => {
     const { store } = await twoArch(dir);
     const before = await snapshotStore(store.path);
     await assert.rejects(
-      tagImage(store, "demo:1", "Demo:2"),
+      store.tag("demo:1", "Demo:2"),
       InvalidReferenceError,
     );
-    await assert.rejects(tagImage(store, "demo:1", ""), InvalidReferenceError);
+    await assert.rejects(store.tag("demo:1", ""), InvalidReferenceError);
     await assert.rejects(
-      tagImage(store, "demo:1", `demo@sha256:${"a".repeat(64)}`),
+      store.tag("demo:1", `demo@sha256:${"a".repeat(64)}`),
       { name: "InvalidReferenceError", message: /a tag cannot carry a digest/ },
     );
-    await assert.rejects(tagImage(store, "missing:1", "demo:2"), NotFoundError);
+    await assert.rejects(store.tag("missing:1", "demo:2"), NotFoundError);
     assert.deepEqual(await snapshotStore(store.path), before);
   });
 });
@@ -208,7 +208,7 @@ Deno.test("deleteImage() by tag removes only that tag and keeps the blobs", asyn
 Deno.test("deleteImage() by digest removes every tag pointing at it", async () => {
   await withTempDir(async (dir) => {
     const { store, result } = await twoArch(dir);
-    await tagImage(store, "demo:1", "ghcr.io/org/demo:1");
+    await store.tag("demo:1", "ghcr.io/org/demo:1");
     const removed = await deleteImage(
       store,
       digestHex(result.index.digest).slice(0, 10),
@@ -249,6 +249,6 @@ Deno.test("deleteImage() of a manifest only an index points at throws NotFoundEr
     assert.deepEqual(await snapshotStore(store.path), before);
     // The untagged index itself can be deleted by its digest.
     assert.deepEqual(await deleteImage(store, r.index.digest), []);
-    assert.deepEqual(await store.entries(), []);
+    assert.deepEqual(await tagIndexOf(store).entries(), []);
   });
 });

@@ -13,6 +13,7 @@ import { defaultStorePath, Store } from "../../src/store/store.ts";
 import { runCliProcess, snapshotStore } from "../_helpers/cli.ts";
 import { writeFiles } from "../_helpers/fixtures.ts";
 import { withTempDir } from "../_helpers/temp.ts";
+import { blobStoreOf, tagIndexOf } from "../../src/store/_internal.ts";
 
 async function buildDemo(
   store: Store,
@@ -35,9 +36,12 @@ Deno.test("Store.open() on a missing directory creates nothing until the first w
     const store = await Store.open(`${dir}/store/`);
     assert.equal(store.path, `${dir}/store`);
     assert.deepEqual(await store.tags(), []);
-    assert.deepEqual(await store.entries(), []);
+    assert.deepEqual(await tagIndexOf(store).entries(), []);
     assert.deepEqual(await snapshotStore(`${dir}/store`), {});
-    await store.putBytes(new TextEncoder().encode("{}"), "application/json");
+    await blobStoreOf(store).putBytes(
+      new TextEncoder().encode("{}"),
+      "application/json",
+    );
     const snap = await snapshotStore(`${dir}/store`);
     assert.equal(
       await Deno.readTextFile(`${dir}/store/oci-layout`),
@@ -188,7 +192,7 @@ Deno.test("readBlob() returns verified bytes and refuses missing, corrupt, resiz
   await withTempDir(async (dir) => {
     const store = await Store.open(dir);
     const bytes = new TextEncoder().encode('{"commandLine":"x"}');
-    const d = await store.putBytes(bytes, "application/json");
+    const d = await blobStoreOf(store).putBytes(bytes, "application/json");
     assert.deepEqual(d, {
       mediaType: "application/json",
       digest: digestOf(bytes),
@@ -198,14 +202,17 @@ Deno.test("readBlob() returns verified bytes and refuses missing, corrupt, resiz
     assert.equal(await store.hasBlob(d.digest), true);
     assert.equal(await store.hasBlob(d.digest, d.size + 1), false);
 
-    await assert.rejects(store.readBlob(d, 4), SizeMismatchError);
+    await assert.rejects(store.readBlob(d, { maxBytes: 4 }), SizeMismatchError);
     const missing = { digest: digestOf("nope"), size: 4 };
     await assert.rejects(
       store.readBlob(missing),
       (e: unknown) =>
         e instanceof NotFoundError && e.reference === missing.digest,
     );
-    await assert.rejects(store.openBlob(missing.digest), NotFoundError);
+    await assert.rejects(
+      blobStoreOf(store).openBlob(missing.digest),
+      NotFoundError,
+    );
     await assert.rejects(
       store.readBlob({ ...d, size: d.size + 1 }),
       SizeMismatchError,
@@ -224,7 +231,10 @@ Deno.test("ingest() stores a verified stream and writes nothing under the digest
   await withTempDir(async (dir) => {
     const store = await Store.open(dir);
     const digest = digestOf("hello world");
-    await store.ingest({ digest, size: 11 }, streamOf("hello ", "world"));
+    await blobStoreOf(store).putStream(
+      { digest, size: 11 },
+      streamOf("hello ", "world"),
+    );
     assert.equal(
       await Deno.readTextFile(store.blobPath(digest)),
       "hello world",
@@ -232,18 +242,27 @@ Deno.test("ingest() stores a verified stream and writes nothing under the digest
 
     const other = digestOf("HELLO WORLD");
     await assert.rejects(
-      store.ingest({ digest: other, size: 11 }, streamOf("hello world")),
+      blobStoreOf(store).putStream(
+        { digest: other, size: 11 },
+        streamOf("hello world"),
+      ),
       (e: unknown) =>
         e instanceof DigestMismatchError && e.expected === other &&
         e.actual === digest,
     );
     assert.equal(await store.hasBlob(other), false);
     await assert.rejects(
-      store.ingest({ digest: other, size: 5 }, streamOf("hello", " world")),
+      blobStoreOf(store).putStream(
+        { digest: other, size: 5 },
+        streamOf("hello", " world"),
+      ),
       (e: unknown) => e instanceof SizeMismatchError && e.expected === 5,
     );
     await assert.rejects(
-      store.ingest({ digest: other, size: 12 }, streamOf("hello world")),
+      blobStoreOf(store).putStream(
+        { digest: other, size: 12 },
+        streamOf("hello world"),
+      ),
       (e: unknown) =>
         e instanceof SizeMismatchError && e.expected === 12 && e.actual === 11,
     );
@@ -327,7 +346,7 @@ async function storeWithSharedPrefix(
   for (let i = 0; i < 17; i++) {
     await buildDemo(store, dir, `img:${i}`, `kernel ${i}`);
     const byFirst = new Map<string, Set<Digest>>();
-    for (const d of await store.entries()) {
+    for (const d of await tagIndexOf(store).entries()) {
       const first = digestHex(d.digest)[0]!;
       byFirst.set(first, (byFirst.get(first) ?? new Set()).add(d.digest));
     }
@@ -357,7 +376,9 @@ Deno.test("resolve() throws AmbiguousReferenceError for a prefix two images shar
       });
     }
     // The shortest prefix that is unique resolves to its own digest.
-    const all = (await store.entries()).map((d) => digestHex(d.digest));
+    const all = (await tagIndexOf(store).entries()).map((d) =>
+      digestHex(d.digest)
+    );
     for (const hex of all) {
       let n = 1;
       while (all.some((o) => o !== hex && o.startsWith(hex.slice(0, n)))) n++;
@@ -376,11 +397,14 @@ Deno.test("setTags() from 20 parallel calls in one process lands every tag", asy
     // A second Store object on the same directory competes as well.
     const other = await Store.open(`${dir}/store`);
     await Promise.all(
-      Array.from({ length: 20 }, (_, i) =>
-        (i % 2 ? other : store).setTags([{
-          reference: `docker.io/library/par:${i}`,
-          descriptor: r.index,
-        }])),
+      Array.from(
+        { length: 20 },
+        (_, i) =>
+          tagIndexOf(i % 2 ? other : store).setTags([{
+            reference: `docker.io/library/par:${i}`,
+            descriptor: r.index,
+          }]),
+      ),
     );
     const refs = (await store.tags()).map((t) => t.reference).sort();
     assert.deepEqual(

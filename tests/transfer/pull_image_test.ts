@@ -28,6 +28,7 @@ import {
 import { writeFiles } from "../_helpers/fixtures.ts";
 import { startRegistry, type TestRegistry } from "../_helpers/registry.ts";
 import { withTempDir } from "../_helpers/temp.ts";
+import { blobStoreOf } from "../../src/store/_internal.ts";
 
 interface Sent {
   method: string;
@@ -300,7 +301,7 @@ Deno.test("pull() refuses a blob longer or shorter than its descriptor says", as
   await withTempDir(async (dir) => {
     const store = await Store.open(`${dir}/store`);
     // Lay the store out first, so that only the pull's effects show.
-    await store.putBytes(config.bytes, CONFIG_MEDIA_TYPE);
+    await blobStoreOf(store).putBytes(config.bytes, CONFIG_MEDIA_TYPE);
     const before = await snapshotDir(store.path);
     const { client } = recordingClient();
     for (const [tag, size] of [["long", 900], ["short", 1100]] as const) {

@@ -7,7 +7,6 @@ import {
 } from "../../src/oci/manifest.ts";
 import { RegistryClient } from "../../src/registry/client.ts";
 import type { ProgressEvent } from "../../src/progress.ts";
-import { tagImage } from "../../src/store/images.ts";
 import { Store } from "../../src/store/store.ts";
 import { push } from "../../src/transfer/push_image.ts";
 import { writeFiles } from "../_helpers/fixtures.ts";
@@ -173,7 +172,7 @@ Deno.test("push() against a real registry", async (t) => {
       const { client } = recordingClient();
       const single = `${reg.host}/push/single:1`;
       const arm = image.manifests.find((m) => m.arch === "arm64")!;
-      await tagImage(store, arm.descriptor.digest, single);
+      await store.tag(arm.descriptor.digest, single);
       const result = await push(store, client, single);
       assert.equal(result.descriptor.digest, arm.descriptor.digest);
       assert.equal(result.descriptor.mediaType, OCI_MANIFEST_MEDIA_TYPE);

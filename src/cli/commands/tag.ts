@@ -1,5 +1,4 @@
 import { familiarReference, parseReference } from "../../oci/reference.ts";
-import { tagImage } from "../../store/images.ts";
 import { checkPositionals, type Command } from "../_command.ts";
 
 /** `tag`: a new name for an image. */
@@ -13,7 +12,7 @@ export const tagCommand: Command = {
   async run(ctx) {
     checkPositionals(this, ctx);
     const [source, target] = ctx.args.positionals as [string, string];
-    const ref = await tagImage(await ctx.store(), source, target);
+    const ref = await (await ctx.store()).tag(source, target);
     await ctx.out(`Tagged ${familiarReference(parseReference(ref))}\n`);
     return 0;
   },
