@@ -1,14 +1,86 @@
 /**
- * Error classes that callers branch on. Wrong shapes use `TypeError`, values
- * out of range `RangeError` and unparseable text `SyntaxError`; the classes
- * here name conditions a caller can act on.
+ * Error classes that callers branch on. Every one extends
+ * {@linkcode ImageError}, so `catch (e) { if (e instanceof ImageError) … }`
+ * tells the library's errors from everything else. Wrong shapes use
+ * `TypeError`, values out of range `RangeError` and unparseable text
+ * `SyntaxError`; the classes here name conditions a caller can act on.
+ *
+ * Every constructor takes `(message, options)`; the options carry the
+ * structured fields (`reference`, `expected`, `host`, `status`, …) and the
+ * `cause`.
  *
  * @module
  */
 
+/** Options every library error takes. */
+export interface ImageErrorOptions {
+  /** The error that led to this one. */
+  cause?: unknown;
+  /**
+   * The call option that would fix the problem, such as `tag`, `platform`
+   * or `plainHttp`, when there is one. The message names it as
+   * "the `<option>` option"; a front end may put its own name for that
+   * setting there.
+   */
+  option?: string | undefined;
+}
+
+/**
+ * The base class of every error the library throws on purpose.
+ *
+ * @example Tell library errors from others
+ * ```ts
+ * import { ImageError, NotFoundError } from "./errors.ts";
+ * const err: unknown = new NotFoundError("Image demo:v1 not found", { reference: "demo:v1" });
+ * console.log(err instanceof ImageError); // true
+ * ```
+ */
+export class ImageError extends Error {
+  /** The call option that would fix the problem, if there is one. */
+  readonly option: string | undefined;
+  /**
+   * Creates the error.
+   *
+   * @param message Sentence-case description with the fix.
+   * @param options The cause and the option that fixes it.
+   */
+  constructor(message: string, options: ImageErrorOptions = {}) {
+    super(message, { cause: options.cause });
+    this.name = "ImageError";
+    this.option = options.option;
+  }
+}
+
+/**
+ * How library messages name a call option (`the tag option`). Front ends
+ * look for this phrase when they put their own name for the setting in a
+ * message of an error whose {@linkcode ImageError.option} is set.
+ *
+ * @param option The option's name.
+ * @returns The phrase.
+ */
+export function optionPhrase(option: string): string {
+  return `the ${option} option`;
+}
+
+/** Options of {@linkcode NotFoundError}. */
+export interface NotFoundErrorOptions extends ImageErrorOptions {
+  /** The image reference (or digest prefix) that was looked up. */
+  reference?: string | undefined;
+  /** The digest of a blob or manifest that is missing. */
+  digest?: string | undefined;
+  /** The platform (`os/arch[/variant]`) an image has no manifest for. */
+  platform?: string | undefined;
+  /** The layer kind an image has no layer of. */
+  layer?: string | undefined;
+  /** The file that is missing. */
+  path?: string | undefined;
+}
+
 /**
  * Something that was asked for does not exist: a tag or digest in the store,
- * a repository, manifest or blob in a registry, a layer in an image.
+ * a repository, manifest or blob in a registry, a platform or a layer in an
+ * image, a file.
  *
  * @example Branch on a missing image
  * ```ts
@@ -17,23 +89,40 @@
  * if (err instanceof NotFoundError) console.error(err.reference);
  * ```
  */
-export class NotFoundError extends Error {
-  /** The reference, digest or name that was not found. */
+export class NotFoundError extends ImageError {
+  /** The image reference (or digest prefix) that was looked up. */
   readonly reference: string | undefined;
+  /** The digest of the missing blob or manifest. */
+  readonly digest: string | undefined;
+  /** The platform the image has no manifest for. */
+  readonly platform: string | undefined;
+  /** The layer kind the image has no layer of. */
+  readonly layer: string | undefined;
+  /** The missing file. */
+  readonly path: string | undefined;
   /**
    * Creates the error.
    *
    * @param message Sentence-case description with the fix.
-   * @param options The missing reference and the cause.
+   * @param options What is missing, and the cause.
    */
-  constructor(
-    message: string,
-    options: { reference?: string; cause?: unknown } = {},
-  ) {
-    super(message, { cause: options.cause });
+  constructor(message: string, options: NotFoundErrorOptions = {}) {
+    super(message, options);
     this.name = "NotFoundError";
     this.reference = options.reference;
+    this.digest = options.digest;
+    this.platform = options.platform;
+    this.layer = options.layer;
+    this.path = options.path;
   }
+}
+
+/** Options of {@linkcode AmbiguousReferenceError}. */
+export interface AmbiguousReferenceErrorOptions extends ImageErrorOptions {
+  /** What the user typed. */
+  reference: string;
+  /** The digests it matches. */
+  candidates: readonly string[];
 }
 
 /**
@@ -42,11 +131,14 @@ export class NotFoundError extends Error {
  * @example
  * ```ts
  * import { AmbiguousReferenceError } from "./errors.ts";
- * const err = new AmbiguousReferenceError("ab", ["sha256:ab1", "sha256:ab2"]);
+ * const err = new AmbiguousReferenceError("Digest prefix ab matches 2 images", {
+ *   reference: "ab",
+ *   candidates: ["sha256:ab1", "sha256:ab2"],
+ * });
  * console.log(err.candidates.length); // 2
  * ```
  */
-export class AmbiguousReferenceError extends Error {
+export class AmbiguousReferenceError extends ImageError {
   /** What the user typed. */
   readonly reference: string;
   /** The digests it matches. */
@@ -54,43 +146,59 @@ export class AmbiguousReferenceError extends Error {
   /**
    * Creates the error.
    *
-   * @param reference The ambiguous prefix.
-   * @param candidates The digests it matches.
+   * @param message Sentence-case description with the fix.
+   * @param options The ambiguous prefix and the digests it matches.
    */
-  constructor(reference: string, candidates: readonly string[]) {
-    super(
-      `Digest prefix ${reference} matches ${candidates.length} images: use more characters of the digest`,
-    );
+  constructor(message: string, options: AmbiguousReferenceErrorOptions) {
+    super(message, options);
     this.name = "AmbiguousReferenceError";
-    this.reference = reference;
-    this.candidates = candidates;
+    this.reference = options.reference;
+    this.candidates = options.candidates;
   }
 }
 
+/** Options of {@linkcode InvalidReferenceError}. */
+export interface InvalidReferenceErrorOptions extends ImageErrorOptions {
+  /** The reference that failed to parse. */
+  reference: string;
+}
+
 /**
- * A reference string does not parse.
+ * A reference string does not parse, or is not the kind of reference the
+ * call needs (a tag where a digest was given, …).
  *
  * @example
  * ```ts
  * import { InvalidReferenceError } from "./errors.ts";
- * const err = new InvalidReferenceError("Bad:Ref", "repository name must be lowercase");
- * console.log(err.message);
+ * const err = new InvalidReferenceError(
+ *   'Invalid reference "Bad:Ref": repository name must be lowercase',
+ *   { reference: "Bad:Ref" },
+ * );
+ * console.log(err.reference);
  * ```
  */
-export class InvalidReferenceError extends Error {
+export class InvalidReferenceError extends ImageError {
   /** The reference that failed to parse. */
   readonly reference: string;
   /**
    * Creates the error.
    *
-   * @param reference The offending input.
-   * @param reason Why it is invalid.
+   * @param message Sentence-case description with the fix.
+   * @param options The offending input.
    */
-  constructor(reference: string, reason: string) {
-    super(`Invalid reference "${reference}": ${reason}`);
+  constructor(message: string, options: InvalidReferenceErrorOptions) {
+    super(message, options);
     this.name = "InvalidReferenceError";
-    this.reference = reference;
+    this.reference = options.reference;
   }
+}
+
+/** Options of {@linkcode DigestMismatchError}. */
+export interface DigestMismatchErrorOptions extends ImageErrorOptions {
+  /** The digest the content should have. */
+  expected: string;
+  /** The digest the content has. */
+  actual: string;
 }
 
 /**
@@ -99,11 +207,14 @@ export class InvalidReferenceError extends Error {
  * @example
  * ```ts
  * import { DigestMismatchError } from "./errors.ts";
- * const err = new DigestMismatchError("sha256:aa", "sha256:bb", "blob from registry");
+ * const err = new DigestMismatchError("Digest mismatch for a blob", {
+ *   expected: "sha256:aa",
+ *   actual: "sha256:bb",
+ * });
  * console.log(err.expected, err.actual);
  * ```
  */
-export class DigestMismatchError extends Error {
+export class DigestMismatchError extends ImageError {
   /** The digest the content should have. */
   readonly expected: string;
   /** The digest the content has. */
@@ -111,18 +222,23 @@ export class DigestMismatchError extends Error {
   /**
    * Creates the error.
    *
-   * @param expected The digest the content should have.
-   * @param actual The digest computed from the bytes.
-   * @param what Which content, for the message.
+   * @param message Sentence-case description.
+   * @param options The expected and the computed digest.
    */
-  constructor(expected: string, actual: string, what = "content") {
-    super(
-      `Digest mismatch for ${what}: expected ${expected}, got ${actual}; the data is corrupt or was changed in transit`,
-    );
+  constructor(message: string, options: DigestMismatchErrorOptions) {
+    super(message, options);
     this.name = "DigestMismatchError";
-    this.expected = expected;
-    this.actual = actual;
+    this.expected = options.expected;
+    this.actual = options.actual;
   }
+}
+
+/** Options of {@linkcode SizeMismatchError}. */
+export interface SizeMismatchErrorOptions extends ImageErrorOptions {
+  /** The expected size in bytes. */
+  expected: number;
+  /** The actual size in bytes (or at least this many). */
+  actual: number;
 }
 
 /**
@@ -132,11 +248,11 @@ export class DigestMismatchError extends Error {
  * @example
  * ```ts
  * import { SizeMismatchError } from "./errors.ts";
- * const err = new SizeMismatchError(10, 11, "layer");
+ * const err = new SizeMismatchError("Size mismatch for layer", { expected: 10, actual: 11 });
  * console.log(err.expected, err.actual);
  * ```
  */
-export class SizeMismatchError extends Error {
+export class SizeMismatchError extends ImageError {
   /** The expected size in bytes. */
   readonly expected: number;
   /** The actual size in bytes (or at least this many). */
@@ -144,23 +260,20 @@ export class SizeMismatchError extends Error {
   /**
    * Creates the error.
    *
-   * @param expected Size the descriptor declares.
-   * @param actual Size seen.
-   * @param what Which content, for the message.
+   * @param message Sentence-case description.
+   * @param options The expected and the seen size.
    */
-  constructor(expected: number, actual: number, what = "content") {
-    super(
-      `Size mismatch for ${what}: expected ${expected} bytes, got ${actual}`,
-    );
+  constructor(message: string, options: SizeMismatchErrorOptions) {
+    super(message, options);
     this.name = "SizeMismatchError";
-    this.expected = expected;
-    this.actual = actual;
+    this.expected = options.expected;
+    this.actual = options.actual;
   }
 }
 
 /**
- * An image, manifest, index or config does not conform to the OCI or
- * IronCore specification.
+ * An image, manifest, index, config or archive does not conform to the OCI
+ * or IronCore specification.
  *
  * @example
  * ```ts
@@ -169,43 +282,58 @@ export class SizeMismatchError extends Error {
  * console.log(err.message);
  * ```
  */
-export class InvalidImageError extends Error {
+export class InvalidImageError extends ImageError {
   /**
    * Creates the error.
    *
    * @param message What is wrong and where.
    * @param options The cause.
    */
-  constructor(message: string, options: { cause?: unknown } = {}) {
-    super(message, { cause: options.cause });
+  constructor(message: string, options: ImageErrorOptions = {}) {
+    super(message, options);
     this.name = "InvalidImageError";
   }
 }
 
+/** Options of {@linkcode StoreError}. */
+export interface StoreErrorOptions extends ImageErrorOptions {
+  /** The store directory. */
+  path: string;
+}
+
 /**
- * The local store is not usable: not an OCI layout, or `index.json` is corrupt.
+ * The local store is not usable: not an OCI layout, or `index.json` is
+ * corrupt.
  *
  * @example
  * ```ts
  * import { StoreError } from "./errors.ts";
- * const err = new StoreError("/tmp/x", "index.json is not valid JSON");
+ * const err = new StoreError("Store /tmp/x is not usable: index.json is not valid JSON", { path: "/tmp/x" });
  * console.log(err.path);
  * ```
  */
-export class StoreError extends Error {
+export class StoreError extends ImageError {
   /** The store directory. */
   readonly path: string;
   /**
    * Creates the error.
    *
-   * @param path The store directory.
-   * @param reason What is wrong and how to fix it.
+   * @param message What is wrong and how to fix it.
+   * @param options The store directory and the cause.
    */
-  constructor(path: string, reason: string) {
-    super(`Store ${path} is not usable: ${reason}`);
+  constructor(message: string, options: StoreErrorOptions) {
+    super(message, options);
     this.name = "StoreError";
-    this.path = path;
+    this.path = options.path;
   }
+}
+
+/** Options of {@linkcode UnauthorizedError}. */
+export interface UnauthorizedErrorOptions extends ImageErrorOptions {
+  /** Registry host. */
+  host: string;
+  /** HTTP status. */
+  status: number;
 }
 
 /**
@@ -218,7 +346,7 @@ export class StoreError extends Error {
  * console.log(err.status);
  * ```
  */
-export class UnauthorizedError extends Error {
+export class UnauthorizedError extends ImageError {
   /** Registry host. */
   readonly host: string;
   /** HTTP status. */
@@ -227,18 +355,29 @@ export class UnauthorizedError extends Error {
    * Creates the error.
    *
    * @param message What failed and the fix.
-   * @param options Host and status.
+   * @param options Host, status and cause.
    */
-  constructor(message: string, options: { host: string; status: number }) {
-    super(message);
+  constructor(message: string, options: UnauthorizedErrorOptions) {
+    super(message, options);
     this.name = "UnauthorizedError";
     this.host = options.host;
     this.status = options.status;
   }
 }
 
+/** Options of {@linkcode RegistryError}. */
+export interface RegistryErrorOptions extends ImageErrorOptions {
+  /** Registry host. */
+  host: string;
+  /** HTTP status, or 0 when no response arrived. */
+  status: number;
+  /** Error codes from the registry's JSON error body. */
+  codes?: readonly string[] | undefined;
+}
+
 /**
- * A registry answered with an unexpected status or could not be reached.
+ * A registry answered with an unexpected status or could not be reached
+ * (then it is a {@linkcode NetworkError}).
  *
  * @example
  * ```ts
@@ -247,7 +386,7 @@ export class UnauthorizedError extends Error {
  * console.log(err.status);
  * ```
  */
-export class RegistryError extends Error {
+export class RegistryError extends ImageError {
   /** Registry host. */
   readonly host: string;
   /** HTTP status, or 0 when no response arrived. */
@@ -260,16 +399,8 @@ export class RegistryError extends Error {
    * @param message What failed.
    * @param options Host, status, error codes and cause.
    */
-  constructor(
-    message: string,
-    options: {
-      host: string;
-      status: number;
-      codes?: readonly string[];
-      cause?: unknown;
-    },
-  ) {
-    super(message, { cause: options.cause });
+  constructor(message: string, options: RegistryErrorOptions) {
+    super(message, options);
     this.name = "RegistryError";
     this.host = options.host;
     this.status = options.status;
@@ -278,24 +409,94 @@ export class RegistryError extends Error {
 }
 
 /**
- * The reason an attempt is aborted when no byte arrived for too long.
+ * Why no answer came: the connection was refused, the name does not
+ * resolve, TLS failed, the connection was reset, no data came for too long,
+ * or something else.
+ */
+export type NetworkErrorKind =
+  | "refused"
+  | "dns"
+  | "tls"
+  | "reset"
+  | "timeout"
+  | "other";
+
+/** Options of {@linkcode NetworkError}. */
+export interface NetworkErrorOptions extends ImageErrorOptions {
+  /** Registry host. */
+  host: string;
+  /** What went wrong. */
+  kind: NetworkErrorKind;
+  /** What the runtime reported, shortened. */
+  detail?: string | undefined;
+}
+
+/**
+ * A registry could not be reached, or the connection broke before the
+ * answer was complete. Its `status` is 0.
+ *
+ * @example
+ * ```ts
+ * import { NetworkError } from "./errors.ts";
+ * const err = new NetworkError("Cannot connect to registry localhost:5000: connection refused", {
+ *   host: "localhost:5000",
+ *   kind: "refused",
+ * });
+ * console.log(err.kind, err.status); // "refused" 0
+ * ```
+ */
+export class NetworkError extends RegistryError {
+  /** What went wrong. */
+  readonly kind: NetworkErrorKind;
+  /** What the runtime reported, shortened; empty when it said nothing. */
+  readonly detail: string;
+  /**
+   * Creates the error.
+   *
+   * @param message What failed.
+   * @param options Host, kind, detail and cause.
+   */
+  constructor(message: string, options: NetworkErrorOptions) {
+    super(message, { ...options, status: 0 });
+    this.name = "NetworkError";
+    this.kind = options.kind;
+    this.detail = options.detail ?? "";
+  }
+}
+
+/** Options of {@linkcode StallError}. */
+export interface StallErrorOptions extends ImageErrorOptions {
+  /** Registry host. */
+  host?: string | undefined;
+  /** How long no data arrived, in milliseconds. */
+  timeout: number;
+}
+
+/**
+ * No data arrived for too long; the attempt was given up (and is retried
+ * where the operation retries). A {@linkcode NetworkError} of kind
+ * `timeout`.
  *
  * @example
  * ```ts
  * import { StallError } from "./errors.ts";
  * const controller = new AbortController();
- * controller.abort(new StallError(30_000));
+ * controller.abort(new StallError("No data for 30000 ms", { timeout: 30_000 }));
  * console.log(controller.signal.reason instanceof StallError); // true
  * ```
  */
-export class StallError extends Error {
+export class StallError extends NetworkError {
+  /** How long no data arrived, in milliseconds. */
+  readonly timeout: number;
   /**
    * Creates the error.
    *
-   * @param ms How long no data arrived, in milliseconds.
+   * @param message What stalled.
+   * @param options The timeout, the host and the cause.
    */
-  constructor(ms: number) {
-    super(`No data for ${ms} ms`);
+  constructor(message: string, options: StallErrorOptions) {
+    super(message, { ...options, host: options.host ?? "", kind: "timeout" });
     this.name = "StallError";
+    this.timeout = options.timeout;
   }
 }

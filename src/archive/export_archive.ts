@@ -15,11 +15,8 @@
  * @module
  */
 
-import {
-  DigestMismatchError,
-  InvalidImageError,
-  NotFoundError,
-} from "../errors.ts";
+import { digestMismatch } from "../_errors.ts";
+import { InvalidImageError, NotFoundError } from "../errors.ts";
 import { digestHex, Sha256 } from "../oci/digest.ts";
 import {
   ANNOTATION_REF_NAME,
@@ -142,7 +139,7 @@ async function writeBlob(
   }
   const actual = hash.digest();
   if (actual !== blob.digest) {
-    throw new DigestMismatchError(
+    throw digestMismatch(
       blob.digest,
       actual,
       `blob in store ${store.path} (run verify, then pull or build the image again)`,
@@ -230,7 +227,7 @@ async function writeArchive(
   const blobs = await closure(store, top, (d, role) =>
     new NotFoundError(
       `Blob ${d.digest} (${role}) is missing from store ${store.path}: pull or build the image again`,
-      { reference: d.digest },
+      { digest: d.digest },
     ));
   const annotations: Record<string, string> = {};
   const refName = name ?? resolved.reference;

@@ -12,7 +12,12 @@
  * @module
  */
 
-import { DigestMismatchError, InvalidImageError } from "../errors.ts";
+import { digestMismatch } from "../_errors.ts";
+import {
+  DigestMismatchError,
+  InvalidImageError,
+  optionPhrase,
+} from "../errors.ts";
 import { type Digest, isDigest } from "../oci/digest.ts";
 import {
   ANNOTATION_REF_NAME,
@@ -35,6 +40,8 @@ import { blobStoreOf, tagIndexOf } from "../store/_internal.ts";
 
 /** Largest `oci-layout` file read. */
 const MAX_LAYOUT_BYTES = 64 * 1024;
+/** How messages name the tag option. */
+const TAG = optionPhrase("tag");
 /** The path of a blob in a layout. */
 const BLOB_RE = /^blobs\/sha256\/([^/]+)$/;
 
@@ -116,7 +123,7 @@ function archiveName(d: Descriptor): string | undefined {
     try {
       return tagReference(value);
     } catch {
-      // Not a reference: try the next annotation, then ask for --tag.
+      // Not a reference: try the next annotation, then ask for a tag.
     }
   }
   return undefined;
@@ -137,9 +144,10 @@ function chooseTags(
   if (tag !== undefined) {
     if (images.size > 1) {
       throw new InvalidImageError(
-        `Cannot apply --tag: the archive holds ${images.size} images (${
+        `Cannot apply ${TAG}: the archive holds ${images.size} images (${
           [...images.keys()].join(", ")
-        }); import it without --tag to use the names in the archive`,
+        }); import it without ${TAG} to use the names in the archive`,
+        { option: "tag" },
       );
     }
     const [only] = images.values();
@@ -155,8 +163,9 @@ function chooseTags(
         : `is named ${JSON.stringify(raw)}, which is not a full reference`;
       throw new InvalidImageError(
         images.size === 1
-          ? `Archive image ${d.digest} ${why}: give one with --tag, such as --tag registry.example.com/os:1.0`
-          : `Archive image ${d.digest} ${why}, and --tag cannot name it because the archive holds ${images.size} images: write the archive with full references as names`,
+          ? `Archive image ${d.digest} ${why}: give one with ${TAG}, such as registry.example.com/os:1.0`
+          : `Archive image ${d.digest} ${why}, and ${TAG} cannot name it because the archive holds ${images.size} images: write the archive with full references as names`,
+        { option: "tag" },
       );
     }
     const previous = byName.get(reference);
@@ -295,7 +304,7 @@ export async function importArchive(
         );
       } catch (e) {
         if (e instanceof DigestMismatchError) {
-          throw new DigestMismatchError(
+          throw digestMismatch(
             e.expected,
             e.actual,
             `archive entry ${path}`,

@@ -1,5 +1,5 @@
 /**
- * The per-architecture build configuration and its `--config` text form,
+ * The per-architecture build configuration and its text form,
  * `arch=amd64,kernel=./vmlinuz,initramfs=./initrd,cmdline=./cmdline`.
  *
  * @module
@@ -27,10 +27,21 @@ export interface ArchConfig {
 const ARCH_RE = /^[a-z0-9][a-z0-9_]{0,31}$/;
 const KEYS = [...LAYER_KINDS, "arch", "cmdline", "variant"].join(", ");
 
+/** Options for {@linkcode parseArchConfig}. */
+export interface ParseArchConfigOptions {
+  /**
+   * What the text is called in error messages, such as the name of the
+   * setting it came from. Default `architecture config`.
+   */
+  name?: string | undefined;
+}
+
 /**
- * Parses one `--config` value.
+ * Parses the text form of an architecture's configuration:
+ * `arch=amd64,kernel=vmlinuz,initramfs=initrd.img,cmdline=cmdline.txt`.
  *
  * @param text Comma-separated `key=value` pairs.
+ * @param options What to call the text in messages.
  * @returns The configuration.
  * @throws {SyntaxError} On an unknown key, a missing `arch`, a repeated key,
  * an empty value or an unknown variant.
@@ -42,7 +53,11 @@ const KEYS = [...LAYER_KINDS, "arch", "cmdline", "variant"].join(", ");
  * console.log(c.arch, c.layers.kernel); // amd64 vmlinuz
  * ```
  */
-export function parseArchConfig(text: string): ArchConfig {
+export function parseArchConfig(
+  text: string,
+  options: ParseArchConfigOptions = {},
+): ArchConfig {
+  const name = options.name ?? "architecture config";
   const layers: Partial<Record<LayerKind, string>> = {};
   const seen = new Set<string>();
   let arch: string | undefined;
@@ -52,22 +67,22 @@ export function parseArchConfig(text: string): ArchConfig {
     const eq = part.indexOf("=");
     if (eq <= 0) {
       throw new SyntaxError(
-        `Invalid --config entry "${part}": expected key=value, with keys ${KEYS}`,
+        `Invalid ${name} entry "${part}": expected key=value, with keys ${KEYS}`,
       );
     }
     const key = part.slice(0, eq).trim();
     const value = part.slice(eq + 1).trim();
     if (seen.has(key)) {
-      throw new SyntaxError(`Invalid --config: key ${key} is given twice`);
+      throw new SyntaxError(`Invalid ${name}: key ${key} is given twice`);
     }
     seen.add(key);
     if (value === "") {
-      throw new SyntaxError(`Invalid --config: ${key} has an empty value`);
+      throw new SyntaxError(`Invalid ${name}: ${key} has an empty value`);
     }
     if (key === "arch") {
       if (!ARCH_RE.test(value)) {
         throw new SyntaxError(
-          `Invalid --config: arch "${value}" is not an architecture name like amd64 or arm64`,
+          `Invalid ${name}: arch "${value}" is not an architecture name like amd64 or arm64`,
         );
       }
       arch = value;
@@ -76,7 +91,7 @@ export function parseArchConfig(text: string): ArchConfig {
     } else if (key === "variant") {
       if (!(VARIANTS as readonly string[]).includes(value)) {
         throw new SyntaxError(
-          `Invalid --config: variant "${value}" is not one of ${
+          `Invalid ${name}: variant "${value}" is not one of ${
             VARIANTS.join(", ")
           }`,
         );
@@ -86,18 +101,18 @@ export function parseArchConfig(text: string): ArchConfig {
       layers[key as LayerKind] = value;
     } else {
       throw new SyntaxError(
-        `Unknown --config key "${key}": use one of ${KEYS}`,
+        `Unknown ${name} key "${key}": use one of ${KEYS}`,
       );
     }
   }
   if (arch === undefined) {
     throw new SyntaxError(
-      `Invalid --config "${text}": arch is missing, add arch=amd64 (or the target architecture)`,
+      `Invalid ${name} "${text}": arch is missing, add arch=amd64 (or the target architecture)`,
     );
   }
   if (Object.keys(layers).length === 0) {
     throw new SyntaxError(
-      `Invalid --config for ${arch}: no layer file given, add at least one of ${
+      `Invalid ${name} for ${arch}: no layer file given, add at least one of ${
         LAYER_KINDS.join(", ")
       }`,
     );

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { InvalidReferenceError } from "../errors.ts";
+import { invalidReference } from "../_errors.ts";
 import {
   ANNOTATION_TITLE,
   type Descriptor,
@@ -47,7 +47,7 @@ export interface BuildOptions extends OperationOptions {
 export interface BuildResult {
   /** Descriptor of the index. */
   index: Descriptor;
-  /** Per-architecture manifests, in `--config` order. */
+  /** Per-architecture manifests, in the order of the configurations. */
   manifests: { arch: string; descriptor: Descriptor; reference?: string }[];
   /** Full reference of the index's tag, when tagged. */
   reference?: string;
@@ -64,7 +64,7 @@ async function checkInputFile(path: string, role: string): Promise<void> {
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) {
       throw new Deno.errors.NotFound(
-        `Cannot read ${role} file ${path}: no such file, check the path in --config`,
+        `Cannot read ${role} file ${path}: no such file, check the path`,
       );
     }
     if (e instanceof Deno.errors.PermissionDenied) {
@@ -145,14 +145,14 @@ export async function build(
 ): Promise<BuildResult> {
   if (configs.length === 0) {
     throw new TypeError(
-      "Nothing to build: give at least one --config arch=…,kernel=…",
+      "Nothing to build: give at least one architecture with at least one layer file",
     );
   }
   const arches = new Set<string>();
   for (const c of configs) {
     if (arches.has(c.arch)) {
       throw new TypeError(
-        `Architecture ${c.arch} is configured twice: give one --config per architecture`,
+        `Architecture ${c.arch} is configured twice: give one configuration per architecture`,
       );
     }
     arches.add(c.arch);
@@ -161,7 +161,7 @@ export async function build(
   const archRefs = new Map<string, string>();
   if (options.tag !== undefined) {
     if (options.tag.trim() === "") {
-      throw new InvalidReferenceError(
+      throw invalidReference(
         options.tag,
         "the tag is empty, give a name like my-os:1.0",
       );

@@ -6,17 +6,7 @@
  * @module
  */
 
-import {
-  AmbiguousReferenceError,
-  DigestMismatchError,
-  InvalidImageError,
-  InvalidReferenceError,
-  NotFoundError,
-  RegistryError,
-  SizeMismatchError,
-  StoreError,
-  UnauthorizedError,
-} from "../errors.ts";
+import { ImageError, optionPhrase, StoreError } from "../errors.ts";
 import { defaultStorePath, Store } from "../store/store.ts";
 import { type FlagSpec, parseArgs, splitCommand, UsageError } from "./_args.ts";
 import type { CliIo, Command, CommandContext } from "./_command.ts";
@@ -122,9 +112,29 @@ function commandHelp(cmd: Command): string {
   return text;
 }
 
+/** The flag that sets each library option a message can name. */
+const OPTION_FLAGS: Readonly<Record<string, string>> = {
+  plainHttp: "--plain-http",
+  platform: "--platform",
+  tag: "--tag",
+};
+
+/**
+ * The message of a library error, with the flag that sets the option it
+ * names in place of the option (`use --plain-http` for `use the plainHttp
+ * option`).
+ */
+function withFlags(error: ImageError): string {
+  const option = error.option;
+  const flag = option === undefined ? undefined : OPTION_FLAGS[option];
+  if (option === undefined || flag === undefined) return error.message;
+  return error.message.replaceAll(optionPhrase(option), flag);
+}
+
 /**
  * Turns an error into the one line the user sees. Unknown errors keep their
- * message; permission errors name the flag to add.
+ * message; permission errors name the flag to add, and library errors the
+ * flag that fixes them.
  *
  * @param error What was thrown.
  * @returns The message and the exit code.
@@ -146,19 +156,8 @@ export function describeError(
       code: 1,
     };
   }
-  if (
-    error instanceof NotFoundError ||
-    error instanceof AmbiguousReferenceError ||
-    error instanceof InvalidReferenceError ||
-    error instanceof DigestMismatchError ||
-    error instanceof SizeMismatchError || error instanceof InvalidImageError ||
-    error instanceof StoreError || error instanceof UnauthorizedError ||
-    error instanceof RegistryError || error instanceof TypeError ||
-    error instanceof RangeError || error instanceof SyntaxError ||
-    error instanceof Deno.errors.NotFound ||
-    error instanceof Deno.errors.PermissionDenied
-  ) {
-    return { message: error.message, code: 1 };
+  if (error instanceof ImageError) {
+    return { message: withFlags(error), code: 1 };
   }
   if (error instanceof DOMException && error.name === "AbortError") {
     return { message: "Interrupted", code: 130 };
@@ -167,6 +166,29 @@ export function describeError(
     message: error instanceof Error ? error.message : String(error),
     code: 1,
   };
+}
+
+/**
+ * Opens the store `--store-path` or the environment chooses. Without a home
+ * directory the message names the flag.
+ */
+async function openStore(
+  path: string | undefined,
+  env: (name: string) => string | undefined,
+): Promise<Store> {
+  let chosen = path;
+  if (chosen === undefined) {
+    try {
+      chosen = defaultStorePath(env);
+    } catch (e) {
+      if (!(e instanceof StoreError)) throw e;
+      throw new StoreError(
+        `Store ${e.path} is not usable: no home directory: set HOME, IRONCORE_IMAGE_STORE or --store-path`,
+        { path: e.path, cause: e },
+      );
+    }
+  }
+  return await Store.open(chosen);
 }
 
 /**
@@ -238,9 +260,10 @@ export async function runCli(
       args: parsed,
       io,
       store() {
-        const path = (parsed.flags.get("store-path") as string | undefined) ??
-          defaultStorePath(io.env);
-        store ??= Store.open(path);
+        store ??= openStore(
+          parsed.flags.get("store-path") as string | undefined,
+          io.env,
+        );
         return store;
       },
       out,

@@ -5,12 +5,8 @@
  * @module
  */
 
-import {
-  DigestMismatchError,
-  InvalidImageError,
-  NotFoundError,
-  SizeMismatchError,
-} from "../errors.ts";
+import { digestMismatch, sizeMismatch } from "../_errors.ts";
+import { InvalidImageError, NotFoundError, optionPhrase } from "../errors.ts";
 import { DigestVerifier } from "../oci/digest_verifier.ts";
 import type {
   Descriptor,
@@ -122,7 +118,7 @@ function findLayer(
       `Image ${where} has no ${kind} layer: it has ${
         have.length ? have.join(", ") : "no layers"
       }`,
-      { reference: where },
+      { reference: where, layer: kind },
     );
   }
   return layer;
@@ -157,11 +153,15 @@ async function chooseManifest(
         request.platform === undefined
           ? `Image ${name} has no manifest for this machine's platform ${
             formatPlatform(want)
-          }: it has ${have}; choose one with --platform`
+          }: it has ${have}; choose one with ${optionPhrase("platform")}`
           : `Platform ${
             formatPlatform(want)
           } not found in ${name}: the image has ${have}`,
-        { reference: formatPlatform(want) },
+        {
+          reference: name,
+          platform: formatPlatform(want),
+          option: "platform",
+        },
       );
     }
   }
@@ -287,7 +287,7 @@ export async function openLocalLayer(
   try {
     const st = await file.stat();
     if (st.size !== layer.size) {
-      throw new SizeMismatchError(
+      throw sizeMismatch(
         layer.size,
         st.size,
         `${request.layer} layer ${layer.digest} in store ${store.path} (the blob is damaged, pull or build the image again)`,
@@ -360,7 +360,7 @@ export async function openRemoteLayer(
   const length = res.headers.get("content-length");
   if (!res.body || (length !== null && Number(length) !== layer.size)) {
     await res.body?.cancel();
-    throw new SizeMismatchError(
+    throw sizeMismatch(
       layer.size,
       length === null ? 0 : Number(length),
       `${request.layer} layer ${layer.digest} from ${ref.registry}`,
@@ -493,14 +493,14 @@ export async function writeLayerFile(
       }
       await copying;
       if (actual.size !== layer.descriptor.size) {
-        throw new SizeMismatchError(
+        throw sizeMismatch(
           layer.descriptor.size,
           actual.size,
           `${layer.kind} layer`,
         );
       }
       if (actual.digest !== layer.descriptor.digest) {
-        throw new DigestMismatchError(
+        throw digestMismatch(
           layer.descriptor.digest,
           actual.digest,
           `${layer.kind} layer ${layer.descriptor.digest}`,
@@ -508,7 +508,7 @@ export async function writeLayerFile(
       }
       const copied = await Deno.stat(tmp);
       if (copied.size !== actual.size) {
-        throw new SizeMismatchError(
+        throw sizeMismatch(
           actual.size,
           copied.size,
           `${layer.kind} layer copy`,

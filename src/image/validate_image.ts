@@ -5,6 +5,7 @@
  * @module
  */
 
+import { sizeMismatch } from "../_errors.ts";
 import {
   DigestMismatchError,
   InvalidImageError,
@@ -218,7 +219,7 @@ async function fetchConfig(
   const limit = Math.min(descriptor.size, MAX_CONFIG_BYTES) + 1;
   const bytes = await readLimitedBytes(res, limit);
   if (bytes.byteLength === limit) {
-    throw new SizeMismatchError(
+    throw sizeMismatch(
       descriptor.size,
       bytes.byteLength,
       `config blob ${descriptor.digest} (at least)`,

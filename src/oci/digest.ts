@@ -4,8 +4,8 @@
  * @module
  */
 
+import { digestMismatch } from "../_errors.ts";
 import { createHash, type Hash } from "node:crypto";
-import { DigestMismatchError } from "../errors.ts";
 
 /** A content digest in OCI form, `sha256:` followed by 64 lowercase hex digits. */
 export type Digest = `sha256:${string}`;
@@ -158,6 +158,6 @@ export function assertDigest(
   what = "content",
 ): void {
   if (expected !== actual) {
-    throw new DigestMismatchError(expected, actual, what);
+    throw digestMismatch(expected, actual, what);
   }
 }

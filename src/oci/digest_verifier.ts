@@ -5,7 +5,7 @@
  * @module
  */
 
-import { DigestMismatchError, SizeMismatchError } from "../errors.ts";
+import { digestMismatch, sizeMismatch } from "../_errors.ts";
 import { type Digest, Sha256 } from "./digest.ts";
 
 /** Options for {@linkcode DigestVerifier}. */
@@ -99,7 +99,7 @@ export class DigestVerifier extends TransformStream<Uint8Array, Uint8Array> {
         state.seen += chunk.byteLength;
         if (state.seen > state.expected.size) {
           controller.error(
-            new SizeMismatchError(state.expected.size, state.seen, state.what),
+            sizeMismatch(state.expected.size, state.seen, state.what),
           );
           return;
         }
@@ -113,13 +113,13 @@ export class DigestVerifier extends TransformStream<Uint8Array, Uint8Array> {
         const digest = state.hash.digest();
         if (state.seen !== state.expected.size) {
           controller.error(
-            new SizeMismatchError(state.expected.size, state.seen, state.what),
+            sizeMismatch(state.expected.size, state.seen, state.what),
           );
           return;
         }
         if (digest !== state.expected.digest) {
           controller.error(
-            new DigestMismatchError(state.expected.digest, digest, state.what),
+            digestMismatch(state.expected.digest, digest, state.what),
           );
           return;
         }

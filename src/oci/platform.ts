@@ -114,7 +114,7 @@ export function selectPlatform<T extends { platform?: Platform | undefined }>(
       `Platform ${formatPlatform(platform)} not found: the image has ${
         have.join(", ") || "no platforms"
       }`,
-      { reference: formatPlatform(platform) },
+      { platform: formatPlatform(platform) },
     );
   }
   return hit;

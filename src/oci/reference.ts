@@ -18,7 +18,7 @@
  * @module
  */
 
-import { InvalidReferenceError } from "../errors.ts";
+import { invalidReference } from "../_errors.ts";
 
 /** A parsed image reference. `tag` and `digest` may both be present. */
 export interface Reference {
@@ -318,7 +318,7 @@ export function withDigest(ref: Reference, digest: string): Reference {
 export function tagReference(input: string): string {
   const ref = parseReference(input);
   if (ref.digest !== undefined) {
-    throw new InvalidReferenceError(
+    throw invalidReference(
       input,
       "a tag cannot carry a digest, drop the @sha256:… part",
     );
@@ -379,7 +379,7 @@ function build(
 }
 
 function fail(input: string, reason: string): never {
-  throw new InvalidReferenceError(input, reason);
+  throw invalidReference(input, reason);
 }
 
 function checkTag(input: string, tag: string): void {

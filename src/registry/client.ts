@@ -7,10 +7,13 @@
  * @module
  */
 
+import { digestMismatch } from "../_errors.ts";
 import {
-  DigestMismatchError,
   InvalidImageError,
+  NetworkError,
+  type NetworkErrorKind,
   NotFoundError,
+  optionPhrase,
   RegistryError,
   UnauthorizedError,
 } from "../errors.ts";
@@ -105,27 +108,60 @@ function errorText(e: unknown): string {
   return parts.join(": ");
 }
 
-function describeNetworkError(
+/**
+ * Turns a failed `fetch` into a {@linkcode NetworkError}. The runtime
+ * describes network failures only in text; this is the one place that reads
+ * it. Everything after classifies by the error's `kind`.
+ *
+ * @param host The registry.
+ * @param error What `fetch` threw.
+ * @param options Whether the registry is spoken to over plain HTTP (then a
+ * failure is never a TLS one).
+ * @returns The error to throw.
+ */
+export function fetchFailure(
   host: string,
-  e: unknown,
-  plain: boolean,
-): string {
-  const msg = errorText(e);
-  if (/connection refused/i.test(msg)) {
-    return `Cannot connect to registry ${host}: connection refused, check that it is running and the address is right`;
+  error: unknown,
+  options: { plainHttp: boolean },
+): NetworkError {
+  const text = errorText(error);
+  const detail = text.replace(/^.*?:\s*/, "").slice(0, 120);
+  const fail = (kind: NetworkErrorKind, message: string, option?: string) =>
+    new NetworkError(message, { host, kind, detail, cause: error, option });
+  if (/connection refused/i.test(text)) {
+    return fail(
+      "refused",
+      `Cannot connect to registry ${host}: connection refused, check that it is running and the address is right`,
+    );
   }
-  if (/dns error|failed to lookup|name or service not known/i.test(msg)) {
-    return `Cannot connect to registry ${host}: the host name does not resolve`;
+  if (/dns error|failed to lookup|name or service not known/i.test(text)) {
+    return fail(
+      "dns",
+      `Cannot connect to registry ${host}: the host name does not resolve`,
+    );
   }
   if (
-    !plain &&
-    /(tls|ssl|certificate|InvalidContentType|corrupt message)/i.test(msg)
+    !options.plainHttp &&
+    /(tls|ssl|certificate|InvalidContentType|corrupt message)/i.test(text)
   ) {
-    return `Cannot connect to registry ${host} over HTTPS (${
-      msg.replace(/^.*?:\s*/, "").slice(0, 120)
-    }): use --plain-http for a registry without TLS, or DENO_CERT for a private CA`;
+    return fail(
+      "tls",
+      `Cannot connect to registry ${host} over HTTPS (${detail}): use ${
+        optionPhrase("plainHttp")
+      } for a registry without TLS, or DENO_CERT for a private CA`,
+      "plainHttp",
+    );
   }
-  return `Cannot connect to registry ${host}: ${msg.slice(0, 200)}`;
+  const kind: NetworkErrorKind =
+    /reset|broken pipe|unexpected eof|connection closed/i.test(text)
+      ? "reset"
+      : /timed? ?out/i.test(text)
+      ? "timeout"
+      : "other";
+  return fail(
+    kind,
+    `Cannot connect to registry ${host}: ${text.slice(0, 200)}`,
+  );
 }
 
 async function errorDetails(
@@ -149,6 +185,12 @@ async function errorDetails(
     // Not JSON: fall through to the raw text.
   }
   return { text: raw.trim().slice(0, 200).replace(/\s+/g, " "), codes: [] };
+}
+
+/** The full reference of a tag or digest in a repository. */
+function imageReference(repo: Repository, tagOrDigest: string): string {
+  const sep = isDigest(tagOrDigest) ? "@" : ":";
+  return `${repo.registry}/${repo.repository}${sep}${tagOrDigest}`;
 }
 
 function appendQuery(url: string, params: Record<string, string>): string {
@@ -256,38 +298,25 @@ export class RegistryClient {
       } catch (e) {
         if (e instanceof DOMException && e.name === "AbortError") throw e;
         if (init.signal?.aborted) throw init.signal.reason;
-        // A missing --allow-net is the user's to fix, not the network's.
+        // A missing net permission is the user's to fix, not the network's.
         if (e instanceof Deno.errors.NotCapable) throw e;
         if (e instanceof RegistryError || e instanceof UnauthorizedError) {
           throw e;
         }
-        if (
-          !init.idempotent || attempt >= retries || !(e instanceof TypeError)
-        ) {
-          throw new RegistryError(
-            describeNetworkError(host, e, this.#plain(host)),
-            {
-              host,
-              status: 0,
-              cause: e,
-            },
-          );
+        if (!(e instanceof TypeError)) {
+          throw fetchFailure(host, e, { plainHttp: this.#plain(host) });
         }
-        // A refused connection or a TLS failure will not heal in a second.
-        const msg = errorText(e);
+        const failure = fetchFailure(host, e, {
+          plainHttp: this.#plain(host),
+        });
+        // A refused connection, an unknown name or a TLS failure will not
+        // heal in a second.
+        const lasting = failure.kind === "refused" || failure.kind === "dns" ||
+          failure.kind === "tls";
         if (
-          /connection refused|dns error|certificate|InvalidContentType/i.test(
-            msg,
-          ) && attempt >= 1
+          !init.idempotent || attempt >= retries || (lasting && attempt >= 1)
         ) {
-          throw new RegistryError(
-            describeNetworkError(host, e, this.#plain(host)),
-            {
-              host,
-              status: 0,
-              cause: e,
-            },
-          );
+          throw failure;
         }
         await sleep(backoffDelay(baseDelay, attempt), init.signal);
         continue;
@@ -399,14 +428,25 @@ export class RegistryClient {
     }
   }
 
-  async #fail(repo: Repository, res: Response, what: string): Promise<never> {
+  /**
+   * Throws for an answer that is not what was asked for.
+   *
+   * @param missing What is missing when the answer is 404: the image
+   * (`reference`) or a blob (`digest`).
+   */
+  async #fail(
+    repo: Repository,
+    res: Response,
+    what: string,
+    missing: { reference?: string; digest?: string } = {},
+  ): Promise<never> {
     const { text, codes } = await errorDetails(res);
     if (res.status === 404) {
       throw new NotFoundError(
         `${what} not found in ${repo.registry}${
           text ? ` (${text})` : ""
         }: check the name and tag`,
-        { reference: `${repo.registry}/${repo.repository}` },
+        missing,
       );
     }
     throw new RegistryError(
@@ -445,7 +485,11 @@ export class RegistryClient {
       this.manifestUrl(repo, reference),
       init,
     );
-    if (!res.ok) await this.#fail(repo, res, what);
+    if (!res.ok) {
+      await this.#fail(repo, res, what, {
+        reference: imageReference(repo, reference),
+      });
+    }
     const declared = Number(res.headers.get("content-length") ?? "0");
     if (declared > MAX_MANIFEST_BYTES) {
       await res.body?.cancel();
@@ -463,11 +507,11 @@ export class RegistryClient {
     );
     const digest = digestOf(bytes);
     if (isDigest(reference) && reference !== digest) {
-      throw new DigestMismatchError(reference, digest, what);
+      throw digestMismatch(reference, digest, what);
     }
     const announced = res.headers.get("docker-content-digest");
     if (announced && announced.startsWith("sha256:") && announced !== digest) {
-      throw new DigestMismatchError(announced, digest, what);
+      throw digestMismatch(announced, digest, what);
     }
     const contentType = res.headers.get("content-type")?.split(";")[0]?.trim();
     const parsed = parseManifest(
@@ -504,7 +548,9 @@ export class RegistryClient {
     await res.body?.cancel();
     if (res.status === 404) return undefined;
     if (!res.ok) {
-      await this.#fail(repo, res, `manifest ${repo.repository}:${reference}`);
+      await this.#fail(repo, res, `manifest ${repo.repository}:${reference}`, {
+        reference: imageReference(repo, reference),
+      });
     }
     const digest = res.headers.get("docker-content-digest");
     const size = Number(res.headers.get("content-length"));
@@ -550,7 +596,7 @@ export class RegistryClient {
     await res.body?.cancel();
     const announced = res.headers.get("docker-content-digest");
     if (announced && announced.startsWith("sha256:") && announced !== digest) {
-      throw new DigestMismatchError(
+      throw digestMismatch(
         digest,
         announced,
         `manifest stored by ${repo.registry}`,
@@ -583,7 +629,7 @@ export class RegistryClient {
     await res.body?.cancel();
     if (res.status === 404) return false;
     if (res.ok) return true;
-    return await this.#fail(repo, res, `blob ${digest}`);
+    return await this.#fail(repo, res, `blob ${digest}`, { digest });
   }
 
   /**
@@ -616,7 +662,7 @@ export class RegistryClient {
     if (options.signal) init.signal = options.signal;
     const res = await this.#request(repo, this.blobUrl(repo, digest), init);
     if (res.status !== 200 && res.status !== 206) {
-      await this.#fail(repo, res, `blob ${digest}`);
+      await this.#fail(repo, res, `blob ${digest}`, { digest });
     }
     return res;
   }
@@ -732,7 +778,7 @@ export class RegistryClient {
       } catch (e) {
         // The connection broke mid-upload: carry on with chunks, which can
         // resume from what the registry received.
-        if (!(e instanceof RegistryError) || e.status !== 0) throw e;
+        if (!(e instanceof NetworkError)) throw e;
         options.signal?.throwIfAborted();
         await this.#uploadChunked(repo, descriptor, open, options);
         return;
@@ -755,7 +801,7 @@ export class RegistryClient {
   #checkStored(repo: Repository, res: Response, digest: Digest): void {
     const announced = res.headers.get("docker-content-digest");
     if (announced && announced.startsWith("sha256:") && announced !== digest) {
-      throw new DigestMismatchError(
+      throw digestMismatch(
         digest,
         announced,
         `blob stored by ${repo.registry}`,
@@ -797,11 +843,7 @@ export class RegistryClient {
       try {
         res = await this.#request(repo, location, init);
       } catch (e) {
-        if (
-          !(e instanceof RegistryError) || e.status !== 0 || failures >= retries
-        ) {
-          throw e;
-        }
+        if (!(e instanceof NetworkError) || failures >= retries) throw e;
         failures++;
         options.signal?.throwIfAborted();
         await sleep(

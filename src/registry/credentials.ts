@@ -33,7 +33,7 @@ export interface Credential {
 /** Options for {@linkcode DockerConfig.load}. */
 export interface DockerConfigOptions {
   /**
-   * The `config.json` file to use (the CLI's `--docker-config-path`).
+   * The `config.json` file to use.
    * Default: {@linkcode defaultDockerConfigPath}.
    */
   path?: string;

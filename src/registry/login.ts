@@ -8,6 +8,7 @@
 import { RegistryError, UnauthorizedError } from "../errors.ts";
 import { registryApiHost } from "../oci/reference.ts";
 import { Authenticator } from "./_auth.ts";
+import { fetchFailure } from "./client.ts";
 import type { Credential } from "./credentials.ts";
 
 /** Options for {@linkcode verifyCredentials}. */
@@ -90,12 +91,9 @@ export async function verifyCredentials(
       return await doFetch(url, init);
     } catch (e) {
       if (options.signal?.aborted) throw options.signal.reason;
-      throw new RegistryError(
-        `Cannot connect to registry ${registry}: ${causes(e)}${
-          options.plainHttp ? "" : " (a registry without TLS needs plain HTTP)"
-        }`,
-        { host: registry, status: 0, cause: e },
-      );
+      throw fetchFailure(registry, e, {
+        plainHttp: options.plainHttp ?? false,
+      });
     }
   };
   const unexpected = (res: Response) =>
@@ -130,13 +128,4 @@ export async function verifyCredentials(
   if (second.status === 401 || second.status === 403) throw refused();
   if (!second.ok) throw unexpected(second);
   return { scheme: header.startsWith("Bearer ") ? "bearer" : "basic" };
-}
-
-function causes(e: unknown): string {
-  const parts: string[] = [];
-  for (let c = e, i = 0; c !== undefined && c !== null && i < 5; i++) {
-    parts.push(c instanceof Error ? c.message : String(c));
-    c = c instanceof Error ? c.cause : undefined;
-  }
-  return parts.join(": ").slice(0, 200);
 }

@@ -13,6 +13,7 @@
  * disconnect: the next boot of the same image then finds the blob cached.
  */
 
+import { sizeMismatch, stalled } from "../_errors.ts";
 import { backoffDelay, sleep } from "../net/retry.ts";
 import {
   DigestMismatchError,
@@ -250,7 +251,7 @@ export class BlobCache {
         const arm = () => {
           clearTimeout(timer);
           timer = setTimeout(
-            () => controller.abort(new StallError(stallMs)),
+            () => controller.abort(stalled(stallMs)),
             stallMs,
           );
         };
@@ -301,16 +302,16 @@ export class BlobCache {
           // answer; a fill resumes transfers that broke off.
           const final = wrong || e instanceof NotFoundError ||
             e instanceof UnauthorizedError || e instanceof InvalidImageError ||
-            (e instanceof RegistryError &&
+            (e instanceof RegistryError && !(e instanceof StallError) &&
               (!fetched || (e.status >= 400 && e.status < 500)));
           if (final || attempt >= retries) {
             if (wrong) await partial.discard();
             if (controller.signal.reason instanceof StallError) {
-              throw new RegistryError(
+              throw new StallError(
                 `Download of blob ${d.digest} from ${source.host} stalled: no data for ${
                   stallMs / 1000
                 } s`,
-                { host: source.host, status: 0, cause: e },
+                { host: source.host, timeout: stallMs, cause: e },
               );
             }
             throw e;
@@ -414,7 +415,7 @@ export class BlobCache {
               return;
             }
             if (complete) {
-              throw new SizeMismatchError(
+              throw sizeMismatch(
                 d.size,
                 pos,
                 `cached blob ${d.digest}`,

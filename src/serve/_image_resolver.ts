@@ -6,12 +6,11 @@
  * immutable, never.
  */
 
+import { digestMismatch, sizeMismatch } from "../_errors.ts";
 import {
-  DigestMismatchError,
   InvalidImageError,
   NotFoundError,
   RegistryError,
-  SizeMismatchError,
   UnauthorizedError,
 } from "../errors.ts";
 import { type Digest, digestOf } from "../oci/digest.ts";
@@ -323,10 +322,10 @@ export class ImageResolver {
       bytes = await readLimitedBytes(
         res,
         d.size,
-        () => new SizeMismatchError(d.size, d.size + 1, `config ${d.digest}`),
+        () => sizeMismatch(d.size, d.size + 1, `config ${d.digest}`),
       );
       if (bytes.byteLength !== d.size) {
-        throw new SizeMismatchError(
+        throw sizeMismatch(
           d.size,
           bytes.byteLength,
           `config ${d.digest}`,
@@ -334,7 +333,7 @@ export class ImageResolver {
       }
       const actual = digestOf(bytes);
       if (actual !== d.digest) {
-        throw new DigestMismatchError(d.digest, actual, `config ${d.digest}`);
+        throw digestMismatch(d.digest, actual, `config ${d.digest}`);
       }
       if (store && this.#o.cache) {
         await blobStoreOf(store).putBytes(bytes, d.mediaType);

@@ -5,7 +5,7 @@
  * complete but wrong body.
  */
 
-import { DigestMismatchError, SizeMismatchError } from "../errors.ts";
+import { digestMismatch, sizeMismatch } from "../_errors.ts";
 import { type Digest, Sha256 } from "../oci/digest.ts";
 
 /** How a relay ended: bytes passed on, and the failure if any. */
@@ -145,7 +145,7 @@ export function relay(
           if (block === null) {
             if (verify && hash) {
               if (hash.bytes !== verify.size) {
-                throw new SizeMismatchError(
+                throw sizeMismatch(
                   verify.size,
                   hash.bytes,
                   verify.what,
@@ -153,7 +153,7 @@ export function relay(
               }
               const actual = hash.digest();
               if (actual !== verify.digest) {
-                throw new DigestMismatchError(
+                throw digestMismatch(
                   verify.digest,
                   actual,
                   verify.what,
@@ -182,7 +182,7 @@ export function relay(
             if (previous) enqueue(controller, previous);
             held = block;
             if (hash.bytes + block.byteLength > verify.size) {
-              throw new SizeMismatchError(
+              throw sizeMismatch(
                 verify.size,
                 hash.bytes + block.byteLength,
                 verify.what,

@@ -90,7 +90,7 @@ export function layerKindOf(
 /**
  * Tells whether a string names a layer kind.
  *
- * @param value The string, e.g. from a `--layer` flag.
+ * @param value The string, e.g. a layer name a user typed.
  * @returns `true` for `kernel`, `initramfs`, `rootfs`, `disk`, `squashfs`, `uki`, `iso`.
  *
  * @example

@@ -8,7 +8,8 @@
  * @module
  */
 
-import { NotFoundError, SizeMismatchError } from "../errors.ts";
+import { sizeMismatch } from "../_errors.ts";
+import { NotFoundError } from "../errors.ts";
 import {
   assertDigest,
   type Digest,
@@ -161,7 +162,7 @@ export class BlobStore {
   ): Promise<Uint8Array> {
     const maxBytes = options.maxBytes ?? 16 * 1024 * 1024;
     if (descriptor.size > maxBytes) {
-      throw new SizeMismatchError(
+      throw sizeMismatch(
         maxBytes,
         descriptor.size,
         `blob ${descriptor.digest}`,
@@ -174,7 +175,7 @@ export class BlobStore {
       if (e instanceof Deno.errors.NotFound) {
         throw new NotFoundError(
           `Blob ${descriptor.digest} is missing from store ${this.path}: pull or build the image again`,
-          { reference: descriptor.digest },
+          { digest: descriptor.digest },
         );
       }
       throw e;
@@ -185,7 +186,7 @@ export class BlobStore {
       `blob in store ${this.path}`,
     );
     if (bytes.byteLength !== descriptor.size) {
-      throw new SizeMismatchError(
+      throw sizeMismatch(
         descriptor.size,
         bytes.byteLength,
         `blob ${descriptor.digest}`,
@@ -224,7 +225,7 @@ export class BlobStore {
       if (e instanceof Deno.errors.NotFound) {
         throw new NotFoundError(
           `Blob ${digest} is missing from store ${this.path}: pull or build the image again`,
-          { reference: digest },
+          { digest },
         );
       }
       throw e;
@@ -417,7 +418,7 @@ export class BlobStore {
         await writer.readFrom(
           body,
           size,
-          (seen) => new SizeMismatchError(size, seen, `blob ${digest}`),
+          (seen) => sizeMismatch(size, seen, `blob ${digest}`),
           progress
             ? (done) =>
               progress({ name, digest, done, total: size, phase: "progress" })
@@ -427,7 +428,7 @@ export class BlobStore {
         const hash = await writer.finish();
         writer.release();
         if (hash.bytes !== size) {
-          throw new SizeMismatchError(size, hash.bytes, `blob ${digest}`);
+          throw sizeMismatch(size, hash.bytes, `blob ${digest}`);
         }
         assertDigest(digest, hash.digest(), `blob ${digest}`);
         if (this.durable) await dst.sync();

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { DigestMismatchError, SizeMismatchError } from "../errors.ts";
+import { digestMismatch, sizeMismatch } from "../_errors.ts";
 import { type Digest, digestHex, Sha256 } from "../oci/digest.ts";
 import { BlobWriter, BUFFER_SIZE } from "./_blob_writer.ts";
 import { WorkerWriter } from "./_worker_writer.ts";
@@ -211,8 +211,7 @@ export class PartialBlob {
       await this.#worker.readFrom(
         body,
         this.#size,
-        (seen) =>
-          new SizeMismatchError(this.#size, seen, `blob ${this.#digest}`),
+        (seen) => sizeMismatch(this.#size, seen, `blob ${this.#digest}`),
         options.onBytes,
         options.signal,
       );
@@ -224,8 +223,7 @@ export class PartialBlob {
       await writer.readFrom(
         body,
         this.#size,
-        (seen) =>
-          new SizeMismatchError(this.#size, seen, `blob ${this.#digest}`),
+        (seen) => sizeMismatch(this.#size, seen, `blob ${this.#digest}`),
         options.onBytes,
         options.signal,
       );
@@ -273,17 +271,17 @@ export class PartialBlob {
     } else {
       bytes = this.#hash.bytes;
       if (bytes !== this.#size) {
-        throw new SizeMismatchError(this.#size, bytes, `blob ${this.#digest}`);
+        throw sizeMismatch(this.#size, bytes, `blob ${this.#digest}`);
       }
       actual = this.#hash.digest();
     }
     if (bytes !== this.#size) {
-      throw new SizeMismatchError(this.#size, bytes, `blob ${this.#digest}`);
+      throw sizeMismatch(this.#size, bytes, `blob ${this.#digest}`);
     }
     if (actual !== this.#digest) {
       await Deno.remove(this.#paths.partial).catch(() => {});
       this.close();
-      throw new DigestMismatchError(
+      throw digestMismatch(
         this.#digest,
         actual,
         `blob ${this.#digest}`,

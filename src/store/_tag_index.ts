@@ -7,11 +7,8 @@
  * @module
  */
 
-import {
-  AmbiguousReferenceError,
-  NotFoundError,
-  StoreError,
-} from "../errors.ts";
+import { ambiguousReference, storeUnusable } from "../_errors.ts";
+import { NotFoundError } from "../errors.ts";
 import { digestHex, isDigest } from "../oci/digest.ts";
 import {
   ANNOTATION_REF_NAME,
@@ -131,7 +128,7 @@ export class TagIndex {
         return structuredClone(this.#cache.index);
       }
       if (st.size > MAX_INDEX_BYTES) {
-        throw new StoreError(
+        throw storeUnusable(
           this.path,
           `index.json is larger than ${MAX_INDEX_BYTES} bytes`,
         );
@@ -140,7 +137,7 @@ export class TagIndex {
     } catch (e) {
       if (e instanceof Deno.errors.NotFound) {
         if (await exists(join(this.path, LAYOUT_FILE))) {
-          throw new StoreError(
+          throw storeUnusable(
             this.path,
             "index.json is missing: restore it, or move the directory away and build or pull again",
           );
@@ -158,7 +155,7 @@ export class TagIndex {
       this.#cache = { key, index };
       return index;
     } catch (e) {
-      throw new StoreError(
+      throw storeUnusable(
         this.path,
         `index.json is corrupt (${
           (e as Error).message
@@ -357,7 +354,7 @@ export class TagIndex {
         }
       }
       if (seen.size > 1) {
-        throw new AmbiguousReferenceError(input, [...seen.keys()]);
+        throw ambiguousReference(input, [...seen.keys()]);
       }
       const [only] = seen.values();
       if (only) {

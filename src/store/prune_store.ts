@@ -5,7 +5,7 @@
  * @module
  */
 
-import { StoreError } from "../errors.ts";
+import { storeUnusable } from "../_errors.ts";
 import { type Descriptor, parseManifest } from "../oci/manifest.ts";
 import type { Store } from "./store.ts";
 import { blobStoreOf, tagIndexOf } from "./_internal.ts";
@@ -74,7 +74,7 @@ export async function prune(
       try {
         bytes = await Deno.readFile(store.blobPath(d.digest));
       } catch {
-        throw new StoreError(
+        throw storeUnusable(
           store.path,
           `manifest ${d.digest} is missing, so prune cannot tell which blobs it needs: run verify, then pull or delete the image`,
         );
@@ -84,7 +84,7 @@ export async function prune(
         if (parsed.kind === "index") queue.push(...parsed.index.manifests);
         else queue.push(parsed.manifest.config, ...parsed.manifest.layers);
       } catch (e) {
-        throw new StoreError(
+        throw storeUnusable(
           store.path,
           `manifest ${d.digest} does not parse (${
             (e as Error).message

@@ -12,7 +12,7 @@
  * @module
  */
 
-import { StoreError } from "../errors.ts";
+import { storeUnusable } from "../_errors.ts";
 import type { Digest } from "../oci/digest.ts";
 import type { Descriptor, ParsedManifest } from "../oci/manifest.ts";
 import {
@@ -82,9 +82,9 @@ export function defaultStorePath(
   if (explicit) return explicit;
   const home = env("HOME") ?? env("USERPROFILE");
   if (!home) {
-    throw new StoreError(
+    throw storeUnusable(
       "~/.ironcore",
-      "no home directory: set HOME, IRONCORE_IMAGE_STORE or --store-path",
+      "no home directory: set HOME or IRONCORE_IMAGE_STORE, or give the store's path",
     );
   }
   return join(home, ".ironcore");
@@ -143,7 +143,7 @@ export class Store {
       throw e;
     }
     if (!stat.isDirectory) {
-      throw new StoreError(this.path, "it is not a directory");
+      throw storeUnusable(this.path, "it is not a directory");
     }
     let layout: string;
     try {
@@ -160,16 +160,16 @@ export class Store {
         }
       }
       if (ours) return;
-      throw new StoreError(
+      throw storeUnusable(
         this.path,
-        "the directory is not an OCI image layout (no oci-layout file): choose an empty or new directory with --store-path",
+        "the directory is not an OCI image layout (no oci-layout file): choose an empty or new directory",
       );
     }
     try {
       const v = JSON.parse(layout);
       if (v?.imageLayoutVersion !== "1.0.0") throw new Error();
     } catch {
-      throw new StoreError(
+      throw storeUnusable(
         this.path,
         'oci-layout is not {"imageLayoutVersion":"1.0.0"}',
       );

@@ -4,6 +4,7 @@
  * disk, in this run (with capped exponential backoff and jitter) or the next.
  */
 
+import { stalled } from "../_errors.ts";
 import {
   DigestMismatchError,
   InvalidImageError,
@@ -75,7 +76,7 @@ export async function downloadBlob(
       const arm = () => {
         clearTimeout(timer);
         timer = setTimeout(
-          () => controller.abort(new StallError(stallMs)),
+          () => controller.abort(stalled(stallMs)),
           stallMs,
         );
       };
@@ -141,11 +142,11 @@ export async function downloadBlob(
             throw e;
           }
           if (controller.signal.reason instanceof StallError) {
-            throw new RegistryError(
+            throw new StallError(
               `Download of ${name} from ${repo.registry} stalled: no data for ${
                 stallMs / 1000
               } s, ${attempt} retries; run pull again to resume`,
-              { host: repo.registry, status: 0, cause: e },
+              { host: repo.registry, timeout: stallMs, cause: e },
             );
           }
           if (retriable) {

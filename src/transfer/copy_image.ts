@@ -5,13 +5,8 @@
  * @module
  */
 
-import {
-  DigestMismatchError,
-  InvalidImageError,
-  InvalidReferenceError,
-  RegistryError,
-  SizeMismatchError,
-} from "../errors.ts";
+import { digestMismatch, invalidReference, sizeMismatch } from "../_errors.ts";
+import { InvalidImageError, RegistryError } from "../errors.ts";
 import { Sha256 } from "../oci/digest.ts";
 import {
   type Descriptor,
@@ -332,7 +327,7 @@ class BlobCheck {
     const actual = this.#hash.digest();
     this.#unverifiable = true;
     if (actual !== this.digest) {
-      throw new DigestMismatchError(this.digest, actual, `blob ${this.digest}`);
+      throw digestMismatch(this.digest, actual, `blob ${this.digest}`);
     }
   }
 }
@@ -408,7 +403,7 @@ class RangeStream extends TransformStream<Uint8Array, Uint8Array> {
         if (position + chunk.byteLength > end) {
           if (end === size) {
             fail(
-              new SizeMismatchError(size, position + chunk.byteLength, what),
+              sizeMismatch(size, position + chunk.byteLength, what),
             );
           }
           chunk = chunk.subarray(0, end - position);
@@ -422,7 +417,7 @@ class RangeStream extends TransformStream<Uint8Array, Uint8Array> {
       },
       flush(controller) {
         drain(controller);
-        if (position !== end) fail(new SizeMismatchError(size, position, what));
+        if (position !== end) fail(sizeMismatch(size, position, what));
         // An empty blob never reaches drain's check.
         try {
           check?.verify();
@@ -460,7 +455,7 @@ async function toRegistry(
   const signal = options.signal;
   const progress = options.onProgress;
   if (dst.digest !== undefined && dst.digest !== top.descriptor.digest) {
-    throw new InvalidReferenceError(
+    throw invalidReference(
       formatReference(dst),
       `the source is ${top.descriptor.digest}: drop the @sha256:… part or name the matching image`,
     );
@@ -682,7 +677,7 @@ export async function copy(
 ): Promise<CopyResult> {
   const dst = parseReference(destination.reference);
   if (destination.store && dst.tag === undefined) {
-    throw new InvalidReferenceError(
+    throw invalidReference(
       destination.reference,
       "a copy into the local store needs a tag, e.g. NAME:1.0",
     );

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { InvalidReferenceError } from "../errors.ts";
+import { invalidReference } from "../_errors.ts";
 import type { Descriptor } from "../oci/manifest.ts";
 import {
   formatReference,
@@ -113,7 +113,7 @@ export async function push(
 ): Promise<PushResult> {
   const ref: Reference = parseReference(reference);
   if (ref.tag === undefined) {
-    throw new InvalidReferenceError(
+    throw invalidReference(
       reference,
       "push needs a tag to push to, e.g. NAME:1.0",
     );

@@ -142,7 +142,7 @@ Deno.test("exportArchive() names the image by --name, and importArchive() then n
       assert.ok(e instanceof InvalidImageError);
       assert.match(
         e.message,
-        /is named "v1", which is not a full reference: give one with --tag/,
+        /is named "v1", which is not a full reference: give one with the tag option/,
       );
       return true;
     });

@@ -135,7 +135,7 @@ const INVALID: [string, string, RegExp][] = [
 for (const [name, text, message] of INVALID) {
   Deno.test(`parseArchConfig() throws SyntaxError for ${name}`, () => {
     assert.throws(
-      () => parseArchConfig(text),
+      () => parseArchConfig(text, { name: "--config" }),
       (e: unknown) => {
         assert.ok(e instanceof SyntaxError, `threw ${String(e)}`);
         assert.match(e.message, message);
@@ -239,4 +239,21 @@ Deno.test("parseArchConfig() returns a sound config or throws SyntaxError for 20
   }
   assert.ok(parsed >= 20, `only ${parsed} random strings parsed`);
   assert.ok(rejected >= 1000, `only ${rejected} random strings were rejected`);
+});
+
+Deno.test("parseArchConfig() names the text in messages as the caller says, by default an architecture config", () => {
+  assert.throws(
+    () => parseArchConfig("arch=amd64,kernal=k"),
+    {
+      name: "SyntaxError",
+      message: /^Unknown architecture config key "kernal": use one of /,
+    },
+  );
+  assert.throws(
+    () => parseArchConfig("arch=amd64", { name: "line 3" }),
+    {
+      name: "SyntaxError",
+      message: /^Invalid line 3 for amd64: no layer file given/,
+    },
+  );
 });

@@ -389,8 +389,7 @@ const BAD: BadBuild[] = [
         tag: "x:1",
       }),
     error: Deno.errors.NotFound,
-    message:
-      /^Cannot read kernel file .*\/nope: no such file, check the path in --config$/,
+    message: /^Cannot read kernel file .*\/nope: no such file, check the path$/,
   },
   {
     name: "a missing file in the second architecture",

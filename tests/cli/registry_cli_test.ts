@@ -716,3 +716,46 @@ Deno.test("the CLI rejects bad registry command lines with exit code 2", async (
     runs.forEach((run, i) => assertFails(run, cases[i]![1], 2));
   });
 });
+
+Deno.test("a registry without TLS gets the --plain-http hint, and an image without this machine's platform the --platform hint", async () => {
+  await using server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    () => new Response("{}"),
+  );
+  await withTempDir(async (dir) => {
+    const ref = `127.0.0.1:${server.addr.port}/os/demo:1`;
+    const store = ["--store-path", `${dir}/store`];
+    assertFails(
+      await cli([...store, "--retries", "0", "url", ref]),
+      /^Error: Cannot connect to registry 127\.0\.0\.1:\d+ over HTTPS \(.+\): use --plain-http for a registry without TLS, or DENO_CERT for a private CA$/,
+    );
+
+    await Deno.writeTextFile(`${dir}/vmlinuz`, "kernel");
+    const config = (arch: string) => `arch=${arch},kernel=${dir}/vmlinuz`;
+    assertOk(
+      await cli([
+        ...store,
+        "build",
+        "--tag",
+        "exotic:1",
+        "--config",
+        config("riscv64"),
+        "--config",
+        config("s390x"),
+      ]),
+      "build",
+    );
+    assertFails(
+      await cli([
+        ...store,
+        "extract",
+        "exotic:1",
+        "--layer",
+        "kernel",
+        "-o",
+        "-",
+      ]),
+      /: it has linux\/riscv64, linux\/s390x; choose one with --platform$/,
+    );
+  });
+});

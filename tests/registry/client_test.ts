@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import {
   DigestMismatchError,
+  ImageError,
   InvalidImageError,
+  NetworkError,
   NotFoundError,
   RegistryError,
   UnauthorizedError,
@@ -607,7 +609,9 @@ Deno.test("a registry that is down is reported by host, not retried forever", as
   await assert.rejects(
     client.getManifest({ registry: host, repository: "r" }, "1"),
     (e: unknown) => {
-      assert.ok(e instanceof RegistryError);
+      assert.ok(e instanceof NetworkError);
+      assert.ok(e instanceof RegistryError && e instanceof ImageError);
+      assert.equal(e.kind, "refused");
       assert.equal(e.status, 0);
       assert.equal(e.host, host);
       assert.match(
@@ -618,6 +622,31 @@ Deno.test("a registry that is down is reported by host, not retried forever", as
     },
   );
   assert.ok(attempts() <= 2, `${attempts()} attempts`);
+});
+
+Deno.test("HTTPS to a registry without TLS is a NetworkError of kind tls that names the plainHttp option", async () => {
+  await using server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    () => new Response("{}"),
+  );
+  const host = `127.0.0.1:${server.addr.port}`;
+  const client = new RegistryClient({ retryDelay: 1 });
+  await assert.rejects(
+    client.getManifest({ registry: host, repository: "r" }, "1"),
+    (e: unknown) => {
+      assert.ok(e instanceof NetworkError);
+      assert.equal(e.kind, "tls");
+      assert.equal(e.option, "plainHttp");
+      assert.match(
+        e.message,
+        new RegExp(
+          `^Cannot connect to registry ${host} over HTTPS \\(.+\\): use the plainHttp option for a registry without TLS, or DENO_CERT for a private CA$`,
+        ),
+      );
+      assert.doesNotMatch(e.message, /--/);
+      return true;
+    },
+  );
 });
 
 Deno.test("a challenge from a redirect target on another origin gets no credentials", async () => {

@@ -92,7 +92,7 @@ const BROKEN: [string, (dir: string) => Promise<void>, RegExp][] = [
       await Deno.mkdir(dir);
       await Deno.writeTextFile(`${dir}/notes.txt`, "mine");
     },
-    /not an OCI image layout \(no oci-layout file\): choose an empty or new directory with --store-path$/,
+    /not an OCI image layout \(no oci-layout file\): choose an empty or new directory$/,
   ],
   [
     "a directory with a wrong oci-layout",
@@ -206,8 +206,7 @@ Deno.test("readBlob() returns verified bytes and refuses missing, corrupt, resiz
     const missing = { digest: digestOf("nope"), size: 4 };
     await assert.rejects(
       store.readBlob(missing),
-      (e: unknown) =>
-        e instanceof NotFoundError && e.reference === missing.digest,
+      (e: unknown) => e instanceof NotFoundError && e.digest === missing.digest,
     );
     await assert.rejects(
       blobStoreOf(store).openBlob(missing.digest),

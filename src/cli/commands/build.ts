@@ -61,7 +61,7 @@ export const buildCommand: Command = {
     }
     let configs;
     try {
-      configs = specs.map(parseArchConfig);
+      configs = specs.map((s) => parseArchConfig(s, { name: "--config" }));
     } catch (e) {
       if (e instanceof SyntaxError) throw new UsageError(e.message);
       throw e;
@@ -82,7 +82,18 @@ export const buildCommand: Command = {
     if (tag !== undefined) options.tag = tag;
     if (ctx.progress) options.onProgress = ctx.progress;
     if (ctx.io.signal) options.signal = ctx.io.signal;
-    const result = await build(await ctx.store(), configs, options);
+    let result;
+    try {
+      result = await build(await ctx.store(), configs, options);
+    } catch (e) {
+      // Every input file was named by a --config.
+      if (e instanceof Deno.errors.NotFound) {
+        throw new Deno.errors.NotFound(`${e.message} in --config`, {
+          cause: e,
+        });
+      }
+      throw e;
+    }
     await ctx.endProgress();
     for (const m of result.manifests) {
       await ctx.out(

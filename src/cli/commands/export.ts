@@ -34,7 +34,7 @@ async function exportToFile(
     if (e instanceof Deno.errors.NotFound) {
       throw new NotFoundError(
         `Cannot write archive ${path}: directory ${dir} does not exist, create it first`,
-        { reference: path },
+        { path },
       );
     }
     throw e;

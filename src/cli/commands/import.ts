@@ -15,7 +15,7 @@ async function openArchive(path: string): Promise<ReadableStream<Uint8Array>> {
     if (e instanceof Deno.errors.NotFound) {
       throw new NotFoundError(
         `Cannot read archive ${path}: no such file, check the path`,
-        { reference: path },
+        { path },
       );
     }
     throw e;

@@ -17,7 +17,6 @@ export const logoutCommand: Command = {
     if (!(await config.erase(registry))) {
       throw new NotFoundError(
         `Not logged in to ${registry}: ${config.path} holds no credentials for it`,
-        { reference: registry },
       );
     }
     await ctx.out(`Removed credentials for ${registry}\n`);

@@ -1,0 +1,120 @@
+/**
+ * The library's errors with their standard wording, so that every place
+ * that finds, say, a digest mismatch says it the same way.
+ *
+ * @module
+ */
+
+import {
+  AmbiguousReferenceError,
+  DigestMismatchError,
+  type ImageErrorOptions,
+  InvalidReferenceError,
+  SizeMismatchError,
+  StallError,
+  StoreError,
+} from "./errors.ts";
+
+/**
+ * Content that does not hash to its digest.
+ *
+ * @param expected The digest the content should have.
+ * @param actual The digest computed from the bytes.
+ * @param what Which content, for the message.
+ * @returns The error.
+ */
+export function digestMismatch(
+  expected: string,
+  actual: string,
+  what = "content",
+): DigestMismatchError {
+  return new DigestMismatchError(
+    `Digest mismatch for ${what}: expected ${expected}, got ${actual}; the data is corrupt or was changed in transit`,
+    { expected, actual },
+  );
+}
+
+/**
+ * Content of the wrong size.
+ *
+ * @param expected Size the descriptor declares.
+ * @param actual Size seen.
+ * @param what Which content, for the message.
+ * @returns The error.
+ */
+export function sizeMismatch(
+  expected: number,
+  actual: number,
+  what = "content",
+): SizeMismatchError {
+  return new SizeMismatchError(
+    `Size mismatch for ${what}: expected ${expected} bytes, got ${actual}`,
+    { expected, actual },
+  );
+}
+
+/**
+ * A digest prefix that matches several images.
+ *
+ * @param reference The prefix.
+ * @param candidates The digests it matches.
+ * @returns The error.
+ */
+export function ambiguousReference(
+  reference: string,
+  candidates: readonly string[],
+): AmbiguousReferenceError {
+  return new AmbiguousReferenceError(
+    `Digest prefix ${reference} matches ${candidates.length} images: use more characters of the digest`,
+    { reference, candidates },
+  );
+}
+
+/**
+ * A reference that does not parse or is not of the kind needed.
+ *
+ * @param reference The input.
+ * @param reason Why it is invalid, with the fix.
+ * @param options The cause and the option that fixes it.
+ * @returns The error.
+ */
+export function invalidReference(
+  reference: string,
+  reason: string,
+  options: ImageErrorOptions = {},
+): InvalidReferenceError {
+  return new InvalidReferenceError(
+    `Invalid reference "${reference}": ${reason}`,
+    { ...options, reference },
+  );
+}
+
+/**
+ * A store that cannot be used.
+ *
+ * @param path The store directory.
+ * @param reason What is wrong and how to fix it.
+ * @param options The cause.
+ * @returns The error.
+ */
+export function storeUnusable(
+  path: string,
+  reason: string,
+  options: ImageErrorOptions = {},
+): StoreError {
+  return new StoreError(`Store ${path} is not usable: ${reason}`, {
+    ...options,
+    path,
+  });
+}
+
+/**
+ * No data for too long.
+ *
+ * @param timeout How long, in milliseconds.
+ * @param host The registry, if any.
+ * @returns The error.
+ */
+export function stalled(timeout: number, host?: string): StallError {
+  return new StallError(`No data for ${timeout} ms`, { timeout, host });
+}
