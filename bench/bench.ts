@@ -12,14 +12,10 @@
  * @module
  */
 
-import {
-  CONFIG_MEDIA_TYPE,
-  encodeJson,
-  LAYER_MEDIA_TYPES,
-  OCI_MANIFEST_MEDIA_TYPE,
-  Store,
-  type TagEntry,
-} from "../mod.ts";
+import { Store, type TagEntry } from "../mod.ts";
+import { OCI_MANIFEST_MEDIA_TYPE } from "../src/oci/mod.ts";
+import { encodeJson } from "../src/oci/manifest.ts";
+import { CONFIG_MEDIA_TYPE, LAYER_MEDIA_TYPES } from "../src/spec/mod.ts";
 import {
   startRegistry,
   type TestRegistry,

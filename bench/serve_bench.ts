@@ -12,12 +12,12 @@
  * @module
  */
 
-import { build } from "../src/build/build_image.ts";
+import { buildImage } from "../src/build/build_image.ts";
 import { Sha256 } from "../src/oci/digest.ts";
 import { RegistryClient } from "../src/registry/client.ts";
 import { createBootHandler } from "../src/serve/boot_handler.ts";
 import { Store } from "../src/store/store.ts";
-import { push } from "../src/transfer/push_image.ts";
+import { pushImage } from "../src/transfer/push_image.ts";
 import { startRegistry } from "../tests/_helpers/registry.ts";
 
 function parseFlags(argv: string[]): Record<string, string> {
@@ -98,12 +98,12 @@ try {
   const digest = await writePayload(payload, MIB);
   const source = await Store.open(`${work}/source`);
   const ref = `${reg.host}/bench/os:1.0`;
-  await build(source, [{ arch: "amd64", layers: { kernel: payload } }], {
+  await buildImage(source, [{ arch: "amd64", layers: { kernel: payload } }], {
     tag: ref,
   });
   await Deno.remove(payload);
   const client = new RegistryClient({ plainHttp: true });
-  await push(source, client, ref);
+  await pushImage(source, ref, { client: client });
   await Deno.remove(`${work}/source`, { recursive: true });
   const bytes = MIB * 1024 * 1024;
 

@@ -9,11 +9,11 @@ export interface ProgressEvent {
   /** What moves: a file name, layer kind or digest, for display. */
   name: string;
   /** Digest, once known. */
-  digest?: string;
+  digest?: string | undefined;
   /** Bytes done so far. */
   done: number;
   /** Total bytes, when known. */
-  total?: number;
+  total?: number | undefined;
   /** `start`, `progress`, `skip` (already present), `done`. */
   phase: "start" | "progress" | "skip" | "done";
 }
@@ -24,7 +24,7 @@ export type ProgressCallback = (event: ProgressEvent) => void;
 /** Options every long operation accepts. */
 export interface OperationOptions {
   /** Aborts the operation; partial results are discarded. */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
   /** Called as bytes move. */
-  onProgress?: ProgressCallback;
+  onProgress?: ProgressCallback | undefined;
 }

@@ -36,11 +36,11 @@ export interface TarHeader {
   /** `file` or `directory`. */
   type: "file" | "directory";
   /** Bytes of data; 0 for a directory. */
-  size?: number;
+  size?: number | undefined;
   /** Permission bits; 0o644 for files and 0o755 for directories. */
-  mode?: number;
+  mode?: number | undefined;
   /** Modification time in seconds since the epoch; 0 by default. */
-  mtime?: number;
+  mtime?: number | undefined;
 }
 
 function writeString(

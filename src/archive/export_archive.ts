@@ -44,25 +44,30 @@ const REF_NAME_RE = /^[A-Za-z0-9._-]+(?:[:@/][A-Za-z0-9._-]+)*$/;
 /** Options for {@linkcode exportArchive}. */
 export interface ExportArchiveOptions extends OperationOptions {
   /**
+   * Receives the archive; closed at the end and aborted on failure, unless
+   * `preventClose`.
+   */
+  writable: WritableStream<Uint8Array>;
+  /**
    * The `org.opencontainers.image.ref.name` written to `index.json`. Default:
    * the full reference the image was resolved through (such as
    * `docker.io/library/demo:1`); none when it was given by digest.
    */
-  name?: string;
+  name?: string | undefined;
   /**
    * Leave the sink open when done (for standard output). Default `false`.
    * A sink that buffers, such as `Deno.FsFile.writable`, writes its last
    * bytes only when closed.
    */
-  preventClose?: boolean;
+  preventClose?: boolean | undefined;
 }
 
 /** What {@linkcode exportArchive} wrote. */
 export interface ExportArchiveResult {
   /** The full reference, when the image was given by tag. */
-  reference?: string;
+  reference?: string | undefined;
   /** The `ref.name` written, if any. */
-  name?: string;
+  name?: string | undefined;
   /** Descriptor of the exported manifest or index. */
   descriptor: Descriptor;
   /** Blobs written. */
@@ -162,34 +167,37 @@ async function writeBlob(
  * give the same bytes.
  *
  * @param store The store.
- * @param ref A tag, digest or unique digest prefix.
- * @param sink Receives the archive; closed at the end and aborted on
- * failure, unless `preventClose`.
- * @param options The name to write, abort signal and progress.
+ * @param reference A tag, digest or unique digest prefix.
+ * @param options Where to write, the name to write, abort signal and
+ * progress.
  * @returns What was written.
  * @throws {NotFoundError} When the image or one of its blobs is missing.
  *
  * @example Export an image to a file
  * ```ts
- * import { build, exportArchive, Store } from "../../mod.ts";
+ * import { buildImage, Store } from "../../mod.ts";
+ * import { exportArchive } from "./export_archive.ts";
  * const dir = await Deno.makeTempDir();
  * await Deno.writeTextFile(`${dir}/vmlinuz`, "kernel");
  * const store = await Store.open(`${dir}/store`);
- * await build(store, [{ arch: "amd64", layers: { kernel: `${dir}/vmlinuz` } }], {
+ * await buildImage(store, [{ arch: "amd64", layers: { kernel: `${dir}/vmlinuz` } }], {
  *   tag: "example.com/os:1.0",
  * });
  * // Closing the file's stream at the end flushes and closes the file.
  * const file = await Deno.open(`${dir}/os.tar`, { write: true, create: true });
- * const result = await exportArchive(store, "example.com/os:1.0", file.writable);
+ * const result = await exportArchive(store, "example.com/os:1.0", {
+ *   writable: file.writable,
+ * });
  * console.log(result.blobs); // 4: index, manifest, config, kernel
  * ```
  */
 export async function exportArchive(
   store: Store,
-  ref: string,
-  sink: WritableStream<Uint8Array>,
-  options: ExportArchiveOptions = {},
+  reference: string,
+  options: ExportArchiveOptions,
 ): Promise<ExportArchiveResult> {
+  const sink = options.writable;
+  const ref = reference;
   let writer: WritableStreamDefaultWriter<Uint8Array> | undefined;
   try {
     const result = await writeArchive(store, ref, options, () => {

@@ -51,7 +51,7 @@ export interface ImportArchiveOptions extends OperationOptions {
    * Tag for the archive's image (it must hold exactly one). Without it the
    * names in the archive's `index.json` are used.
    */
-  tag?: string;
+  tag?: string | undefined;
 }
 
 /** What {@linkcode importArchive} did. */
@@ -202,17 +202,18 @@ function chooseTags(
  *
  * @example Copy an image between stores through an archive
  * ```ts
- * import { build, exportArchive, importArchive, Store } from "../../mod.ts";
+ * import { buildImage, Store } from "../../mod.ts";
+ * import { exportArchive, importArchive } from "./mod.ts";
  * const dir = await Deno.makeTempDir();
  * await Deno.writeTextFile(`${dir}/vmlinuz`, "kernel");
  * const a = await Store.open(`${dir}/a`);
- * await build(a, [{ arch: "amd64", layers: { kernel: `${dir}/vmlinuz` } }], {
+ * await buildImage(a, [{ arch: "amd64", layers: { kernel: `${dir}/vmlinuz` } }], {
  *   tag: "example.com/os:1.0",
  * });
  * const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
  * const b = await Store.open(`${dir}/b`);
  * const [, result] = await Promise.all([
- *   exportArchive(a, "example.com/os:1.0", writable),
+ *   exportArchive(a, "example.com/os:1.0", { writable }),
  *   importArchive(b, readable, { tag: "example.com/os:copy" }),
  * ]);
  * console.log(result.images[0]!.reference); // "example.com/os:copy"

@@ -19,9 +19,9 @@ export interface ArchConfig {
   /** Files to add, one per layer kind. */
   layers: Partial<Record<LayerKind, string>>;
   /** File holding the kernel command line. */
-  cmdline?: string;
+  cmdline?: string | undefined;
   /** Boot variant, written as the manifest's `variant` annotation. */
-  variant?: Variant;
+  variant?: Variant | undefined;
 }
 
 const ARCH_RE = /^[a-z0-9][a-z0-9_]{0,31}$/;

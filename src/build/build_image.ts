@@ -32,25 +32,29 @@ import type { Store, TagEntry } from "../store/store.ts";
 import type { ArchConfig } from "./arch_config.ts";
 import { blobStoreOf, tagIndexOf } from "../store/_internal.ts";
 
-/** Options for {@linkcode build}. */
-export interface BuildOptions extends OperationOptions {
+/** Options for {@linkcode buildImage}. */
+export interface BuildImageOptions extends OperationOptions {
   /**
    * Tag for the index; each architecture's manifest is also tagged
    * `<tag>-<arch>`. Without it the image is stored untagged.
    */
-  tag?: string;
+  tag?: string | undefined;
   /** Annotations on the index. */
-  annotations?: Record<string, string>;
+  annotations?: Record<string, string> | undefined;
 }
 
-/** What {@linkcode build} made. */
-export interface BuildResult {
+/** What {@linkcode buildImage} made. */
+export interface BuildImageResult {
   /** Descriptor of the index. */
   index: Descriptor;
   /** Per-architecture manifests, in the order of the configurations. */
-  manifests: { arch: string; descriptor: Descriptor; reference?: string }[];
+  manifests: {
+    arch: string;
+    descriptor: Descriptor;
+    reference?: string | undefined;
+  }[];
   /** Full reference of the index's tag, when tagged. */
-  reference?: string;
+  reference?: string | undefined;
 }
 
 function baseName(path: string): string {
@@ -123,26 +127,27 @@ async function readCommandLine(path: string): Promise<string> {
  * inputs give the same digests.
  *
  * @param store The store to build into.
- * @param configs One configuration per architecture.
+ * @param architectures One configuration per architecture.
  * @param options Tag, index annotations, abort signal and progress.
  * @returns The index and manifests made.
  *
  * @example Build a kernel-and-initramfs image
  * ```ts ignore
- * import { build } from "./build_image.ts";
+ * import { buildImage } from "./build_image.ts";
  * import { Store } from "../store/store.ts";
  * const store = await Store.open("/tmp/store");
- * const result = await build(store, [
+ * const result = await buildImage(store, [
  *   { arch: "amd64", layers: { kernel: "vmlinuz", initramfs: "initrd.img" } },
  * ], { tag: "example.com/os:1.0" });
  * console.log(result.index.digest);
  * ```
  */
-export async function build(
+export async function buildImage(
   store: Store,
-  configs: readonly ArchConfig[],
-  options: BuildOptions = {},
-): Promise<BuildResult> {
+  architectures: readonly ArchConfig[],
+  options: BuildImageOptions = {},
+): Promise<BuildImageResult> {
+  const configs = architectures;
   if (configs.length === 0) {
     throw new TypeError(
       "Nothing to build: give at least one architecture with at least one layer file",
@@ -188,7 +193,7 @@ export async function build(
   }
 
   const added = new Map<string, Descriptor>();
-  const manifests: BuildResult["manifests"] = [];
+  const manifests: BuildImageResult["manifests"] = [];
   for (const c of configs) {
     options.signal?.throwIfAborted();
     const layers: Descriptor[] = [];
@@ -239,7 +244,7 @@ export async function build(
       m.bytes,
       OCI_MANIFEST_MEDIA_TYPE,
     );
-    const entry: BuildResult["manifests"][number] = {
+    const entry: BuildImageResult["manifests"][number] = {
       arch: c.arch,
       descriptor,
     };
@@ -285,7 +290,7 @@ export async function build(
       ],
     }));
   }
-  const result: BuildResult = { index: indexDescriptor, manifests };
+  const result: BuildImageResult = { index: indexDescriptor, manifests };
   if (indexRef !== undefined) result.reference = indexRef;
   return result;
 }

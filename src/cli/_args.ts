@@ -11,13 +11,13 @@ export interface FlagSpec {
   /** `boolean`, a single `string`, or `strings` (repeatable). */
   type: "boolean" | "string" | "strings";
   /** One-letter alias. */
-  short?: string;
+  short?: string | undefined;
   /** Placeholder for the value in help. */
-  value?: string;
+  value?: string | undefined;
   /** Help text. */
   help: string;
   /** Default shown in help. */
-  default?: string;
+  default?: string | undefined;
 }
 
 /** A mistake in how the command was called; exit code 2. */

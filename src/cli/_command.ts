@@ -13,13 +13,13 @@ export interface CliIo {
   /** Standard error. */
   stderr: WritableStream<Uint8Array>;
   /** Standard input, for commands that read it. */
-  stdin?: ReadableStream<Uint8Array>;
+  stdin?: ReadableStream<Uint8Array> | undefined;
   /** Whether standard error is a terminal (progress bars). */
-  stderrIsTerminal?: boolean;
+  stderrIsTerminal?: boolean | undefined;
   /** Reads an environment variable. */
   env: (name: string) => string | undefined;
   /** Aborts long operations (Ctrl-C). */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
 }
 
 /** Runtime context handed to a command. */
@@ -55,7 +55,7 @@ export interface Command {
   /** Usage line after the program name. */
   usage: string;
   /** Example invocations for help. */
-  examples?: string[];
+  examples?: string[] | undefined;
   /** Flags beyond the global ones. */
   flags: FlagSpec[];
   /** Number of positionals accepted. */

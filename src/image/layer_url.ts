@@ -5,23 +5,32 @@
  * @module
  */
 
-import { NotFoundError } from "../errors.ts";
 import type { Platform } from "../oci/platform.ts";
-import { parseReference } from "../oci/reference.ts";
 import type { RegistryClient } from "../registry/client.ts";
-import { type LayerKind, layerKindOf } from "../spec/media_types.ts";
-import { hostPlatform, selectPlatform } from "../oci/platform.ts";
+import type { LayerKind } from "../spec/media_types.ts";
+import { findLayer, registryDocuments, selectManifest } from "./_documents.ts";
+
+/** What {@linkcode layerUrl} points at. */
+export interface LayerUrlRequest {
+  /** The remote image, e.g. `registry.example.com/os/demo:1.0`. */
+  reference: string;
+  /** The layer to point at; without it, the manifest. */
+  layer?: LayerKind | undefined;
+  /**
+   * Platform of an index to use; default this machine's (or the only one).
+   * Without it and without `layer`, the URL is the index's own.
+   */
+  platform?: Platform | undefined;
+}
 
 /** Options for {@linkcode layerUrl}. */
-export interface UrlOptions {
-  /** The layer to point at; without it, the manifest. */
-  layer?: LayerKind;
-  /** Platform of an index to use; default this machine's (or the only one). */
-  platform?: Platform;
+export interface LayerUrlOptions {
+  /** Aborts the lookups. */
+  signal?: AbortSignal | undefined;
 }
 
 /** A URL and the headers to send with it, as `url` prints them. */
-export interface BlobRequest {
+export interface LayerUrl {
   /** The URL. */
   url: string;
   /** Headers, each with a list of values. */
@@ -35,68 +44,51 @@ export interface BlobRequest {
  * are found too.
  *
  * @param client The registry client.
- * @param reference The remote image.
- * @param options Layer and platform.
+ * @param request The image, and the layer and platform to point at.
+ * @param options Abort signal.
  * @returns URL and headers.
+ * @throws {NotFoundError} When the image, the platform or the layer is
+ * missing.
  *
  * @example
  * ```ts ignore
  * import { layerUrl, RegistryClient } from "../../mod.ts";
- * const req = await layerUrl(new RegistryClient(), "ghcr.io/org/os:1.0", { layer: "kernel" });
+ * const req = await layerUrl(new RegistryClient(), {
+ *   reference: "ghcr.io/org/os:1.0",
+ *   layer: "kernel",
+ * });
  * console.log(req.url);
  * ```
  */
 export async function layerUrl(
   client: RegistryClient,
-  reference: string,
-  options: UrlOptions = {},
-): Promise<BlobRequest> {
-  const ref = parseReference(reference);
-  const repo = { registry: ref.registry, repository: ref.repository };
-  let m = await client.getManifest(repo, ref.digest ?? ref.tag!);
-  if (
-    m.kind === "index" &&
-    (options.layer !== undefined || options.platform !== undefined)
-  ) {
-    const entries = m.index.manifests;
-    const d = options.platform === undefined && entries.length === 1
-      ? entries[0]!
-      : selectPlatform(entries, options.platform ?? hostPlatform());
-    m = await client.getManifest(repo, d.digest);
-  }
-  let url = client.manifestUrl(repo, m.descriptor.digest);
-  if (options.layer !== undefined) {
-    if (m.kind !== "manifest") {
-      throw new NotFoundError(`Image ${reference} has no single manifest`, {
-        reference,
-      });
-    }
-    const layers = m.manifest.layers;
-    const current = layers.find((l) => {
-      const k = layerKindOf(l.mediaType);
-      return k !== undefined && k.kind === options.layer && !k.legacy;
+  request: LayerUrlRequest,
+  options: LayerUrlOptions = {},
+): Promise<LayerUrl> {
+  const signal = options.signal;
+  const docs = await registryDocuments(client, request.reference, signal);
+  const repo = docs.repo;
+  let url = client.manifestUrl(repo, docs.descriptor.digest);
+  let probe = docs.descriptor.digest;
+  if (request.layer !== undefined || request.platform !== undefined) {
+    const chosen = await selectManifest(docs, {
+      platform: request.platform,
+      anonymous: true,
     });
-    const legacy = layers.find((l) =>
-      layerKindOf(l.mediaType)?.kind === options.layer
-    );
-    const layer = current ?? legacy;
-    if (!layer) {
-      const have = layers.map((l) =>
-        layerKindOf(l.mediaType)?.kind ?? l.mediaType
-      );
-      throw new NotFoundError(
-        `Image ${reference} has no ${options.layer} layer: it has ${
-          have.join(", ") || "no layers"
-        }`,
-        { reference },
-      );
+    url = client.manifestUrl(repo, chosen.descriptor.digest);
+    probe = chosen.descriptor.digest;
+    if (request.layer !== undefined) {
+      const layer = findLayer(chosen.manifest, request.layer, docs.name, {
+        reference: docs.name,
+        platform: chosen.platform,
+      });
+      url = client.blobUrl(repo, layer.digest);
     }
-    url = client.blobUrl(repo, layer.digest);
   }
   const headers: Record<string, string[]> = {};
   for (
     const [k, v] of Object.entries(
-      await client.authHeaders(repo, m.descriptor.digest),
+      await client.authHeaders(repo, probe, { signal }),
     )
   ) {
     headers[k] = [v];

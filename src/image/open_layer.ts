@@ -6,32 +6,15 @@
  */
 
 import { digestMismatch, sizeMismatch } from "../_errors.ts";
-import { InvalidImageError, NotFoundError, optionPhrase } from "../errors.ts";
 import { DigestVerifier } from "../oci/digest_verifier.ts";
-import type {
-  Descriptor,
-  ImageManifest,
-  ParsedManifest,
-} from "../oci/manifest.ts";
-import {
-  formatPlatform,
-  type Platform,
-  platformMatches,
-} from "../oci/platform.ts";
-import { formatReference, parseReference } from "../oci/reference.ts";
+import type { Descriptor } from "../oci/manifest.ts";
+import { formatPlatform, type Platform } from "../oci/platform.ts";
 import type { OperationOptions } from "../progress.ts";
-import { RegistryClient } from "../registry/client.ts";
-import {
-  LAYER_KINDS,
-  LAYER_MEDIA_TYPES,
-  type LayerKind,
-  layerKindOf,
-  LEGACY_LAYER_MEDIA_TYPES,
-} from "../spec/media_types.ts";
+import type { RegistryClient } from "../registry/client.ts";
+import type { LayerKind } from "../spec/media_types.ts";
 import { hashFile } from "../store/_hash_file.ts";
 import type { Store } from "../store/store.ts";
-import { hostPlatform } from "../oci/platform.ts";
-import { blobStoreOf } from "../store/_internal.ts";
+import { findLayer, openDocuments, selectManifest } from "./_documents.ts";
 
 /** Which layer of which image to open. */
 export interface LayerRequest {
@@ -43,7 +26,7 @@ export interface LayerRequest {
    * Platform to pick from an index. Default: the only entry of a
    * one-entry index, else this machine's platform.
    */
-  platform?: Platform;
+  platform?: Platform | undefined;
 }
 
 /** A layer opened by {@linkcode openLayer}. */
@@ -61,119 +44,19 @@ export interface OpenedLayer {
   /** The full reference, or what was given for a local digest. */
   reference: string;
   /** The platform chosen from an index; absent for a single manifest. */
-  platform?: Platform;
+  platform?: Platform | undefined;
   /**
    * For a local image, the blob's file in the store. Read it only for speed
    * (e.g. to copy or map it); unlike {@linkcode OpenedLayer.stream} it is
    * not verified.
    */
-  path?: string;
+  path?: string | undefined;
 }
 
 /** Options for {@linkcode writeLayerFile}. */
 export interface WriteLayerFileOptions {
   /** Aborts the copy; nothing is left behind. */
-  signal?: AbortSignal;
-}
-
-type Load = (descriptor: Descriptor) => Promise<ParsedManifest>;
-
-function kindsIn(manifest: ImageManifest): string[] {
-  const out = new Set<string>();
-  for (const l of manifest.layers) {
-    out.add(layerKindOf(l.mediaType)?.kind ?? l.mediaType);
-  }
-  return [...out].sort((a, b) => {
-    const ia = LAYER_KINDS.indexOf(a as LayerKind);
-    const ib = LAYER_KINDS.indexOf(b as LayerKind);
-    return (ia < 0 ? 99 : ia) - (ib < 0 ? 99 : ib);
-  });
-}
-
-function findLayer(
-  manifest: ImageManifest,
-  kind: LayerKind,
-  where: string,
-): Descriptor {
-  const current = manifest.layers.filter((l) =>
-    l.mediaType === LAYER_MEDIA_TYPES[kind]
-  );
-  const legacyType = LEGACY_LAYER_MEDIA_TYPES[kind];
-  const legacy = legacyType === undefined
-    ? []
-    : manifest.layers.filter((l) => l.mediaType === legacyType);
-  // Current over legacy, as resolveImage does; two of one kind is ambiguous.
-  const candidates = current.length > 0 ? current : legacy;
-  if (candidates.length > 1) {
-    throw new InvalidImageError(
-      `Invalid IronCore image ${where}: it has ${candidates.length} ${kind} layers (${
-        candidates[0]!.mediaType
-      }): run validate to see the problems`,
-    );
-  }
-  const layer = candidates[0];
-  if (!layer) {
-    const have = kindsIn(manifest);
-    throw new NotFoundError(
-      `Image ${where} has no ${kind} layer: it has ${
-        have.length ? have.join(", ") : "no layers"
-      }`,
-      { reference: where, layer: kind },
-    );
-  }
-  return layer;
-}
-
-async function chooseManifest(
-  top: ParsedManifest,
-  request: LayerRequest,
-  name: string,
-  load: Load,
-): Promise<{ manifest: ImageManifest; platform?: Platform }> {
-  if (top.kind === "manifest") return { manifest: top.manifest };
-  const entries = top.index.manifests;
-  if (entries.length === 0) {
-    throw new InvalidImageError(
-      `Invalid image ${name}: the index lists no manifests`,
-    );
-  }
-  let entry: Descriptor | undefined;
-  if (request.platform === undefined && entries.length === 1) {
-    entry = entries[0]!;
-  } else {
-    const want = request.platform ?? hostPlatform();
-    entry = entries.find((m) =>
-      m.platform && platformMatches(m.platform, want)
-    );
-    if (!entry) {
-      const have = entries.map((m) =>
-        m.platform ? formatPlatform(m.platform) : "unknown"
-      ).join(", ");
-      throw new NotFoundError(
-        request.platform === undefined
-          ? `Image ${name} has no manifest for this machine's platform ${
-            formatPlatform(want)
-          }: it has ${have}; choose one with ${optionPhrase("platform")}`
-          : `Platform ${
-            formatPlatform(want)
-          } not found in ${name}: the image has ${have}`,
-        {
-          reference: name,
-          platform: formatPlatform(want),
-          option: "platform",
-        },
-      );
-    }
-  }
-  const child = await load(entry);
-  if (child.kind !== "manifest") {
-    throw new InvalidImageError(
-      `Invalid image ${name}: index entry ${entry.digest} is itself an index`,
-    );
-  }
-  return entry.platform
-    ? { manifest: child.manifest, platform: entry.platform }
-    : { manifest: child.manifest };
+  signal?: AbortSignal | undefined;
 }
 
 function describe(name: string, platform: Platform | undefined): string {
@@ -206,205 +89,67 @@ function verifier(
   });
 }
 
-/** Size of the reads from a blob file. */
-const READ_BYTES = 1024 * 1024;
-
-/**
- * A file as a stream of 1 MiB chunks: a quarter of the chunks the runtime's
- * own file stream makes, which halves the time to copy a large layer to a
- * file. The file is closed at the end or on cancel.
- */
-function readInChunks(file: Deno.FsFile): ReadableStream<Uint8Array> {
-  let closed = false;
-  const close = () => {
-    if (closed) return;
-    closed = true;
-    file.close();
-  };
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      // A fresh buffer per chunk: the consumer may still hold the last one.
-      const buf = new Uint8Array(READ_BYTES);
-      let n: number | null;
-      try {
-        n = await file.read(buf);
-      } catch (e) {
-        close();
-        throw e;
-      }
-      if (n === null) {
-        close();
-        controller.close();
-        return;
-      }
-      controller.enqueue(n === READ_BYTES ? buf : buf.subarray(0, n));
-    },
-    cancel: close,
-  }, { highWaterMark: 1 });
-}
-
 function pipeOptions(options: OperationOptions): StreamPipeOptions {
   return options.signal ? { signal: options.signal } : {};
 }
 
 /**
- * Opens one layer of an image in the local store. Index entries are chosen
- * by platform; current media types win over legacy ones.
+ * Opens one layer of an image, in the local store or in a registry. Index
+ * entries are chosen by platform; current media types win over legacy ones.
+ * Only the documents on the way and then the layer's blob are read.
  *
- * @param store The store.
+ * @param source The local store or a registry client.
  * @param request Image, layer kind and platform.
  * @param options Abort signal and progress (reported as the stream is read).
- * @returns The verifying stream, the layer's descriptor and the blob's path.
+ * @returns The verifying stream, the layer's descriptor and, for a local
+ * image, the blob's path.
  * @throws {NotFoundError} When the image, the platform or the layer kind is
  * missing (the message lists what there is), or the blob is gone.
  *
  * @example Read a kernel from the store
- * ```ts ignore
- * import { openLocalLayer, Store } from "../../mod.ts";
- * const store = await Store.open("/tmp/store");
- * const layer = await openLocalLayer(store, { reference: "my-os:1.0", layer: "kernel" });
- * const bytes = new Uint8Array(await new Response(layer.stream).arrayBuffer());
- * ```
- */
-export async function openLocalLayer(
-  store: Store,
-  request: LayerRequest,
-  options: OperationOptions = {},
-): Promise<OpenedLayer> {
-  const resolved = await store.resolve(request.reference);
-  const name = resolved.reference ?? request.reference;
-  const top = await store.readManifest(resolved.descriptor);
-  const chosen = await chooseManifest(
-    top,
-    request,
-    name,
-    (d) => store.readManifest(d),
-  );
-  const where = describe(name, chosen.platform);
-  const layer = findLayer(chosen.manifest, request.layer, where);
-  options.signal?.throwIfAborted();
-  const file = await blobStoreOf(store).openBlob(layer.digest);
-  try {
-    const st = await file.stat();
-    if (st.size !== layer.size) {
-      throw sizeMismatch(
-        layer.size,
-        st.size,
-        `${request.layer} layer ${layer.digest} in store ${store.path} (the blob is damaged, pull or build the image again)`,
-      );
-    }
-  } catch (e) {
-    file.close();
-    throw e;
-  }
-  const stream = readInChunks(file).pipeThrough(
-    verifier(layer, request.layer, options),
-    pipeOptions(options),
-  );
-  const out: OpenedLayer = {
-    stream,
-    descriptor: layer,
-    kind: request.layer,
-    reference: name,
-    path: store.blobPath(layer.digest),
-  };
-  if (chosen.platform) out.platform = chosen.platform;
-  return out;
-}
-
-/**
- * Opens one layer of an image in a registry, fetching only the manifests on
- * the way and then that layer's blob. Index entries are chosen by platform;
- * current media types win over legacy ones.
- *
- * @param client The registry client.
- * @param request Image, layer kind and platform.
- * @param options Abort signal and progress (reported as the stream is read).
- * @returns The verifying stream and the layer's descriptor.
- * @throws {NotFoundError} When the image, the platform or the layer kind is
- * missing (the message lists what there is).
- *
- * @example Stream a kernel from a registry
- * ```ts ignore
- * import { openRemoteLayer, RegistryClient } from "../../mod.ts";
- * const layer = await openRemoteLayer(new RegistryClient(), {
- *   reference: "ghcr.io/org/os:1.0",
+ * ```ts
+ * import { buildImage, openLayer, Store } from "../../mod.ts";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/vmlinuz`, "kernel bytes");
+ * const store = await Store.open(`${dir}/store`);
+ * await buildImage(store, [
+ *   { arch: "amd64", layers: { kernel: `${dir}/vmlinuz` } },
+ * ], { tag: "example.com/os:1.0" });
+ * const layer = await openLayer(store, {
+ *   reference: "example.com/os:1.0",
  *   layer: "kernel",
- *   platform: { os: "linux", architecture: "arm64" },
  * });
- * await layer.stream.pipeTo((await Deno.create("vmlinuz")).writable);
+ * console.log(await new Response(layer.stream).text()); // "kernel bytes"
  * ```
  */
-export async function openRemoteLayer(
-  client: RegistryClient,
-  request: LayerRequest,
-  options: OperationOptions = {},
-): Promise<OpenedLayer> {
-  const ref = parseReference(request.reference);
-  const repo = { registry: ref.registry, repository: ref.repository };
-  const name = formatReference(ref);
-  const opts = options.signal ? { signal: options.signal } : {};
-  const top = await client.getManifest(repo, ref.digest ?? ref.tag!, opts);
-  const chosen = await chooseManifest(top, request, name, async (d) => {
-    const m = await client.getManifest(repo, d.digest, opts);
-    if (m.bytes.byteLength !== d.size) {
-      throw new InvalidImageError(
-        `Invalid index ${name}: entry ${d.digest} declares ${d.size} bytes, the manifest has ${m.bytes.byteLength}`,
-      );
-    }
-    return m;
-  });
-  const where = describe(name, chosen.platform);
-  const layer = findLayer(chosen.manifest, request.layer, where);
-  const res = await client.getBlob(repo, layer.digest, opts);
-  const length = res.headers.get("content-length");
-  if (!res.body || (length !== null && Number(length) !== layer.size)) {
-    await res.body?.cancel();
-    throw sizeMismatch(
-      layer.size,
-      length === null ? 0 : Number(length),
-      `${request.layer} layer ${layer.digest} from ${ref.registry}`,
-    );
-  }
-  const stream = res.body.pipeThrough(
-    verifier(layer, request.layer, options),
-    pipeOptions(options),
-  );
-  const out: OpenedLayer = {
-    stream,
-    descriptor: layer,
-    kind: request.layer,
-    reference: name,
-  };
-  if (chosen.platform) out.platform = chosen.platform;
-  return out;
-}
-
-/**
- * Opens one layer of an image, locally or in a registry, depending on the
- * source given. See {@linkcode openLocalLayer} and
- * {@linkcode openRemoteLayer}.
- *
- * @param source The local store or a registry client.
- * @param request Image, layer kind and platform.
- * @param options Abort signal and progress.
- * @returns The opened layer.
- *
- * @example Open a kernel wherever it is
- * ```ts ignore
- * import { openLayer, Store } from "../../mod.ts";
- * const layer = await openLayer(await Store.open("/tmp/store"), { reference: "my-os:1.0", layer: "kernel" });
- * await layer.stream.cancel();
- * ```
- */
-export function openLayer(
+export async function openLayer(
   source: Store | RegistryClient,
   request: LayerRequest,
   options: OperationOptions = {},
 ): Promise<OpenedLayer> {
-  return source instanceof RegistryClient
-    ? openRemoteLayer(source, request, options)
-    : openLocalLayer(source, request, options);
+  const docs = await openDocuments(source, request.reference, options.signal);
+  const chosen = await selectManifest(docs, { platform: request.platform });
+  const layer = findLayer(
+    chosen.manifest,
+    request.layer,
+    describe(docs.name, chosen.platform),
+    { reference: docs.name, platform: chosen.platform },
+  );
+  options.signal?.throwIfAborted();
+  const blob = await docs.blob(layer, `${request.layer} layer`);
+  const stream = blob.body.pipeThrough(
+    verifier(layer, request.layer, options),
+    pipeOptions(options),
+  );
+  const out: OpenedLayer = {
+    stream,
+    descriptor: layer,
+    kind: request.layer,
+    reference: docs.name,
+  };
+  if (blob.path !== undefined) out.path = blob.path;
+  if (chosen.platform) out.platform = chosen.platform;
+  return out;
 }
 
 function splitPath(path: string): { dir: string; base: string } {
@@ -426,9 +171,9 @@ function splitPath(path: string): { dir: string; base: string } {
  *
  * @example Extract a kernel
  * ```ts ignore
- * import { openLocalLayer, Store, writeLayerFile } from "../../mod.ts";
+ * import { openLayer, Store, writeLayerFile } from "../../mod.ts";
  * const store = await Store.open("/tmp/store");
- * const layer = await openLocalLayer(store, { reference: "my-os:1.0", layer: "kernel" });
+ * const layer = await openLayer(store, { reference: "my-os:1.0", layer: "kernel" });
  * await writeLayerFile(layer, "./vmlinuz");
  * ```
  */

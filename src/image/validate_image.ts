@@ -1,11 +1,10 @@
 /**
  * Loads an image from the local store or a registry and checks it with
- * {@linkcode validateImage}.
+ * `validateDocuments`.
  *
  * @module
  */
 
-import { sizeMismatch } from "../_errors.ts";
 import {
   DigestMismatchError,
   InvalidImageError,
@@ -17,9 +16,7 @@ import {
   isIndexMediaType,
   type ParsedManifest,
 } from "../oci/manifest.ts";
-import { formatReference, parseReference } from "../oci/reference.ts";
-import { readLimitedBytes } from "../net/_limited.ts";
-import type { RegistryClient, Repository } from "../registry/client.ts";
+import type { RegistryClient } from "../registry/client.ts";
 import { MAX_CONFIG_BYTES } from "../spec/config.ts";
 import {
   CONFIG_MEDIA_TYPE,
@@ -28,12 +25,13 @@ import {
 import {
   type ImageInput,
   type ManifestInput,
-  validateImage,
+  validateDocuments,
   type ValidationResult,
 } from "../spec/validate_documents.ts";
 import type { Store } from "../store/store.ts";
+import { openDocuments } from "./_documents.ts";
 
-/** What {@linkcode validateLocal} and {@linkcode validateRemote} found. */
+/** What {@linkcode validateImage} found. */
 export interface ValidationReport extends ValidationResult {
   /** The full reference checked, or what was given for a digest. */
   reference: string;
@@ -41,13 +39,13 @@ export interface ValidationReport extends ValidationResult {
   descriptor: Descriptor;
 }
 
-/** Options for {@linkcode validateLocal} and {@linkcode validateRemote}. */
-export interface ValidateOptions {
+/** Options for {@linkcode validateImage}. */
+export interface ValidateImageOptions {
   /** Aborts the loading. */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
 }
 
-type Loaded = ParsedManifest & { bytes?: Uint8Array };
+type Loaded = ParsedManifest & { bytes?: Uint8Array | undefined };
 
 /** Reads documents and config blobs from one place. */
 interface Source {
@@ -105,7 +103,7 @@ async function check(
   signal: AbortSignal | undefined,
 ): Promise<ValidationResult> {
   if (top.kind === "manifest") {
-    return validateImage({
+    return validateDocuments({
       manifests: [await loadManifestInput(source, descriptor, top, signal)],
     });
   }
@@ -141,7 +139,7 @@ async function check(
       await loadManifestInput(source, entry, child, signal),
     );
   }
-  return validateImage(input);
+  return validateDocuments(input);
 }
 
 function unreadable(
@@ -162,110 +160,55 @@ function unreadable(
 }
 
 /**
- * Checks an image in the local store against the IronCore spec. Content
- * that is broken (a missing blob, a digest mismatch, a document that does
- * not parse) is reported as a finding, not thrown.
+ * Checks an image, in the local store or in a registry, against the
+ * IronCore spec, loading only the index, the manifests and the (small)
+ * config blobs. Content that is broken (a missing blob, a digest mismatch,
+ * a document that does not parse) is reported as a finding, not thrown.
  *
- * @param store The store.
- * @param reference A tag, digest or unique digest prefix.
+ * @param source The local store or a registry client.
+ * @param reference In a store a tag, digest or unique digest prefix; for a
+ * registry a full reference such as `registry.example.com/os/demo:1.0`.
  * @param options Abort signal.
  * @returns The findings and whether the image is valid.
- * @throws {NotFoundError} When the store has no such image.
+ * @throws {NotFoundError} When there is no such image.
  *
- * @example
- * ```ts ignore
- * import { Store, validateLocal } from "../../mod.ts";
- * const report = await validateLocal(await Store.open("/tmp/store"), "my-os:1.0");
+ * @example Validate a freshly built image
+ * ```ts
+ * import { buildImage, Store, validateImage } from "../../mod.ts";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/vmlinuz`, "kernel");
+ * const store = await Store.open(`${dir}/store`);
+ * await buildImage(store, [
+ *   { arch: "amd64", layers: { kernel: `${dir}/vmlinuz` } },
+ * ], { tag: "example.com/os:1.0" });
+ * const report = await validateImage(store, "example.com/os:1.0");
  * for (const f of report.findings) console.log(`${f.level}: ${f.path}: ${f.message}`);
+ * console.log(report.ok); // true
  * ```
  */
-export async function validateLocal(
-  store: Store,
+export async function validateImage(
+  source: Store | RegistryClient,
   reference: string,
-  options: ValidateOptions = {},
+  options: ValidateImageOptions = {},
 ): Promise<ValidationReport> {
-  const resolved = await store.resolve(reference);
-  const { annotations: _a, ...descriptor } = resolved.descriptor;
-  const name = resolved.reference ?? reference;
-  const source: Source = {
-    manifest: (d) => store.readManifest(d),
-    config: (d) => store.readBlob(d, { maxBytes: MAX_CONFIG_BYTES }),
+  const signal = options.signal;
+  const docs = await openDocuments(source, reference, signal);
+  const loader: Source = {
+    manifest: async (d) => {
+      const doc = await docs.manifest(d);
+      return { ...doc.parsed, bytes: doc.bytes };
+    },
+    config: (d) => docs.config(d),
   };
   let top: Loaded;
   try {
-    top = await source.manifest(descriptor);
+    const doc = await docs.top();
+    top = { ...doc.parsed, bytes: doc.bytes };
   } catch (e) {
     const problem = contentProblem(e);
     if (problem === undefined) throw e;
-    return unreadable(descriptor, name, problem);
+    return unreadable(docs.descriptor, docs.name, problem);
   }
-  const result = await check(source, descriptor, top, options.signal);
-  return { reference: name, descriptor, ...result };
-}
-
-async function fetchConfig(
-  client: RegistryClient,
-  repo: Repository,
-  descriptor: Descriptor,
-  signal: AbortSignal | undefined,
-): Promise<Uint8Array> {
-  const res = await client.getBlob(
-    repo,
-    descriptor.digest,
-    signal ? { signal } : {},
-  );
-  // One byte past the declared size shows a blob that is too long; the
-  // digest and size themselves are checked by validateImage.
-  const limit = Math.min(descriptor.size, MAX_CONFIG_BYTES) + 1;
-  const bytes = await readLimitedBytes(res, limit);
-  if (bytes.byteLength === limit) {
-    throw sizeMismatch(
-      descriptor.size,
-      bytes.byteLength,
-      `config blob ${descriptor.digest} (at least)`,
-    );
-  }
-  return bytes;
-}
-
-/**
- * Checks an image in a registry against the IronCore spec, fetching only
- * the index, the manifests and the (small) config blobs. Broken content is
- * reported as a finding, not thrown.
- *
- * @param client The registry client.
- * @param reference The remote image, e.g. `registry.example.com/os/demo:1.0`.
- * @param options Abort signal.
- * @returns The findings and whether the image is valid.
- * @throws {NotFoundError} When the registry has no such image.
- *
- * @example
- * ```ts ignore
- * import { RegistryClient, validateRemote } from "../../mod.ts";
- * const report = await validateRemote(new RegistryClient(), "ghcr.io/org/os:1.0");
- * console.log(report.ok);
- * ```
- */
-export async function validateRemote(
-  client: RegistryClient,
-  reference: string,
-  options: ValidateOptions = {},
-): Promise<ValidationReport> {
-  const ref = parseReference(reference);
-  const repo = { registry: ref.registry, repository: ref.repository };
-  const signal = options.signal;
-  const opts = signal ? { signal } : {};
-  const top = await client.getManifest(repo, ref.digest ?? ref.tag!, opts);
-  const source: Source = {
-    // getManifest checks the digest; a wrong size in the index entry is
-    // reported from the bytes by validateImage.
-    manifest: (d) => client.getManifest(repo, d.digest, opts),
-    config: (d) => fetchConfig(client, repo, d, signal),
-  };
-  const result = await check(source, top.descriptor, top, signal);
-  return {
-    reference: formatReference(ref),
-    descriptor: top.descriptor,
-    ...result,
-  };
+  const result = await check(loader, docs.descriptor, top, signal);
+  return { reference: docs.name, descriptor: docs.descriptor, ...result };
 }

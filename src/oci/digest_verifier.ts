@@ -11,9 +11,9 @@ import { type Digest, Sha256 } from "./digest.ts";
 /** Options for {@linkcode DigestVerifier}. */
 export interface DigestVerifierOptions {
   /** Which content, for error messages, e.g. `kernel layer sha256:…`. */
-  what?: string;
+  what?: string | undefined;
   /** Called with the running byte count after each chunk. */
-  onBytes?: (bytes: number) => void;
+  onBytes?: ((bytes: number) => void) | undefined;
 }
 
 /**

@@ -27,7 +27,7 @@ export const ANNOTATION_TITLE = "org.opencontainers.image.title";
 /** Largest manifest or index accepted, in bytes. */
 export const MAX_MANIFEST_BYTES: number = 4 * 1024 * 1024;
 /** Most descriptors accepted in one manifest's layers or one index. */
-export const MAX_DESCRIPTORS = 10_000;
+export const MAX_DESCRIPTORS: number = 10_000;
 
 /** A content descriptor: what a blob is, how big, and its digest. */
 export interface Descriptor {
@@ -38,13 +38,13 @@ export interface Descriptor {
   /** Size of the referenced content in bytes. */
   size: number;
   /** Where the content can also be fetched. */
-  urls?: string[];
+  urls?: string[] | undefined;
   /** Free-form string annotations. */
-  annotations?: Record<string, string>;
+  annotations?: Record<string, string> | undefined;
   /** Platform of a manifest referenced from an index. */
-  platform?: Platform;
+  platform?: Platform | undefined;
   /** Type of an artifact, when the descriptor references a manifest. */
-  artifactType?: string;
+  artifactType?: string | undefined;
 }
 
 /** An OCI image manifest. */
@@ -52,17 +52,17 @@ export interface ImageManifest {
   /** Always 2. */
   schemaVersion: 2;
   /** The manifest's own media type. */
-  mediaType?: string;
+  mediaType?: string | undefined;
   /** Artifact type, when the manifest is an artifact. */
-  artifactType?: string;
+  artifactType?: string | undefined;
   /** Descriptor of the config blob. */
   config: Descriptor;
   /** Layer descriptors in order. */
   layers: Descriptor[];
   /** Manifest this one refers to. */
-  subject?: Descriptor;
+  subject?: Descriptor | undefined;
   /** Free-form string annotations. */
-  annotations?: Record<string, string>;
+  annotations?: Record<string, string> | undefined;
 }
 
 /** An OCI image index: a list of manifests, typically one per platform. */
@@ -70,15 +70,15 @@ export interface ImageIndex {
   /** Always 2. */
   schemaVersion: 2;
   /** The index's own media type. */
-  mediaType?: string;
+  mediaType?: string | undefined;
   /** Artifact type, when the index is an artifact. */
-  artifactType?: string;
+  artifactType?: string | undefined;
   /** The manifests. */
   manifests: Descriptor[];
   /** Manifest this one refers to. */
-  subject?: Descriptor;
+  subject?: Descriptor | undefined;
   /** Free-form string annotations. */
-  annotations?: Record<string, string>;
+  annotations?: Record<string, string> | undefined;
 }
 
 /** A manifest or index, told apart by `kind`. */
@@ -239,10 +239,17 @@ export function validateManifest(value: unknown): ImageManifest {
   return value as unknown as ImageManifest;
 }
 
+/** Options for {@linkcode validateIndex}. */
+export interface ValidateIndexOptions {
+  /** Most entries accepted. Default {@linkcode MAX_DESCRIPTORS}. */
+  maxDescriptors?: number | undefined;
+}
+
 /**
  * Validates an image index of untrusted JSON.
  *
  * @param value The parsed JSON value.
+ * @param options The most entries accepted.
  * @returns The index.
  * @throws {InvalidImageError} Naming the bad field.
  *
@@ -254,7 +261,7 @@ export function validateManifest(value: unknown): ImageManifest {
  */
 export function validateIndex(
   value: unknown,
-  options: { maxDescriptors?: number } = {},
+  options: ValidateIndexOptions = {},
 ): ImageIndex {
   if (!isObject(value)) fail("index", "expected a JSON object");
   if (value.schemaVersion !== 2) {
@@ -336,7 +343,7 @@ export function isManifestMediaType(mediaType: string): boolean {
  */
 export function parseManifest(
   bytes: Uint8Array,
-  options: { mediaType?: string } = {},
+  options: { mediaType?: string | undefined } = {},
 ): ParsedManifest {
   if (bytes.byteLength > MAX_MANIFEST_BYTES) {
     fail(
@@ -381,4 +388,66 @@ export function encodeJson(
 ): { bytes: Uint8Array; digest: Digest; size: number } {
   const bytes = new TextEncoder().encode(JSON.stringify(value));
   return { bytes, digest: digestOf(bytes), size: bytes.byteLength };
+}
+
+/**
+ * Checks an index entry before its manifest is fetched: IronCore images (and
+ * this library) do not nest indexes, so an entry must name an image manifest.
+ *
+ * @param entry The index entry.
+ * @param index The index's name or digest, for the message.
+ * @throws {InvalidImageError} When the entry names something else.
+ *
+ * @example
+ * ```ts
+ * import { checkIndexEntry } from "./manifest.ts";
+ * checkIndexEntry({
+ *   mediaType: "application/vnd.oci.image.manifest.v1+json",
+ *   digest: `sha256:${"a".repeat(64)}`,
+ *   size: 2,
+ * }, "example.com/os:1.0");
+ * ```
+ */
+export function checkIndexEntry(entry: Descriptor, index: string): void {
+  if (!isManifestMediaType(entry.mediaType)) {
+    throw new InvalidImageError(
+      `Invalid index ${index}: entry ${entry.digest} has media type ${entry.mediaType}, expected an image manifest`,
+    );
+  }
+}
+
+/**
+ * Checks the document fetched for an index entry: an image manifest of the
+ * size the entry declares (its digest is checked as it is fetched).
+ *
+ * @param entry The index entry.
+ * @param parsed The document.
+ * @param size Its size in bytes.
+ * @param index The index's name or digest, for the message.
+ * @throws {InvalidImageError} When it is an index or of another size.
+ *
+ * @example
+ * ```ts
+ * import { checkEntryManifest, parseManifest } from "./manifest.ts";
+ * const bytes = new TextEncoder().encode('{"schemaVersion":2,"config":{"mediaType":"a/b","digest":"sha256:' + "a".repeat(64) + '","size":2},"layers":[]}');
+ * const entry = { mediaType: "application/vnd.oci.image.manifest.v1+json", digest: `sha256:${"b".repeat(64)}` as const, size: bytes.byteLength };
+ * checkEntryManifest(entry, parseManifest(bytes), bytes.byteLength, "example.com/os:1.0");
+ * ```
+ */
+export function checkEntryManifest(
+  entry: Descriptor,
+  parsed: ParsedManifest,
+  size: number,
+  index: string,
+): asserts parsed is ParsedManifest & { kind: "manifest" } {
+  if (parsed.kind !== "manifest") {
+    throw new InvalidImageError(
+      `Invalid index ${index}: entry ${entry.digest} is itself an index; nested indexes are not supported`,
+    );
+  }
+  if (size !== entry.size) {
+    throw new InvalidImageError(
+      `Invalid index ${index}: entry ${entry.digest} declares ${entry.size} bytes, the manifest has ${size}`,
+    );
+  }
 }

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { NotFoundError } from "../errors.ts";
+import { NotFoundError, optionPhrase } from "../errors.ts";
 
 /** The platform an image manifest runs on. */
 export interface Platform {
@@ -13,7 +13,7 @@ export interface Platform {
   /** CPU architecture in Go's naming, e.g. `amd64`, `arm64`. */
   architecture: string;
   /** CPU variant, e.g. `v8`. */
-  variant?: string;
+  variant?: string | undefined;
 }
 
 const PART_RE = /^[a-z0-9][a-z0-9._-]*$/;
@@ -81,13 +81,30 @@ export function platformMatches(have: Platform, want: Platform): boolean {
     (want.variant === undefined || have.variant === want.variant);
 }
 
+/** Options for {@linkcode selectPlatform}. */
+export interface SelectPlatformOptions {
+  /**
+   * The platform to use when none was asked for and the index has more than
+   * one entry. Default: {@linkcode hostPlatform}. Without an asked-for
+   * platform, an index of one entry gives that entry.
+   */
+  fallback?: Platform | undefined;
+  /** The image's name, for messages. */
+  name?: string | undefined;
+}
+
 /**
- * Picks the manifest for a platform from an index.
+ * Picks the manifest for a platform from an index's entries: the one
+ * matching `platform` (a wanted platform without variant matches every
+ * variant); without one, the only entry of a one-entry index, else the one
+ * matching `options.fallback` (default: this machine's platform).
  *
  * @param manifests The index's entries.
- * @param platform The platform wanted.
- * @returns The matching descriptor.
- * @throws {NotFoundError} Listing the platforms the index has.
+ * @param platform The platform asked for, if any.
+ * @param options The fallback platform and the image's name for messages.
+ * @returns The matching entry.
+ * @throws {NotFoundError} Listing the platforms the index has; with
+ * `platform` set to the one that was looked for.
  *
  * @example
  * ```ts
@@ -101,23 +118,37 @@ export function platformMatches(have: Platform, want: Platform): boolean {
  */
 export function selectPlatform<T extends { platform?: Platform | undefined }>(
   manifests: readonly T[],
-  platform: Platform,
+  platform: Platform | undefined,
+  options: SelectPlatformOptions = {},
 ): T {
+  if (platform === undefined && manifests.length === 1) return manifests[0]!;
+  const want = platform ?? options.fallback ?? hostPlatform();
   const hit = manifests.find((m) =>
-    m.platform && platformMatches(m.platform, platform)
+    m.platform && platformMatches(m.platform, want)
   );
-  if (!hit) {
-    const have = manifests.map((m) =>
-      m.platform ? formatPlatform(m.platform) : "unknown"
-    );
+  if (hit) return hit;
+  const have =
+    manifests.map((m) => m.platform ? formatPlatform(m.platform) : "unknown")
+      .join(", ") || "no platforms";
+  const wanted = formatPlatform(want);
+  const found = { reference: options.name, platform: wanted };
+  if (platform === undefined && options.fallback === undefined) {
+    const image = options.name === undefined
+      ? "The image"
+      : `Image ${options.name}`;
     throw new NotFoundError(
-      `Platform ${formatPlatform(platform)} not found: the image has ${
-        have.join(", ") || "no platforms"
+      `${image} has no manifest for this machine's platform ${wanted}: it has ${have}; choose one with ${
+        optionPhrase("platform")
       }`,
-      { platform: formatPlatform(platform) },
+      { ...found, option: "platform" },
     );
   }
-  return hit;
+  throw new NotFoundError(
+    `Platform ${wanted} not found${
+      options.name === undefined ? "" : ` in ${options.name}`
+    }: the image has ${have}`,
+    found,
+  );
 }
 
 /**

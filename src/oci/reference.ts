@@ -27,9 +27,9 @@ export interface Reference {
   /** Repository path inside the registry: `library/my-image`, `org/img`. */
   readonly repository: string;
   /** Tag, such as `latest` or `v1.2.3`. */
-  readonly tag?: string;
+  readonly tag?: string | undefined;
   /** Content digest, such as `sha256:` followed by 64 lowercase hex digits. */
-  readonly digest?: string;
+  readonly digest?: string | undefined;
 }
 
 /** Options for {@linkcode parseReference}. */
@@ -40,7 +40,7 @@ export interface ParseReferenceOptions {
    *
    * @default {"latest"}
    */
-  readonly defaultTag?: string | false;
+  readonly defaultTag?: string | false | undefined;
 }
 
 const DEFAULT_REGISTRY = "docker.io";
@@ -367,8 +367,8 @@ function build(
   const ref: {
     registry: string;
     repository: string;
-    tag?: string;
-    digest?: string;
+    tag?: string | undefined;
+    digest?: string | undefined;
   } = {
     registry,
     repository,

@@ -8,14 +8,7 @@
 
 import { UnauthorizedError } from "../errors.ts";
 import { readLimited } from "../net/_limited.ts";
-import type { Credential } from "./credentials.ts";
-
-export type { Credential };
-
-/** Looks up credentials for a registry host (`docker.io`, `localhost:5000`). */
-export type CredentialLookup = (
-  registry: string,
-) => Promise<Credential | undefined>;
+import type { Credential, CredentialLookup } from "./credentials.ts";
 
 /** One parsed authentication challenge. */
 export interface Challenge {
@@ -97,11 +90,11 @@ interface CachedToken {
 /** Options for {@linkcode Authenticator}. */
 export interface AuthenticatorOptions {
   /** Where credentials come from. */
-  credentials?: CredentialLookup;
+  credentials?: CredentialLookup | undefined;
   /** The fetch to use. */
-  fetch?: typeof fetch;
+  fetch?: typeof fetch | undefined;
   /** User-Agent header. */
-  userAgent?: string;
+  userAgent?: string | undefined;
 }
 
 /**

@@ -30,7 +30,8 @@ import {
 } from "../oci/manifest.ts";
 import { registryApiHost } from "../oci/reference.ts";
 import { readLimited, readLimitedBytes } from "../net/_limited.ts";
-import { Authenticator, type CredentialLookup } from "./_auth.ts";
+import { Authenticator } from "./_auth.ts";
+import type { CredentialLookup } from "./credentials.ts";
 import { backoffDelay, sleep } from "../net/retry.ts";
 
 /** A repository in a registry. */
@@ -41,24 +42,78 @@ export interface Repository {
   repository: string;
 }
 
+/** Options of every request: an abort signal. */
+export interface RequestOptions {
+  /** Aborts the request. */
+  signal?: AbortSignal | undefined;
+}
+
+/** Options for {@linkcode RegistryClient.getBlob}. */
+export interface GetBlobOptions extends RequestOptions {
+  /** Byte offset to start at. Default 0. */
+  offset?: number | undefined;
+  /** Bytes wanted from the offset. Default: to the end. */
+  length?: number | undefined;
+}
+
+/** A manifest or index to upload with {@linkcode RegistryClient.putManifest}. */
+export interface ManifestUpload {
+  /** The tag to set, or the digest of `bytes`. */
+  tagOrDigest: string;
+  /** The exact manifest bytes. */
+  bytes: Uint8Array;
+  /** The manifest's media type. */
+  mediaType: string;
+}
+
+/** A blob to upload with {@linkcode RegistryClient.uploadBlob}. */
+export interface BlobUpload {
+  /** The blob's digest. */
+  digest: Digest;
+  /** The blob's size in bytes. */
+  size: number;
+  /**
+   * Opens a fresh stream of the blob's bytes from an offset (for `length`
+   * bytes, or to the end); called again to resume or retry.
+   */
+  open: (
+    offset: number,
+    length?: number | undefined,
+  ) => Promise<ReadableStream<Uint8Array>>;
+}
+
+/** Options for {@linkcode RegistryClient.uploadBlob}. */
+export interface UploadBlobOptions extends RequestOptions {
+  /** Called with the bytes the registry has confirmed. */
+  onBytes?: ((bytes: number) => void) | undefined;
+}
+
+/** A blob to link from another repository with {@linkcode RegistryClient.mountBlob}. */
+export interface BlobMount {
+  /** The blob's digest. */
+  digest: Digest;
+  /** The repository path it is in, in the same registry. */
+  from: string;
+}
+
 /** Options for {@linkcode RegistryClient}. */
 export interface RegistryClientOptions {
   /** Use `http://` instead of `https://` (for all registries, or per host). */
-  plainHttp?: boolean | ((registry: string) => boolean);
+  plainHttp?: boolean | ((registry: string) => boolean) | undefined;
   /** Where credentials come from. */
-  credentials?: CredentialLookup;
+  credentials?: CredentialLookup | undefined;
   /** Retries of a request after a network error, 429 or 5xx. Default 4. */
-  retries?: number;
+  retries?: number | undefined;
   /** First retry delay in milliseconds; doubles each time up to 10 s. Default 250. */
-  retryDelay?: number;
+  retryDelay?: number | undefined;
   /** The fetch to use. */
-  fetch?: typeof fetch;
+  fetch?: typeof fetch | undefined;
   /** User-Agent header. */
-  userAgent?: string;
+  userAgent?: string | undefined;
   /** Size of PATCH chunks when a registry refuses a single-request upload. Default 64 MiB. */
-  chunkSize?: number;
+  chunkSize?: number | undefined;
   /** Always upload in chunks instead of one PUT. */
-  forceChunked?: boolean;
+  forceChunked?: boolean | undefined;
 }
 
 /** A manifest or index fetched from a registry. */
@@ -82,17 +137,17 @@ const MAX_REDIRECTS = 10;
 
 interface RequestInit2 {
   method: string;
-  headers?: Record<string, string>;
-  body?: () => BodyInit | null | Promise<BodyInit | null>;
+  headers?: Record<string, string> | undefined;
+  body?: (() => BodyInit | null | Promise<BodyInit | null>) | undefined;
   /** Follow redirects by hand, dropping Authorization across hosts. */
-  follow?: boolean;
+  follow?: boolean | undefined;
   /** Scope actions: `pull` or `pull,push`. */
   actions: string;
   /** Extra scopes (e.g. pull on a mount source). */
-  extraScopes?: string[];
+  extraScopes?: string[] | undefined;
   /** Whether the request may be sent again after a failure. */
   idempotent: boolean;
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
 }
 
 /**
@@ -253,13 +308,13 @@ export class RegistryClient {
    * URL of a manifest.
    *
    * @param repo The repository.
-   * @param reference Tag or digest.
+   * @param tagOrDigest Tag or digest.
    * @returns The URL.
    */
-  manifestUrl(repo: Repository, reference: string): string {
+  manifestUrl(repo: Repository, tagOrDigest: string): string {
     return `${
       this.baseUrl(repo.registry)
-    }${repo.repository}/manifests/${reference}`;
+    }${repo.repository}/manifests/${tagOrDigest}`;
   }
 
   /**
@@ -438,7 +493,8 @@ export class RegistryClient {
     repo: Repository,
     res: Response,
     what: string,
-    missing: { reference?: string; digest?: string } = {},
+    missing: { reference?: string | undefined; digest?: string | undefined } =
+      {},
   ): Promise<never> {
     const { text, codes } = await errorDetails(res);
     if (res.status === 404) {
@@ -461,7 +517,7 @@ export class RegistryClient {
    * Fetches a manifest or index, checking its size and digest.
    *
    * @param repo The repository.
-   * @param reference Tag or digest.
+   * @param tagOrDigest Tag or digest.
    * @param options Abort signal.
    * @returns The manifest, its bytes and descriptor.
    * @throws {NotFoundError} When the registry has no such manifest.
@@ -469,16 +525,17 @@ export class RegistryClient {
    */
   async getManifest(
     repo: Repository,
-    reference: string,
-    options: { signal?: AbortSignal } = {},
+    tagOrDigest: string,
+    options: RequestOptions = {},
   ): Promise<FetchedManifest> {
+    const reference = tagOrDigest;
     const init: RequestInit2 = {
       method: "GET",
       headers: { accept: MANIFEST_ACCEPT },
       actions: "pull",
       idempotent: true,
+      signal: options.signal,
     };
-    if (options.signal) init.signal = options.signal;
     const what = `manifest ${repo.repository}:${reference}`;
     const res = await this.#request(
       repo,
@@ -532,18 +589,22 @@ export class RegistryClient {
    * Asks for a manifest's descriptor without its body.
    *
    * @param repo The repository.
-   * @param reference Tag or digest.
+   * @param tagOrDigest Tag or digest.
+   * @param options Abort signal.
    * @returns The descriptor, or `undefined` when absent.
    */
   async headManifest(
     repo: Repository,
-    reference: string,
+    tagOrDigest: string,
+    options: RequestOptions = {},
   ): Promise<Descriptor | undefined> {
+    const reference = tagOrDigest;
     const res = await this.#request(repo, this.manifestUrl(repo, reference), {
       method: "HEAD",
       headers: { accept: MANIFEST_ACCEPT },
       actions: "pull",
       idempotent: true,
+      signal: options.signal,
     });
     await res.body?.cancel();
     if (res.status === 404) return undefined;
@@ -557,7 +618,7 @@ export class RegistryClient {
     const mediaType = res.headers.get("content-type")?.split(";")[0]?.trim();
     if (!isDigest(digest) || !Number.isSafeInteger(size) || !mediaType) {
       // Some registries omit the digest on HEAD: fall back to a GET.
-      const m = await this.getManifest(repo, reference);
+      const m = await this.getManifest(repo, reference, options);
       return m.descriptor;
     }
     return { mediaType, digest, size };
@@ -567,17 +628,16 @@ export class RegistryClient {
    * Uploads a manifest or index under a tag or its digest.
    *
    * @param repo The repository.
-   * @param reference Tag, or the digest of `bytes`.
-   * @param bytes The exact manifest bytes.
-   * @param mediaType The manifest's media type.
+   * @param manifest The tag or digest, the exact bytes and the media type.
+   * @param options Abort signal.
    * @returns The digest.
    */
   async putManifest(
     repo: Repository,
-    reference: string,
-    bytes: Uint8Array,
-    mediaType: string,
+    manifest: ManifestUpload,
+    options: RequestOptions = {},
   ): Promise<Digest> {
+    const { tagOrDigest: reference, bytes, mediaType } = manifest;
     const digest = digestOf(bytes);
     const res = await this.#request(repo, this.manifestUrl(repo, reference), {
       method: "PUT",
@@ -585,6 +645,7 @@ export class RegistryClient {
       body: () => bytes.slice(),
       actions: "pull,push",
       idempotent: true,
+      signal: options.signal,
     });
     if (res.status !== 201 && res.status !== 200) {
       await this.#fail(
@@ -616,15 +677,15 @@ export class RegistryClient {
   async hasBlob(
     repo: Repository,
     digest: Digest,
-    options: { signal?: AbortSignal } = {},
+    options: RequestOptions = {},
   ): Promise<boolean> {
     const init: RequestInit2 = {
       method: "HEAD",
       actions: "pull",
       idempotent: true,
       follow: true,
+      signal: options.signal,
     };
-    if (options.signal) init.signal = options.signal;
     const res = await this.#request(repo, this.blobUrl(repo, digest), init);
     await res.body?.cancel();
     if (res.status === 404) return false;
@@ -645,7 +706,7 @@ export class RegistryClient {
   async getBlob(
     repo: Repository,
     digest: Digest,
-    options: { offset?: number; length?: number; signal?: AbortSignal } = {},
+    options: GetBlobOptions = {},
   ): Promise<Response> {
     const headers: Record<string, string> = {};
     const offset = options.offset ?? 0;
@@ -658,8 +719,8 @@ export class RegistryClient {
       actions: "pull",
       idempotent: true,
       follow: true,
+      signal: options.signal,
     };
-    if (options.signal) init.signal = options.signal;
     const res = await this.#request(repo, this.blobUrl(repo, digest), init);
     if (res.status !== 200 && res.status !== 206) {
       await this.#fail(repo, res, `blob ${digest}`, { digest });
@@ -671,15 +732,16 @@ export class RegistryClient {
    * Links a blob from another repository of the same registry.
    *
    * @param repo Destination repository.
-   * @param digest The blob's digest.
-   * @param from Source repository path.
+   * @param blob The blob's digest and the repository path it is in.
+   * @param options Abort signal.
    * @returns `true` when mounted; `false` when the registry declined.
    */
   async mountBlob(
     repo: Repository,
-    digest: Digest,
-    from: string,
+    blob: BlobMount,
+    options: RequestOptions = {},
   ): Promise<boolean> {
+    const { digest, from } = blob;
     const url = appendQuery(
       `${this.baseUrl(repo.registry)}${repo.repository}/blobs/uploads/`,
       {
@@ -692,6 +754,7 @@ export class RegistryClient {
       actions: "pull,push",
       extraScopes: [`repository:${from}:pull`],
       idempotent: true,
+      signal: options.signal,
     });
     await res.body?.cancel();
     if (res.status === 201) return true;
@@ -704,6 +767,7 @@ export class RegistryClient {
           method: "DELETE",
           actions: "pull,push",
           idempotent: true,
+          signal: options.signal,
         }).then((r) => r.body?.cancel()).catch(() => {});
       }
       return false;
@@ -712,13 +776,16 @@ export class RegistryClient {
     return await this.#fail(repo, res, `blob mount ${digest}`);
   }
 
-  async #startUpload(repo: Repository, signal?: AbortSignal): Promise<string> {
+  async #startUpload(
+    repo: Repository,
+    signal: AbortSignal | undefined,
+  ): Promise<string> {
     const init: RequestInit2 = {
       method: "POST",
       actions: "pull,push",
       idempotent: true,
+      signal,
     };
-    if (signal) init.signal = signal;
     const res = await this.#request(
       repo,
       `${this.baseUrl(repo.registry)}${repo.repository}/blobs/uploads/`,
@@ -744,20 +811,15 @@ export class RegistryClient {
    * PATCH requests otherwise.
    *
    * @param repo The repository.
-   * @param descriptor The blob's digest and size.
-   * @param open Opens a fresh stream of the blob's bytes from an offset.
+   * @param blob The blob's digest and size, and how to read it.
    * @param options Abort signal and byte progress.
    */
   async uploadBlob(
     repo: Repository,
-    descriptor: Pick<Descriptor, "digest" | "size">,
-    open: (
-      offset: number,
-      length?: number,
-    ) => Promise<ReadableStream<Uint8Array>>,
-    options: { signal?: AbortSignal; onBytes?: (n: number) => void } = {},
+    blob: BlobUpload,
+    options: UploadBlobOptions = {},
   ): Promise<void> {
-    const { digest, size } = descriptor;
+    const { digest, size, open } = blob;
     if (!this.#options.forceChunked) {
       const location = await this.#startUpload(repo, options.signal);
       const init: RequestInit2 = {
@@ -766,8 +828,8 @@ export class RegistryClient {
         body: () => open(0),
         actions: "pull,push",
         idempotent: false,
+        signal: options.signal,
       };
-      if (options.signal) init.signal = options.signal;
       let res: Response;
       try {
         res = await this.#request(
@@ -780,7 +842,7 @@ export class RegistryClient {
         // resume from what the registry received.
         if (!(e instanceof NetworkError)) throw e;
         options.signal?.throwIfAborted();
-        await this.#uploadChunked(repo, descriptor, open, options);
+        await this.#uploadChunked(repo, blob, options);
         return;
       }
       if (res.status === 201) {
@@ -795,7 +857,7 @@ export class RegistryClient {
       }
       await res.body?.cancel();
     }
-    await this.#uploadChunked(repo, descriptor, open, options);
+    await this.#uploadChunked(repo, blob, options);
   }
 
   #checkStored(repo: Repository, res: Response, digest: Digest): void {
@@ -811,14 +873,10 @@ export class RegistryClient {
 
   async #uploadChunked(
     repo: Repository,
-    descriptor: Pick<Descriptor, "digest" | "size">,
-    open: (
-      offset: number,
-      length?: number,
-    ) => Promise<ReadableStream<Uint8Array>>,
-    options: { signal?: AbortSignal; onBytes?: (n: number) => void },
+    blob: BlobUpload,
+    options: UploadBlobOptions,
   ): Promise<void> {
-    const { digest, size } = descriptor;
+    const { digest, size, open } = blob;
     const chunk = this.#options.chunkSize ?? 64 * 1024 * 1024;
     let location = await this.#startUpload(repo, options.signal);
     let offset = 0;
@@ -837,8 +895,8 @@ export class RegistryClient {
         body: () => open(start, len),
         actions: "pull,push",
         idempotent: false,
+        signal: options.signal,
       };
-      if (options.signal) init.signal = options.signal;
       let res: Response;
       try {
         res = await this.#request(repo, location, init);
@@ -851,9 +909,11 @@ export class RegistryClient {
           options.signal,
         );
         // Ask the registry how much of the upload it kept, and go on from there.
-        const status = await this.#uploadStatus(repo, location).catch(() =>
-          undefined
-        );
+        const status = await this.#uploadStatus(
+          repo,
+          location,
+          options.signal,
+        ).catch(() => undefined);
         // "0-0" means both nothing and one byte: start afresh then.
         if (status === undefined || status.received <= 1) {
           location = await this.#startUpload(repo, options.signal);
@@ -879,8 +939,8 @@ export class RegistryClient {
       headers: { "content-length": "0" },
       actions: "pull,push",
       idempotent: false,
+      signal: options.signal,
     };
-    if (options.signal) init.signal = options.signal;
     const res = await this.#request(
       repo,
       appendQuery(location, { digest }),
@@ -896,11 +956,13 @@ export class RegistryClient {
   async #uploadStatus(
     repo: Repository,
     location: string,
+    signal: AbortSignal | undefined,
   ): Promise<{ location: string; received: number } | undefined> {
     const res = await this.#request(repo, location, {
       method: "GET",
       actions: "pull,push",
       idempotent: true,
+      signal,
     });
     await res.body?.cancel();
     if (res.status !== 204 && res.status !== 202) return undefined;
@@ -918,9 +980,13 @@ export class RegistryClient {
    * Lists a repository's tags, following pagination.
    *
    * @param repo The repository.
+   * @param options Abort signal.
    * @returns The tags.
    */
-  async listTags(repo: Repository): Promise<string[]> {
+  async listTags(
+    repo: Repository,
+    options: RequestOptions = {},
+  ): Promise<string[]> {
     const tags: string[] = [];
     let url: string | undefined = `${
       this.baseUrl(repo.registry)
@@ -930,6 +996,7 @@ export class RegistryClient {
         method: "GET",
         actions: "pull",
         idempotent: true,
+        signal: options.signal,
       });
       if (!res.ok) await this.#fail(repo, res, `tags of ${repo.repository}`);
       const text = await readLimited(res, 16 * 1024 * 1024);
@@ -960,17 +1027,19 @@ export class RegistryClient {
    * headers a plain HTTP client needs to read from it.
    *
    * @param repo The repository.
-   * @param reference A tag or digest to probe with.
+   * @param tagOrDigest A tag or digest to probe with.
+   * @param options Abort signal.
    * @returns Headers, e.g. `{ Authorization: "Bearer …" }`; empty when anonymous.
    */
   async authHeaders(
     repo: Repository,
-    reference: string,
+    tagOrDigest: string,
+    options: RequestOptions = {},
   ): Promise<Record<string, string>> {
     const scope = this.#scope(repo, "pull");
     let header = await this.#auth.headerFor(repo.registry, scope);
     if (header === undefined) {
-      await this.headManifest(repo, reference);
+      await this.headManifest(repo, tagOrDigest, options);
       header = await this.#auth.headerFor(repo.registry, scope);
     }
     return header ? { Authorization: header } : {};

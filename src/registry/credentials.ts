@@ -23,12 +23,17 @@ import { basename, dirname, join } from "node:path";
  */
 export interface Credential {
   /** The user name. */
-  username?: string;
+  username?: string | undefined;
   /** The password or personal access token. */
-  password?: string;
+  password?: string | undefined;
   /** An OAuth2 refresh token to exchange for registry access tokens. */
-  identityToken?: string;
+  identityToken?: string | undefined;
 }
+
+/** Looks up credentials for a registry host (`docker.io`, `localhost:5000`). */
+export type CredentialLookup = (
+  registry: string,
+) => Promise<Credential | undefined>;
 
 /** Options for {@linkcode DockerConfig.load}. */
 export interface DockerConfigOptions {
@@ -36,7 +41,7 @@ export interface DockerConfigOptions {
    * The `config.json` file to use.
    * Default: {@linkcode defaultDockerConfigPath}.
    */
-  path?: string;
+  path?: string | undefined;
   /**
    * Reads environment variables (`DOCKER_CONFIG`, `HOME`, `USERPROFILE`,
    * `PATH`). Default: `Deno.env.get`. When given, its `PATH` is also the
@@ -60,7 +65,7 @@ const HELPER_PREFIX = "docker-credential-";
 const MAX_HELPER_MESSAGE = 1000;
 
 /** Reads an environment variable. */
-export type Env = (name: string) => string | undefined;
+type Env = (name: string) => string | undefined;
 type JsonObject = Record<string, unknown>;
 
 function isObject(value: unknown): value is JsonObject {
@@ -84,7 +89,9 @@ function isObject(value: unknown): value is JsonObject {
  * defaultDockerConfigPath((name) => vars[name]); // "/home/ada/.docker/config.json"
  * ```
  */
-export function defaultDockerConfigPath(env?: Env): string {
+export function defaultDockerConfigPath(
+  env?: (name: string) => string | undefined,
+): string {
   const read = env ?? ((name: string) => Deno.env.get(name));
   const dockerConfig = read("DOCKER_CONFIG");
   if (dockerConfig) return join(dockerConfig, "config.json");

@@ -14,13 +14,13 @@ import type { Credential } from "./credentials.ts";
 /** Options for {@linkcode verifyCredentials}. */
 export interface VerifyCredentialsOptions {
   /** Use `http://` instead of `https://`. Default `false`. */
-  plainHttp?: boolean;
+  plainHttp?: boolean | undefined;
   /** The fetch to use. */
-  fetch?: typeof fetch;
+  fetch?: typeof fetch | undefined;
   /** User-Agent header. */
-  userAgent?: string;
+  userAgent?: string | undefined;
   /** Aborts the check. */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
 }
 
 /** How the registry authenticated the credential. */
@@ -51,7 +51,7 @@ export interface VerifyCredentialsResult {
  *
  * @example Check a login before saving it
  * ```ts ignore
- * import { DockerConfig, verifyCredentials } from "../../mod.ts";
+ * import { DockerConfig, verifyCredentials } from "./mod.ts";
  * const credential = { username: "ada", password: "s3cret" };
  * await verifyCredentials("registry.example.com", credential);
  * const config = await DockerConfig.load();

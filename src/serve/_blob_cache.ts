@@ -44,11 +44,11 @@ export interface BlobSource {
 /** Tuning of fills. */
 export interface BlobCacheOptions {
   /** Resumes of a fill after a drop or stall. Default 5. */
-  retries?: number;
+  retries?: number | undefined;
   /** Milliseconds without data before a fill attempt is abandoned. Default 30 s. */
-  stallTimeout?: number;
+  stallTimeout?: number | undefined;
   /** First backoff delay in ms, doubling up to 10 s. Default 250. */
-  retryDelay?: number;
+  retryDelay?: number | undefined;
 }
 
 const READ_SIZE = 1024 * 1024;

@@ -6,35 +6,27 @@
  * immutable, never.
  */
 
-import { digestMismatch, sizeMismatch } from "../_errors.ts";
-import {
-  InvalidImageError,
-  NotFoundError,
-  RegistryError,
-  UnauthorizedError,
-} from "../errors.ts";
-import { type Digest, digestOf } from "../oci/digest.ts";
+import { NotFoundError, RegistryError, UnauthorizedError } from "../errors.ts";
+import type { Digest } from "../oci/digest.ts";
 import {
   type Descriptor,
-  isManifestMediaType,
   MAX_MANIFEST_BYTES,
   OCI_INDEX_MEDIA_TYPE,
   OCI_MANIFEST_MEDIA_TYPE,
   type ParsedManifest,
   parseManifest,
 } from "../oci/manifest.ts";
-import { formatPlatform, type Platform } from "../oci/platform.ts";
+import type { Platform } from "../oci/platform.ts";
 import { formatReference, type Reference } from "../oci/reference.ts";
-import { readLimitedBytes } from "../net/_limited.ts";
 import type { RegistryClient, Repository } from "../registry/client.ts";
 import { MAX_CONFIG_BYTES } from "../spec/config.ts";
-import {
-  type IronCoreImage,
-  resolveImage,
-} from "../spec/image_from_manifest.ts";
-import type { Store } from "../store/store.ts";
-import { selectPlatform } from "../oci/platform.ts";
 import { blobStoreOf } from "../store/_internal.ts";
+import type { Store } from "../store/store.ts";
+import { fetchConfig, type ImageDocuments } from "../image/_documents.ts";
+import {
+  type ResolvedImage,
+  resolveDocuments,
+} from "../image/resolve_image.ts";
 
 /** Where an image's manifests came from. */
 export type ImageSource = "registry" | "store";
@@ -46,22 +38,10 @@ interface Doc {
   source: ImageSource;
 }
 
-/** An image resolved for one platform. */
-export interface ResolvedImage {
-  /** The reference asked for, in full form. */
-  reference: string;
+/** An image resolved for one platform, and where it came from. */
+export interface ServedImage extends ResolvedImage {
   /** Registry and repository. */
   repo: Repository;
-  /** Descriptor of what the reference points at (index or manifest). */
-  top: Descriptor;
-  /** Descriptor of the platform's manifest. */
-  manifest: Descriptor;
-  /** Platform of the manifest, from the index. */
-  platform?: Platform;
-  /** Every platform of the index; empty for a single manifest. */
-  platforms: string[];
-  /** The IronCore image. */
-  image: IronCoreImage;
   /** Where the manifests came from. */
   source: ImageSource;
 }
@@ -69,7 +49,7 @@ export interface ResolvedImage {
 /** Settings of the resolver. */
 export interface ImageResolverOptions {
   client: RegistryClient;
-  store?: Store;
+  store?: Store | undefined;
   /** Keep configs in the store. */
   cache: boolean;
   /** Milliseconds between re-resolutions of a tag. */
@@ -131,46 +111,39 @@ export class ImageResolver {
    * @param platform Platform asked for, if any.
    * @returns The image.
    */
-  async resolve(ref: Reference, platform?: Platform): Promise<ResolvedImage> {
+  async resolve(
+    ref: Reference,
+    platform?: Platform | undefined,
+  ): Promise<ServedImage> {
     const repo = { registry: ref.registry, repository: ref.repository };
     const top = await this.#top(ref, repo);
-    let doc = top;
-    let entry: Descriptor | undefined;
-    const platforms: string[] = [];
-    if (top.parsed.kind === "index") {
-      const entries = top.parsed.index.manifests;
-      for (const m of entries) {
-        platforms.push(m.platform ? formatPlatform(m.platform) : "unknown");
-      }
-      entry = platform === undefined && entries.length === 1
-        ? entries[0]!
-        : selectPlatform(entries, platform ?? this.#o.platform);
-      if (!isManifestMediaType(entry.mediaType)) {
-        throw new InvalidImageError(
-          `Invalid index ${top.descriptor.digest}: entry ${entry.digest} has media type ${entry.mediaType}, expected an image manifest`,
+    let source = top.source;
+    const docs: ImageDocuments = {
+      name: formatReference(ref),
+      descriptor: top.descriptor,
+      top: () => Promise.resolve(top),
+      manifest: async (entry) => {
+        const doc = await this.#byDigest(
+          repo,
+          entry.digest,
+          top.source,
+          entry,
         );
-      }
-      doc = await this.#byDigest(repo, entry.digest, top.source, entry);
-      if (doc.parsed.kind !== "manifest") {
-        throw new InvalidImageError(
-          `Invalid index ${top.descriptor.digest}: entry ${entry.digest} is itself an index`,
-        );
-      }
-    }
-    if (doc.parsed.kind !== "manifest") throw new Error("unreachable");
-    const manifest = doc.parsed.manifest;
-    const config = await this.#config(repo, manifest.config);
-    const resolved: ResolvedImage = {
-      reference: formatReference(ref),
-      repo,
-      top: top.descriptor,
-      manifest: doc.descriptor,
-      platforms,
-      image: resolveImage(manifest, config),
-      source: doc.source,
+        source = doc.source;
+        return {
+          ...doc,
+          descriptor: { ...doc.descriptor, mediaType: entry.mediaType },
+        };
+      },
+      config: (d) => this.#config(repo, d),
+      blob: () => Promise.reject(new TypeError("Not used")),
     };
-    if (entry?.platform) resolved.platform = entry.platform;
-    return resolved;
+    const resolved = await resolveDocuments(docs, {
+      platform,
+      fallback: this.#o.platform,
+      anonymous: true,
+    });
+    return { ...resolved, repo, source };
   }
 
   async #top(ref: Reference, repo: Repository): Promise<Doc> {
@@ -207,7 +180,9 @@ export class ImageResolver {
     try {
       if (before?.source === "registry") {
         // An unchanged tag costs one HEAD, no body.
-        const d = await this.#o.client.headManifest(repo, tag);
+        const d = await this.#o.client.headManifest(repo, tag, {
+          signal: this.#o.signal,
+        });
         if (d?.digest === before.descriptor.digest) return before;
       }
       const m = await this.#o.client.getManifest(repo, tag, {
@@ -249,7 +224,7 @@ export class ImageResolver {
     repo: Repository,
     digest: Digest,
     prefer: ImageSource,
-    expected?: Descriptor,
+    expected?: Descriptor | undefined,
   ): Promise<Doc> {
     let doc = this.#docs.get(digest);
     if (!doc) {
@@ -262,11 +237,6 @@ export class ImageResolver {
       }
       remember(this.#docs, digest, doc);
     }
-    if (expected !== undefined && doc.descriptor.size !== expected.size) {
-      throw new InvalidImageError(
-        `Invalid index: entry ${digest} declares ${expected.size} bytes, the manifest has ${doc.descriptor.size}`,
-      );
-    }
     // A manifest reached through a local index is a local image.
     return prefer === "store" && doc.source !== "store"
       ? { ...doc, source: "store" }
@@ -275,7 +245,7 @@ export class ImageResolver {
 
   async #storeDoc(
     digest: Digest,
-    expected?: Descriptor,
+    expected?: Descriptor | undefined,
   ): Promise<Doc | undefined> {
     const store = this.#o.store;
     if (!store) return undefined;
@@ -306,35 +276,12 @@ export class ImageResolver {
   async #config(repo: Repository, d: Descriptor): Promise<Uint8Array> {
     const known = this.#configs.get(d.digest);
     if (known) return known;
-    if (d.size > MAX_CONFIG_BYTES) {
-      throw new InvalidImageError(
-        `Invalid image: config ${d.digest} is ${d.size} bytes, over the ${MAX_CONFIG_BYTES}-byte limit`,
-      );
-    }
     const store = this.#o.store;
     let bytes: Uint8Array | undefined;
     if (store && await store.hasBlob(d.digest, d.size)) {
-      bytes = await store.readBlob(d);
+      bytes = await store.readBlob(d, { maxBytes: MAX_CONFIG_BYTES });
     } else {
-      const res = await this.#o.client.getBlob(repo, d.digest, {
-        signal: this.#o.signal,
-      });
-      bytes = await readLimitedBytes(
-        res,
-        d.size,
-        () => sizeMismatch(d.size, d.size + 1, `config ${d.digest}`),
-      );
-      if (bytes.byteLength !== d.size) {
-        throw sizeMismatch(
-          d.size,
-          bytes.byteLength,
-          `config ${d.digest}`,
-        );
-      }
-      const actual = digestOf(bytes);
-      if (actual !== d.digest) {
-        throw digestMismatch(d.digest, actual, `config ${d.digest}`);
-      }
+      bytes = await fetchConfig(this.#o.client, repo, d, this.#o.signal);
       if (store && this.#o.cache) {
         await blobStoreOf(store).putBytes(bytes, d.mediaType);
       }

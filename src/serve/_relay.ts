@@ -14,13 +14,13 @@ export type RelayEnd = (bytes: number, error?: unknown) => void;
 /** Options for {@linkcode relay}. */
 export interface RelayOptions {
   /** Check size and digest of the whole stream before its last block goes out. */
-  verify?: { digest: Digest; size: number; what: string };
+  verify?: { digest: Digest; size: number; what: string } | undefined;
   /** Bytes to drop from the start (a server that ignored a range). */
-  skip?: number;
+  skip?: number | undefined;
   /** Bytes to pass on at most; the source is cancelled after them. */
-  take?: number;
+  take?: number | undefined;
   /** Called once when the stream ends, fails or is cancelled. */
-  onEnd?: RelayEnd;
+  onEnd?: RelayEnd | undefined;
 }
 
 /** The error a relay ends with when the client goes away. */

@@ -23,15 +23,22 @@ import {
   type Platform,
 } from "../oci/platform.ts";
 import { parseReference, type Reference } from "../oci/reference.ts";
-import type { RegistryClient } from "../registry/client.ts";
+import { RegistryClient } from "../registry/client.ts";
 import type { LayerKind } from "../spec/media_types.ts";
 import { layerKinds } from "../spec/image_from_manifest.ts";
 import type { Store } from "../store/store.ts";
 import { hostPlatform } from "../oci/platform.ts";
 import { BlobCache } from "./_blob_cache.ts";
 import { parseRange } from "./_http_range.ts";
-import { ImageResolver, type ResolvedImage } from "./_image_resolver.ts";
+import { imageJson } from "./_image_json.ts";
+import { ImageResolver, type ServedImage } from "./_image_resolver.ts";
 import { ClientGoneError, relay, type RelayEnd } from "./_relay.ts";
+
+export type {
+  BootBlobJson,
+  BootImageJson,
+  BootLayerJson,
+} from "./_image_json.ts";
 
 /** What a boot URL can ask for: a layer kind, or the image's config. */
 export type BootLayer = LayerKind | "config";
@@ -61,52 +68,55 @@ export interface AccessLogEntry {
   /** Milliseconds from request to the end of the body. */
   durationMs: number;
   /** Client address, when the server passed it. */
-  remoteAddr?: string;
+  remoteAddr?: string | undefined;
   /** Why the request failed, or why its body broke off. */
-  error?: string;
+  error?: string | undefined;
 }
 
 /** Options for {@linkcode createBootHandler}. */
 export interface BootHandlerOptions {
-  /** Registry client; its credentials and token cache serve every request. */
-  client: RegistryClient;
+  /**
+   * Registry client; its credentials and token cache serve every request.
+   * Default: a new {@linkcode RegistryClient}.
+   */
+  client?: RegistryClient | undefined;
   /**
    * Local store: images that exist only there are served from it, and blobs
    * it holds are read from it instead of the registry.
    */
-  store?: Store;
+  store?: Store | undefined;
   /**
    * Keep every blob served in {@linkcode BootHandlerOptions.store}
    * (digest-verified), so later downloads do not touch the registry.
    * Concurrent requests for a blob not yet cached share one registry
    * download. Default `false`.
    */
-  cache?: boolean;
+  cache?: boolean | undefined;
   /** Platform of an index when a request names none. Default this machine's. */
-  platform?: Platform;
+  platform?: Platform | undefined;
   /** Milliseconds a tag's resolution is reused before asking again. Default 60 s. */
-  resolveInterval?: number;
+  resolveInterval?: number | undefined;
   /** Path prefix the handler is mounted under, e.g. `/boot`. Default none. */
-  basePath?: string;
+  basePath?: string | undefined;
   /**
    * Start of the layer URLs in the image JSON, e.g. `https://boot.example`.
    * Default: the request's origin and {@linkcode BootHandlerOptions.basePath}.
    */
-  baseUrl?: string;
+  baseUrl?: string | undefined;
   /** Called once per request when its response has ended. */
-  onLog?: (entry: AccessLogEntry) => void;
+  onLog?: ((entry: AccessLogEntry) => void) | undefined;
   /** Stops the handler: new requests get 503, cache fills stop. */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
   /** Resumes of a cache fill after a drop or stall. Default 5. */
-  retries?: number;
+  retries?: number | undefined;
   /** Milliseconds without data before a cache fill attempt is abandoned. Default 30 s. */
-  stallTimeout?: number;
+  stallTimeout?: number | undefined;
 }
 
 /** Connection details a server passes along with a request. */
 export interface BootRequestInfo {
   /** The client's address. */
-  remoteAddr?: Deno.Addr;
+  remoteAddr?: Deno.Addr | undefined;
 }
 
 /** A request handler for `Deno.serve`, with a way to stop its background work. */
@@ -136,7 +146,7 @@ type AccessLog = (status: number, bytes: number, error?: unknown) => void;
 interface Reply {
   response: Response;
   /** Bytes of a body that is already complete; absent for a stream that logs itself. */
-  bytes?: number;
+  bytes?: number | undefined;
 }
 
 function reply(response: Response, body: string | null): Reply {
@@ -294,7 +304,7 @@ function etagMatches(header: string | null, etag: string): boolean {
  * ```
  */
 export function createBootHandler(options: BootHandlerOptions): BootHandler {
-  const client = options.client;
+  const client = options.client ?? new RegistryClient();
   const store = options.store;
   const controller = new AbortController();
   const signal = controller.signal;
@@ -320,53 +330,15 @@ export function createBootHandler(options: BootHandlerOptions): BootHandler {
     : undefined;
   const caching = options.cache === true && blobs !== undefined;
 
-  function imageUrl(req: URL, image: ResolvedImage, layer: BootLayer): string {
-    const base = options.baseUrl?.replace(/\/+$/, "") ??
-      `${req.origin}${basePath}`;
-    const pinned =
-      `${image.repo.registry}/${image.repo.repository}@${image.manifest.digest}`;
-    return `${base}${IMAGES_PREFIX}${encodeURIComponent(pinned)}/${layer}`;
-  }
-
-  function imageJson(url: URL, image: ResolvedImage): unknown {
-    const describe = (d: Descriptor, layer: BootLayer) => ({
-      mediaType: d.mediaType,
-      digest: d.digest,
-      size: d.size,
-      url: imageUrl(url, image, layer),
-    });
-    const layers: Record<string, unknown> = {};
-    for (const kind of layerKinds(image.image)) {
-      layers[kind] = {
-        ...describe(image.image[kind]!, kind),
-        legacy: image.image.legacy.includes(kind),
-      };
-    }
-    return {
-      reference: image.reference,
-      mediaType: image.top.mediaType,
-      digest: image.top.digest,
-      size: image.top.size,
-      manifest: {
-        mediaType: image.manifest.mediaType,
-        digest: image.manifest.digest,
-        size: image.manifest.size,
-      },
-      platform: image.platform ? formatPlatform(image.platform) : null,
-      platforms: image.platforms,
-      variant: image.image.variant ?? null,
-      title: image.image.title ?? null,
-      commandLine: image.image.config.commandLine ?? null,
-      source: image.source,
-      config: describe(image.image.configDescriptor, "config"),
-      layers,
-    };
+  /** Where the image URLs of the JSON start. */
+  function baseOf(req: URL): string {
+    return options.baseUrl?.replace(/\/+$/, "") ?? `${req.origin}${basePath}`;
   }
 
   async function serveBlob(
     req: Request,
     ref: Reference,
-    image: ResolvedImage,
+    image: ServedImage,
     layer: BootLayer,
     d: Descriptor,
     log: AccessLog,
@@ -546,7 +518,12 @@ export function createBootHandler(options: BootHandlerOptions): BootHandler {
     }
     const image = await resolver.resolve(ref, platform);
     if (layer === undefined) {
-      const json = JSON.stringify(imageJson(url, image), null, 2) + "\n";
+      const json = JSON.stringify(
+        imageJson(image, `${baseOf(url)}${IMAGES_PREFIX}`),
+        null,
+        2,
+      ) +
+        "\n";
       const body = req.method === "HEAD" ? null : json;
       return reply(
         new Response(body, {
@@ -579,7 +556,7 @@ export function createBootHandler(options: BootHandlerOptions): BootHandler {
 
   async function handle(
     req: Request,
-    info?: BootRequestInfo,
+    info?: BootRequestInfo | undefined,
   ): Promise<Response> {
     const t0 = performance.now();
     const url = new URL(req.url);

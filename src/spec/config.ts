@@ -9,7 +9,7 @@ import { InvalidImageError } from "../errors.ts";
 /** The IronCore image config: what a machine needs besides the layers. */
 export interface ImageConfig {
   /** Kernel command line to boot with. */
-  commandLine?: string;
+  commandLine?: string | undefined;
 }
 
 /** Largest config blob accepted, in bytes. */

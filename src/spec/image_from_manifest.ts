@@ -26,29 +26,29 @@ export interface IronCoreImage {
   /** Descriptor of the config blob. */
   configDescriptor: Descriptor;
   /** Boot variant from the manifest's `variant` annotation. */
-  variant?: Variant;
+  variant?: Variant | undefined;
   /** Title from the manifest's `org.opencontainers.image.title` annotation. */
-  title?: string;
+  title?: string | undefined;
   /** Kernel layer. */
-  kernel?: Descriptor;
+  kernel?: Descriptor | undefined;
   /** Initramfs layer. */
-  initramfs?: Descriptor;
+  initramfs?: Descriptor | undefined;
   /** Root file system layer. */
-  rootfs?: Descriptor;
+  rootfs?: Descriptor | undefined;
   /** Raw disk image layer. */
-  disk?: Descriptor;
+  disk?: Descriptor | undefined;
   /** Squashfs root file system layer. */
-  squashfs?: Descriptor;
+  squashfs?: Descriptor | undefined;
   /** Unified kernel image layer. */
-  uki?: Descriptor;
+  uki?: Descriptor | undefined;
   /** Bootable ISO layer. */
-  iso?: Descriptor;
+  iso?: Descriptor | undefined;
   /** Layer kinds that were found only under a legacy media type. */
   legacy: LayerKind[];
 }
 
 /**
- * Resolves a manifest and its config blob into an IronCore image. Current
+ * Reads a manifest and its config blob as an IronCore image. Current
  * media types win over legacy ones; an unknown layer media type, or two layers
  * of the same kind and generation, is an error.
  *
@@ -59,10 +59,10 @@ export interface IronCoreImage {
  *
  * @example Resolve a kernel-only image
  * ```ts
- * import { resolveImage } from "./image_from_manifest.ts";
+ * import { imageFromManifest } from "./image_from_manifest.ts";
  * import { encodeJson } from "../oci/manifest.ts";
  * const cfg = encodeJson({ commandLine: "console=ttyS0" });
- * const image = resolveImage({
+ * const image = imageFromManifest({
  *   schemaVersion: 2,
  *   config: { mediaType: "application/vnd.ironcore.image.config.v1+json", digest: cfg.digest, size: cfg.size },
  *   layers: [{ mediaType: "application/vnd.ironcore.image.kernel", digest: cfg.digest, size: 1 }],
@@ -70,7 +70,7 @@ export interface IronCoreImage {
  * console.log(image.kernel?.size, image.config.commandLine);
  * ```
  */
-export function resolveImage(
+export function imageFromManifest(
   manifest: ImageManifest,
   configBytes: Uint8Array,
 ): IronCoreImage {

@@ -30,7 +30,7 @@ import {
   VARIANTS,
 } from "./media_types.ts";
 
-/** One problem found by {@linkcode validateImage}. */
+/** One problem found by {@linkcode validateDocuments}. */
 export interface Finding {
   /** `error` makes the image invalid; `warning` is worth a look. */
   level: "error" | "warning";
@@ -44,7 +44,7 @@ export interface Finding {
   message: string;
 }
 
-/** What {@linkcode validateImage} found. */
+/** What {@linkcode validateDocuments} found. */
 export interface ValidationResult {
   /** `true` when there is no finding of level `error`. */
   ok: boolean;
@@ -59,7 +59,7 @@ export interface IndexInput {
   /** The parsed index. */
   index: ImageIndex;
   /** The raw bytes, when at hand, to check against the descriptor. */
-  bytes?: Uint8Array;
+  bytes?: Uint8Array | undefined;
 }
 
 /** One image manifest, as loaded. */
@@ -69,14 +69,14 @@ export interface ManifestInput {
   /** The parsed manifest. */
   manifest: ImageManifest;
   /** The raw manifest bytes, when at hand, to check against the descriptor. */
-  bytes?: Uint8Array;
+  bytes?: Uint8Array | undefined;
   /**
    * The config blob's bytes. Left out, the config's content is not checked
    * (only its media type), unless `configError` says why it is missing.
    */
   config?: Uint8Array | undefined;
   /** Why the config blob could not be loaded (missing, wrong digest, …). */
-  configError?: string;
+  configError?: string | undefined;
 }
 
 /** An index entry whose manifest could not be loaded. */
@@ -88,16 +88,16 @@ export interface UnloadedManifest {
 }
 
 /**
- * Everything {@linkcode validateImage} checks. Either an index with the
+ * Everything {@linkcode validateDocuments} checks. Either an index with the
  * manifests its entries point to (matched by digest), or one manifest.
  */
 export interface ImageInput {
   /** The index, when the image has one. */
-  index?: IndexInput;
+  index?: IndexInput | undefined;
   /** The image manifests: one per distinct index entry, or the only one. */
   manifests: ManifestInput[];
   /** Index entries whose manifests could not be loaded. */
-  unloaded?: UnloadedManifest[];
+  unloaded?: UnloadedManifest[] | undefined;
 }
 
 const METAL_ROOTS: readonly LayerKind[] = ["rootfs", "squashfs", "disk"];
@@ -441,7 +441,7 @@ function checkManifest(
  *
  * @example Check a kernel-only image without variant
  * ```ts
- * import { validateImage } from "./validate_documents.ts";
+ * import { validateDocuments } from "./validate_documents.ts";
  * import { encodeJson } from "../oci/manifest.ts";
  * const cfg = encodeJson({ commandLine: "console=ttyS0" });
  * const manifest = encodeJson({
@@ -450,7 +450,7 @@ function checkManifest(
  *   config: { mediaType: "application/vnd.ironcore.image.config.v1+json", digest: cfg.digest, size: cfg.size },
  *   layers: [{ mediaType: "application/vnd.ironcore.image.kernel", digest: cfg.digest, size: 1 }],
  * });
- * const result = validateImage({
+ * const result = validateDocuments({
  *   manifests: [{
  *     descriptor: { mediaType: "application/vnd.oci.image.manifest.v1+json", digest: manifest.digest, size: manifest.size },
  *     manifest: JSON.parse(new TextDecoder().decode(manifest.bytes)),
@@ -461,7 +461,7 @@ function checkManifest(
  * for (const f of result.findings) console.log(`${f.level}: ${f.path}: ${f.message}`);
  * ```
  */
-export function validateImage(input: ImageInput): ValidationResult {
+export function validateDocuments(input: ImageInput): ValidationResult {
   const out = new Findings();
   const byDigest = new Map<string, ManifestInput>();
   for (const m of input.manifests) {

@@ -269,7 +269,7 @@ export class BlobStore {
   async putFile(
     path: string,
     mediaType: string,
-    options: OperationOptions & { name?: string } = {},
+    options: OperationOptions & { name?: string | undefined } = {},
   ): Promise<Descriptor> {
     await this.#prepare();
     const name = options.name ?? path;
@@ -394,7 +394,9 @@ export class BlobStore {
    * @throws {SizeMismatchError} When the size differs.
    */
   async putStream(
-    descriptor: Pick<Descriptor, "digest" | "size"> & { name?: string },
+    descriptor: Pick<Descriptor, "digest" | "size"> & {
+      name?: string | undefined;
+    },
     body: ReadableStream<Uint8Array>,
     options: OperationOptions = {},
   ): Promise<void> {

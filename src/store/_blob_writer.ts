@@ -99,7 +99,7 @@ export class BlobWriter {
     limit: number,
     onOverflow: (seen: number) => Error,
     onBytes?: (n: number) => void,
-    signal?: AbortSignal,
+    signal?: AbortSignal | undefined,
   ): Promise<void> {
     let byob: ReadableStreamBYOBReader | undefined;
     try {
@@ -194,7 +194,7 @@ export async function copyFileInto(
   src: Deno.FsFile,
   writer: BlobWriter,
   onBytes?: (n: number) => void,
-  signal?: AbortSignal,
+  signal?: AbortSignal | undefined,
 ): Promise<void> {
   for (;;) {
     signal?.throwIfAborted();

@@ -7,13 +7,13 @@
 /** Options for {@linkcode fileStream}. */
 export interface FileStreamOptions {
   /** Byte offset to start at. */
-  offset?: number;
+  offset?: number | undefined;
   /** Bytes to stream; default to the end of the file. */
-  length?: number;
+  length?: number | undefined;
   /** Called with the running byte count, every 100 ms without `length`. */
-  onBytes?: (n: number) => void;
+  onBytes?: ((n: number) => void) | undefined;
   /** Stops progress polling when aborted (the consumer is done). */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
 }
 
 /**

@@ -28,7 +28,7 @@ import { BUFFER_SIZE } from "./_blob_writer.ts";
 export async function hashOpenFile(
   file: Deno.FsFile,
   onBytes?: (n: number) => void,
-  signal?: AbortSignal,
+  signal?: AbortSignal | undefined,
 ): Promise<{ digest: Digest; size: number }> {
   const hash = new Sha256();
   let current = new Uint8Array(BUFFER_SIZE);
@@ -73,7 +73,7 @@ export async function hashOpenFile(
 export async function hashFile(
   path: string,
   onBytes?: (n: number) => void,
-  signal?: AbortSignal,
+  signal?: AbortSignal | undefined,
 ): Promise<{ digest: Digest; size: number }> {
   using file = await Deno.open(path, { read: true });
   return await hashOpenFile(file, onBytes, signal);

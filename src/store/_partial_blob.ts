@@ -34,7 +34,7 @@ export interface PartialBlobPaths {
   /** Flush to disk before the rename. */
   durable: boolean;
   /** Blobs at least this large are hashed on a worker thread. */
-  workerThreshold?: number;
+  workerThreshold?: number | undefined;
 }
 
 async function sizeOf(path: string): Promise<number | undefined> {
@@ -97,7 +97,7 @@ export class PartialBlob {
     paths: PartialBlobPaths,
     descriptor: { digest: Digest; size: number },
     hash: Sha256,
-    worker?: WorkerWriter,
+    worker?: WorkerWriter | undefined,
   ) {
     this.#file = file;
     this.#paths = paths;
@@ -205,7 +205,10 @@ export class PartialBlob {
    */
   async append(
     body: ReadableStream<Uint8Array>,
-    options: { onBytes?: (n: number) => void; signal?: AbortSignal } = {},
+    options: {
+      onBytes?: ((n: number) => void) | undefined;
+      signal?: AbortSignal | undefined;
+    } = {},
   ): Promise<void> {
     if (this.#worker) {
       await this.#worker.readFrom(

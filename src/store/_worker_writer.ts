@@ -130,7 +130,7 @@ export class WorkerWriter {
     limit: number,
     onOverflow: (seen: number) => Error,
     onBytes?: (n: number) => void,
-    signal?: AbortSignal,
+    signal?: AbortSignal | undefined,
   ): Promise<void> {
     let byob: ReadableStreamBYOBReader | undefined;
     try {

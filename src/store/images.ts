@@ -15,7 +15,7 @@ import { tagIndexOf } from "./_internal.ts";
 /** One row of {@linkcode listImages}. */
 export interface ImageSummary {
   /** Full reference of the tag, or `undefined` for an untagged entry. */
-  reference?: string;
+  reference?: string | undefined;
   /** Descriptor of the manifest or index. */
   descriptor: Descriptor;
   /** Total bytes of the image: manifests, configs and layers, each counted once. */
@@ -29,13 +29,13 @@ export interface ManifestDetails {
   /** The manifest. */
   manifest: unknown;
   /** The decoded config, when it is JSON. */
-  config?: ImageConfig;
+  config?: ImageConfig | undefined;
 }
 
 /** Output of {@linkcode inspectImage}. */
 export interface ImageDetails {
   /** The full reference, when resolved through a tag. */
-  reference?: string;
+  reference?: string | undefined;
   /** The descriptor of what the reference names. */
   descriptor: Descriptor;
   /** The index, when the reference names one. */
@@ -43,9 +43,9 @@ export interface ImageDetails {
   /** The manifest, when the reference names a single manifest. */
   manifest?: unknown;
   /** The decoded config of a single manifest. */
-  config?: ImageConfig;
+  config?: ImageConfig | undefined;
   /** The manifests of an index, each with its config. */
-  manifests?: ManifestDetails[];
+  manifests?: ManifestDetails[] | undefined;
 }
 
 /**
@@ -60,7 +60,7 @@ export interface ImageDetails {
  *
  * @example
  * ```ts ignore
- * import { deleteImage, Store } from "../../mod.ts";
+ * import { deleteImage, Store } from "./mod.ts";
  * await deleteImage(await Store.open("/tmp/store"), "my-os:1.0");
  * ```
  */
@@ -162,7 +162,7 @@ async function manifestDetails(
  *
  * @example
  * ```ts ignore
- * import { inspectImage, Store } from "../../mod.ts";
+ * import { inspectImage, Store } from "./mod.ts";
  * const details = await inspectImage(await Store.open("/tmp/store"), "my-os:1.0");
  * console.log(JSON.stringify(details, null, 2));
  * ```

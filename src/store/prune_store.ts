@@ -10,20 +10,20 @@ import { type Descriptor, parseManifest } from "../oci/manifest.ts";
 import type { Store } from "./store.ts";
 import { blobStoreOf, tagIndexOf } from "./_internal.ts";
 
-/** Options for {@linkcode prune}. */
-export interface PruneOptions {
+/** Options for {@linkcode pruneStore}. */
+export interface PruneStoreOptions {
   /** Report what would be deleted without deleting. */
-  dryRun?: boolean;
+  dryRun?: boolean | undefined;
   /**
    * Spare blobs and temporary files written or used within this many
    * milliseconds: a concurrent build or pull may be about to tag them.
    * Default 10 minutes.
    */
-  grace?: number;
+  grace?: number | undefined;
 }
 
-/** What {@linkcode prune} deleted (or would delete). */
-export interface PruneResult {
+/** What {@linkcode pruneStore} deleted (or would delete). */
+export interface PruneStoreResult {
   /** Unreferenced blobs removed. */
   blobs: { digest: string; size: number }[];
   /** Stale temporary files removed. */
@@ -34,7 +34,7 @@ export interface PruneResult {
   recent: number;
 }
 
-/** Default grace period of {@linkcode prune}, in milliseconds. */
+/** Default grace period of {@linkcode pruneStore}, in milliseconds. */
 export const DEFAULT_PRUNE_GRACE: number = 10 * 60 * 1000;
 
 /**
@@ -51,15 +51,15 @@ export const DEFAULT_PRUNE_GRACE: number = 10 * 60 * 1000;
  *
  * @example
  * ```ts
- * import { prune, Store } from "../../mod.ts";
- * const result = await prune(await Store.open(await Deno.makeTempDir()), { dryRun: true });
+ * import { pruneStore, Store } from "./mod.ts";
+ * const result = await pruneStore(await Store.open(await Deno.makeTempDir()), { dryRun: true });
  * console.log(result.freed); // 0
  * ```
  */
-export async function prune(
+export async function pruneStore(
   store: Store,
-  options: PruneOptions = {},
-): Promise<PruneResult> {
+  options: PruneStoreOptions = {},
+): Promise<PruneStoreResult> {
   const grace = options.grace ?? DEFAULT_PRUNE_GRACE;
   const cutoff = Date.now() - grace;
   return await tagIndexOf(store).exclusive(async () => {
@@ -92,7 +92,12 @@ export async function prune(
         );
       }
     }
-    const result: PruneResult = { blobs: [], temp: [], freed: 0, recent: 0 };
+    const result: PruneStoreResult = {
+      blobs: [],
+      temp: [],
+      freed: 0,
+      recent: 0,
+    };
     for (const b of await blobStoreOf(store).blobs()) {
       if (reachable.has(b.digest)) continue;
       if (b.lastUsed.getTime() > cutoff) {

@@ -21,13 +21,13 @@ export interface VerifyProblem {
   /** What is wrong: `corrupt`, `missing`, `size`, `invalid`, `index`. */
   kind: "corrupt" | "missing" | "size" | "invalid" | "index";
   /** The blob concerned, when there is one. */
-  digest?: string;
+  digest?: string | undefined;
   /** One line saying what is wrong. */
   message: string;
 }
 
 /** Result of {@linkcode verifyStore}. */
-export interface VerifyResult {
+export interface VerifyStoreResult {
   /** `true` when no problem was found. */
   ok: boolean;
   /** Every problem, in the order found. */
@@ -39,9 +39,9 @@ export interface VerifyResult {
 }
 
 /** Options for {@linkcode verifyStore}. */
-export interface VerifyOptions extends OperationOptions {
+export interface VerifyStoreOptions extends OperationOptions {
   /** Check only the closure of this reference (tag, digest or prefix). */
-  reference?: string;
+  reference?: string | undefined;
 }
 
 /**
@@ -55,15 +55,15 @@ export interface VerifyOptions extends OperationOptions {
  *
  * @example
  * ```ts
- * import { Store, verifyStore } from "../../mod.ts";
+ * import { Store, verifyStore } from "./mod.ts";
  * const result = await verifyStore(await Store.open(await Deno.makeTempDir()));
  * console.log(result.ok); // true
  * ```
  */
 export async function verifyStore(
   store: Store,
-  options: VerifyOptions = {},
-): Promise<VerifyResult> {
+  options: VerifyStoreOptions = {},
+): Promise<VerifyStoreResult> {
   const problems: VerifyProblem[] = [];
   const declared = new Map<string, number>();
   const roots: Descriptor[] = [];

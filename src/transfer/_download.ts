@@ -25,15 +25,15 @@ import { blobStoreOf } from "../store/_internal.ts";
 /** How hard to try. */
 export interface DownloadOptions {
   /** Attempts after the first one fails midway. Default 5. */
-  retries?: number;
+  retries?: number | undefined;
   /** Abort an attempt when no byte arrives for this long (ms). Default 30 s. */
-  stallTimeout?: number;
+  stallTimeout?: number | undefined;
   /** First backoff delay (ms); doubles up to 10 s, with jitter. Default 250. */
-  retryDelay?: number;
+  retryDelay?: number | undefined;
   /** Aborts the download; the partial bytes stay for a later run. */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
   /** Progress. */
-  onProgress?: ProgressCallback;
+  onProgress?: ProgressCallback | undefined;
 }
 
 /**

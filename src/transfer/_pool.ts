@@ -15,7 +15,7 @@ export async function runPool<T>(
   items: readonly T[],
   limit: number,
   fn: (item: T) => Promise<void>,
-  signal?: AbortSignal,
+  signal?: AbortSignal | undefined,
 ): Promise<void> {
   let next = 0;
   let failed: { error: unknown } | undefined;

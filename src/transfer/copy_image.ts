@@ -20,10 +20,11 @@ import {
   withTag,
 } from "../oci/reference.ts";
 import type { OperationOptions, ProgressCallback } from "../progress.ts";
-import type { RegistryClient, Repository } from "../registry/client.ts";
+import { RegistryClient, type Repository } from "../registry/client.ts";
 import { fileStream, type FileStreamOptions } from "../store/_file_stream.ts";
 import type { Store } from "../store/store.ts";
 import { downloadBlob, type DownloadOptions } from "./_download.ts";
+import { putManifests, tagManifest } from "./_manifests.ts";
 import { runPool } from "./_pool.ts";
 import { blobStoreOf, tagIndexOf } from "../store/_internal.ts";
 
@@ -38,28 +39,34 @@ export interface CopyEndpoint {
   /** The image reference. */
   reference: string;
   /** The local store, when this end is a store rather than a registry. */
-  store?: Store;
+  store?: Store | undefined;
 }
 
-/** Options for {@linkcode copy}. */
-export interface CopyOptions extends OperationOptions {
+/** Options for {@linkcode copyImage}. */
+export interface CopyImageOptions extends OperationOptions {
+  /**
+   * The registry client for both ends. Default: a new
+   * {@linkcode RegistryClient}.
+   */
+  client?: RegistryClient | undefined;
   /**
    * When the destination is a registry tag and the image an index, also tag
    * each per-architecture manifest as `<tag>-<arch>`, as
-   * {@linkcode push} does. Default `true`. Ignored for a store destination.
+   * {@linkcode pushImage} does. Default `true`. Ignored for a store
+   * destination.
    */
-  pushSubManifests?: boolean;
+  pushSubManifests?: boolean | undefined;
   /** Blobs transferred at once. Default 4. */
-  concurrency?: number;
+  concurrency?: number | undefined;
   /**
    * Attempts after a download from a registry into a store breaks off
    * midway; each resumes where the last stopped. Default 5.
    */
-  retries?: number;
+  retries?: number | undefined;
 }
 
-/** What {@linkcode copy} did. */
-export interface CopyResult {
+/** What {@linkcode copyImage} did. */
+export interface CopyImageResult {
   /** Full source reference (for a store source resolved by digest, the input). */
   source: string;
   /** Full destination reference. */
@@ -81,7 +88,7 @@ interface Node {
   descriptor: Descriptor;
   bytes: Uint8Array;
   parsed: ParsedManifest;
-  arch?: string;
+  arch?: string | undefined;
 }
 
 interface Blob extends Descriptor {
@@ -91,11 +98,11 @@ interface Blob extends Descriptor {
 
 interface OpenOptions {
   /** Bytes passed so far, counted from the blob's start. */
-  onBytes?: (done: number) => void;
+  onBytes?: ((done: number) => void) | undefined;
   /** Hashes the bytes of an untrusted source on the way. */
-  check?: BlobCheck;
+  check?: BlobCheck | undefined;
   /** Tells the stream its consumer is done (stops progress polling). */
-  done?: AbortSignal;
+  done?: AbortSignal | undefined;
 }
 
 /** Opens a fresh stream of a blob's bytes `[offset, offset + length)`. */
@@ -113,7 +120,7 @@ interface Source {
   children: Node[];
   blobs: Blob[];
   /** The registry repository, for mounts; undefined for a store. */
-  repo?: Repository;
+  repo?: Repository | undefined;
   open: Opener;
 }
 
@@ -150,7 +157,7 @@ function nestedIndex(d: Descriptor): never {
 async function registrySource(
   client: RegistryClient,
   reference: string,
-  options: CopyOptions,
+  options: CopyImageOptions,
 ): Promise<Source> {
   const ref = parseReference(reference);
   const repo = { registry: ref.registry, repository: ref.repository };
@@ -447,8 +454,8 @@ async function toRegistry(
   client: RegistryClient,
   source: Source,
   dst: Reference,
-  result: CopyResult,
-  options: CopyOptions,
+  result: CopyImageResult,
+  options: CopyImageOptions,
 ): Promise<void> {
   const repo = { registry: dst.registry, repository: dst.repository };
   const top = source.top;
@@ -470,7 +477,7 @@ async function toRegistry(
     }
   }
   const target = dst.tag ?? top.descriptor.digest;
-  const existing = await client.headManifest(repo, target);
+  const existing = await client.headManifest(repo, target, { signal });
   const complete = existing?.digest === top.descriptor.digest;
   const mountFrom = source.repo?.registry === repo.registry &&
       source.repo.repository !== repo.repository
@@ -483,14 +490,16 @@ async function toRegistry(
     result.skipped += source.blobs.length;
   } else {
     await runPool(source.blobs, options.concurrency ?? 4, async (blob) => {
-      if (await client.hasBlob(repo, blob.digest, signal ? { signal } : {})) {
+      if (await client.hasBlob(repo, blob.digest, { signal })) {
         result.skipped++;
         blobEvent(progress, blob, "skip");
         return;
       }
       if (
         mountFrom !== undefined &&
-        await client.mountBlob(repo, blob.digest, mountFrom)
+        await client.mountBlob(repo, { digest: blob.digest, from: mountFrom }, {
+          signal,
+        })
       ) {
         result.mounted++;
         blobEvent(progress, blob, "skip");
@@ -517,10 +526,10 @@ async function toRegistry(
         const openOptions: OpenOptions = { done: stopPolling.signal };
         if (onBytes) openOptions.onBytes = onBytes;
         if (check) openOptions.check = check;
-        await client.uploadBlob(
-          repo,
-          blob,
-          async (offset, length) => {
+        await client.uploadBlob(repo, {
+          digest: blob.digest,
+          size: blob.size,
+          open: async (offset, length) => {
             if (check?.error) throw check.error;
             try {
               return await source.open(blob, offset, length, openOptions);
@@ -529,8 +538,7 @@ async function toRegistry(
               throw e;
             }
           },
-          uploadSignal ? { signal: uploadSignal } : {},
-        );
+        }, { signal: uploadSignal });
       } catch (e) {
         // The upload fails with a transport error when its body errors;
         // the body's own error says what went wrong.
@@ -541,28 +549,17 @@ async function toRegistry(
       result.copied++;
       blobEvent(progress, blob, "done");
     }, signal);
-    for (const child of source.children) {
-      await client.putManifest(
-        repo,
-        child.descriptor.digest,
-        child.bytes,
-        child.descriptor.mediaType,
-      );
-    }
-    await client.putManifest(repo, target, top.bytes, top.descriptor.mediaType);
+    await putManifests(client, repo, {
+      children: source.children,
+      top,
+      tagOrDigest: target,
+    }, signal);
   }
   for (const { ref, node } of subs) {
-    const have = complete
-      ? await client.headManifest(repo, ref.tag!)
-      : undefined;
-    if (have?.digest !== node.descriptor.digest) {
-      await client.putManifest(
-        repo,
-        ref.tag!,
-        node.bytes,
-        node.descriptor.mediaType,
-      );
-    }
+    await tagManifest(client, repo, ref.tag!, node, {
+      lookFirst: complete,
+      signal,
+    });
     result.subTags.push(formatReference(ref));
   }
 }
@@ -572,8 +569,8 @@ async function toStore(
   store: Store,
   source: Source,
   dst: Reference,
-  result: CopyResult,
-  options: CopyOptions,
+  result: CopyImageResult,
+  options: CopyImageOptions,
 ): Promise<void> {
   const signal = options.signal;
   const download: DownloadOptions = {};
@@ -635,12 +632,12 @@ async function toStore(
  * uploaded. Manifests are copied byte for byte, so every digest is
  * preserved.
  *
- * @param client The registry client for both ends.
  * @param source Where the image is: a registry reference, or a store and a
  * reference in it.
  * @param destination Where it goes: a registry reference (a tag, or a digest
  * that must match the source's), or a store and the tag to set.
- * @param options Sub-manifest tags, concurrency, abort signal, progress.
+ * @param options Registry client, sub-manifest tags, concurrency, abort
+ * signal, progress.
  * @returns What was copied.
  * @throws {NotFoundError} When the source does not exist; the destination is
  * left unchanged.
@@ -649,32 +646,32 @@ async function toStore(
  *
  * @example Copy between registries
  * ```ts ignore
- * import { copy, RegistryClient } from "../../mod.ts";
- * const result = await copy(
- *   new RegistryClient(),
- *   { reference: "registry-a.example/os/demo:1.0" },
- *   { reference: "registry-b.example/os/demo:1.0" },
+ * import { copyImage } from "../../mod.ts";
+ * const result = await copyImage(
+ *   "registry-a.example/os/demo:1.0",
+ *   "registry-b.example/os/demo:1.0",
  * );
  * console.log(result.descriptor.digest, result.copied, result.skipped);
  * ```
  *
  * @example Push a local image under another name
  * ```ts ignore
- * import { copy, RegistryClient, Store } from "../../mod.ts";
+ * import { copyImage, Store } from "../../mod.ts";
  * const store = await Store.open("/tmp/store");
- * await copy(
- *   new RegistryClient(),
+ * await copyImage(
  *   { store, reference: "my-os:1.0" },
- *   { reference: "registry.example/os/my-os:1.0" },
+ *   "registry.example/os/my-os:1.0",
  * );
  * ```
  */
-export async function copy(
-  client: RegistryClient,
-  source: CopyEndpoint,
-  destination: CopyEndpoint,
-  options: CopyOptions = {},
-): Promise<CopyResult> {
+export async function copyImage(
+  source: string | CopyEndpoint,
+  destination: string | CopyEndpoint,
+  options: CopyImageOptions = {},
+): Promise<CopyImageResult> {
+  const client = options.client ?? new RegistryClient();
+  if (typeof source === "string") source = { reference: source };
+  if (typeof destination === "string") destination = { reference: destination };
   const dst = parseReference(destination.reference);
   if (destination.store && dst.tag === undefined) {
     throw invalidReference(
@@ -686,7 +683,7 @@ export async function copy(
   const src = source.store
     ? await storeSource(source.store, source.reference)
     : await registrySource(client, source.reference, options);
-  const result: CopyResult = {
+  const result: CopyImageResult = {
     source: src.label,
     destination: formatReference(dst),
     descriptor: src.top.descriptor,

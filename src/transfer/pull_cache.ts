@@ -10,14 +10,18 @@ import { formatPlatform, type Platform } from "../oci/platform.ts";
 import { formatReference, parseReference } from "../oci/reference.ts";
 import type { ProgressCallback } from "../progress.ts";
 import { backoffDelay, sleep } from "../net/retry.ts";
-import type { RegistryClient } from "../registry/client.ts";
+import { RegistryClient } from "../registry/client.ts";
 import type { Store } from "../store/store.ts";
-import { pull, type PullOptions, type PullResult } from "./pull_image.ts";
+import {
+  pullImage,
+  type PullImageOptions,
+  type PullImageResult,
+} from "./pull_image.ts";
 
 /** State of one reference in a {@linkcode PullCache}. */
 export type PullState =
   | { state: "pulling"; attempt: number }
-  | { state: "ready"; result: PullResult }
+  | { state: "ready"; result: PullImageResult }
   | { state: "failed"; error: unknown; attempts: number };
 
 /** Event sent to subscribers when a reference changes state. */
@@ -30,14 +34,24 @@ export interface PullEvent {
 
 /** Options for {@linkcode PullCache}. */
 export interface PullCacheOptions {
+  /** The registry client. Default: a new {@linkcode RegistryClient}. */
+  client?: RegistryClient | undefined;
   /** Attempts per request before it fails. Default 3. */
-  attempts?: number;
+  attempts?: number | undefined;
   /** First delay between attempts (ms), doubling each time. Default 1000. */
-  retryDelay?: number;
+  retryDelay?: number | undefined;
   /** Blobs transferred at once per pull. */
-  concurrency?: number;
+  concurrency?: number | undefined;
   /** Progress of every pull. */
-  onProgress?: ProgressCallback;
+  onProgress?: ProgressCallback | undefined;
+}
+
+/** Options for {@linkcode PullCache.pull}. */
+export interface PullCachePullOptions {
+  /** Pull only this platform of an index. */
+  platform?: Platform | undefined;
+  /** Stops waiting for this caller; the shared pull goes on. */
+  signal?: AbortSignal | undefined;
 }
 
 function keyOf(reference: string, platform?: Platform): string {
@@ -50,8 +64,8 @@ function keyOf(reference: string, platform?: Platform): string {
  *
  * @example Pull once for many callers
  * ```ts ignore
- * import { PullCache, RegistryClient, Store } from "../../mod.ts";
- * const cache = new PullCache(await Store.open("/var/lib/ironcore"), new RegistryClient());
+ * import { PullCache, Store } from "../../mod.ts";
+ * const cache = new PullCache(await Store.open("/var/lib/ironcore"));
  * const unsubscribe = cache.subscribe((e) => console.log(e.key, e.state.state));
  * const [a, b] = await Promise.all([
  *   cache.pull("registry.example.com/os/demo:1.0"),
@@ -64,24 +78,19 @@ export class PullCache {
   readonly #store: Store;
   readonly #client: RegistryClient;
   readonly #options: PullCacheOptions;
-  readonly #inflight = new Map<string, Promise<PullResult>>();
+  readonly #inflight = new Map<string, Promise<PullImageResult>>();
   readonly #states = new Map<string, PullState>();
   readonly #listeners = new Set<(e: PullEvent) => void>();
 
   /**
-   * Creates a cache over a store and a registry client.
+   * Creates a cache over a store.
    *
    * @param store Where images are pulled to.
-   * @param client The registry client.
-   * @param options Retries, concurrency, progress.
+   * @param options Registry client, retries, concurrency, progress.
    */
-  constructor(
-    store: Store,
-    client: RegistryClient,
-    options: PullCacheOptions = {},
-  ) {
+  constructor(store: Store, options: PullCacheOptions = {}) {
     this.#store = store;
-    this.#client = client;
+    this.#client = options.client ?? new RegistryClient();
     this.#options = options;
   }
 
@@ -107,8 +116,8 @@ export class PullCache {
    */
   pull(
     reference: string,
-    options: { platform?: Platform; signal?: AbortSignal } = {},
-  ): Promise<PullResult> {
+    options: PullCachePullOptions = {},
+  ): Promise<PullImageResult> {
     const key = keyOf(reference, options.platform);
     let p = this.#inflight.get(key);
     if (!p) {
@@ -120,7 +129,7 @@ export class PullCache {
     if (!options.signal) return p;
     const signal = options.signal;
     // One caller giving up does not cancel the shared pull.
-    return new Promise<PullResult>((resolve, reject) => {
+    return new Promise<PullImageResult>((resolve, reject) => {
       const onAbort = () => reject(signal.reason);
       signal.addEventListener("abort", onAbort, { once: true });
       p.then(resolve, reject).finally(() =>
@@ -132,22 +141,20 @@ export class PullCache {
   async #run(
     key: string,
     reference: string,
-    platform?: Platform,
-  ): Promise<PullResult> {
+    platform?: Platform | undefined,
+  ): Promise<PullImageResult> {
     const attempts = this.#options.attempts ?? 3;
     const delay = this.#options.retryDelay ?? 1000;
     for (let attempt = 1;; attempt++) {
       this.#set(key, { state: "pulling", attempt });
       try {
-        const opts: PullOptions = {};
-        if (platform) opts.platform = platform;
-        if (this.#options.concurrency) {
-          opts.concurrency = this.#options.concurrency;
-        }
-        if (this.#options.onProgress) {
-          opts.onProgress = this.#options.onProgress;
-        }
-        const result = await pull(this.#store, this.#client, reference, opts);
+        const opts: PullImageOptions = {
+          client: this.#client,
+          platform,
+          concurrency: this.#options.concurrency,
+          onProgress: this.#options.onProgress,
+        };
+        const result = await pullImage(this.#store, reference, opts);
         this.#set(key, { state: "ready", result });
         return result;
       } catch (error) {

@@ -10,30 +10,32 @@ import { isManifestMediaType } from "../oci/manifest.ts";
 import { type Platform, selectPlatform } from "../oci/platform.ts";
 import { formatReference, parseReference } from "../oci/reference.ts";
 import type { OperationOptions } from "../progress.ts";
-import type {
-  FetchedManifest,
+import {
+  type FetchedManifest,
   RegistryClient,
-  Repository,
+  type Repository,
 } from "../registry/client.ts";
 import type { Store } from "../store/store.ts";
 import { downloadBlob, type DownloadOptions } from "./_download.ts";
 import { runPool } from "./_pool.ts";
 import { blobStoreOf, tagIndexOf } from "../store/_internal.ts";
 
-/** Options for {@linkcode pull}. */
-export interface PullOptions extends OperationOptions {
+/** Options for {@linkcode pullImage}. */
+export interface PullImageOptions extends OperationOptions {
+  /** The registry client. Default: a new {@linkcode RegistryClient}. */
+  client?: RegistryClient | undefined;
   /** Pull only this platform of an index, stored as a single-arch image. */
-  platform?: Platform;
+  platform?: Platform | undefined;
   /** Blobs transferred at once. Default 4. */
-  concurrency?: number;
+  concurrency?: number | undefined;
   /** Resumes of a blob download after a drop or stall. Default 5. */
-  retries?: number;
+  retries?: number | undefined;
   /** Milliseconds without data before a download attempt is abandoned. Default 30 s. */
-  stallTimeout?: number;
+  stallTimeout?: number | undefined;
 }
 
-/** What {@linkcode pull} did. */
-export interface PullResult {
+/** What {@linkcode pullImage} did. */
+export interface PullImageResult {
   /** Full reference tagged in the store. */
   reference: string;
   /** Descriptor of the stored manifest or index. */
@@ -55,13 +57,14 @@ async function fetchChild(
   client: RegistryClient,
   repo: Repository,
   d: Descriptor,
+  signal: AbortSignal | undefined,
 ): Promise<FetchedManifest> {
   if (!isManifestMediaType(d.mediaType)) {
     throw new InvalidImageError(
       `Invalid index: entry ${d.digest} has media type ${d.mediaType}, expected an image manifest`,
     );
   }
-  const m = await client.getManifest(repo, d.digest);
+  const m = await client.getManifest(repo, d.digest, { signal });
   if (m.kind !== "manifest") {
     throw new InvalidImageError(
       `Invalid index: entry ${d.digest} is itself an index`,
@@ -81,42 +84,41 @@ async function fetchChild(
  * tags it locally. Blobs already in the store are not downloaded again.
  *
  * @param store The local store.
- * @param client The registry client.
  * @param reference What to pull, e.g. `registry.example.com/os/demo:1.0`.
- * @param options Platform, concurrency, abort signal, progress.
+ * @param options Registry client, platform, concurrency, abort signal,
+ * progress.
  * @returns What was pulled.
  *
  * @example
  * ```ts ignore
- * import { pull, RegistryClient, Store } from "../../mod.ts";
+ * import { pullImage, Store } from "../../mod.ts";
  * const store = await Store.open("/tmp/store");
- * await pull(store, new RegistryClient(), "registry.example.com/os/demo:1.0");
+ * await pullImage(store, "registry.example.com/os/demo:1.0");
  * ```
  */
-export async function pull(
+export async function pullImage(
   store: Store,
-  client: RegistryClient,
   reference: string,
-  options: PullOptions = {},
-): Promise<PullResult> {
+  options: PullImageOptions = {},
+): Promise<PullImageResult> {
+  const client = options.client ?? new RegistryClient();
+  const signal = options.signal;
   const ref = parseReference(reference);
   const repo = { registry: ref.registry, repository: ref.repository };
-  let top = await client.getManifest(
-    repo,
-    ref.digest ?? ref.tag!,
-    options.signal ? { signal: options.signal } : {},
-  );
+  let top = await client.getManifest(repo, ref.digest ?? ref.tag!, {
+    signal,
+  });
   let children: { prefix: string; manifest: FetchedManifest }[] = [];
   if (top.kind === "index") {
     if (options.platform) {
       const d = selectPlatform(top.index.manifests, options.platform);
-      top = await fetchChild(client, repo, d);
+      top = await fetchChild(client, repo, d, signal);
       children = [];
     } else {
       for (const d of top.index.manifests) {
         children.push({
           prefix: d.platform ? `${d.platform.architecture}/` : "",
-          manifest: await fetchChild(client, repo, d),
+          manifest: await fetchChild(client, repo, d, signal),
         });
       }
     }
@@ -133,14 +135,13 @@ export async function pull(
       }
     }
   }
-  const result: PullResult = {
+  const result: PullImageResult = {
     reference: formatReference(ref),
     descriptor: top.descriptor,
     downloaded: 0,
     skipped: 0,
   };
   const progress = options.onProgress;
-  const signal = options.signal;
   const download: DownloadOptions = {};
   if (signal) download.signal = signal;
   if (progress) download.onProgress = progress;

@@ -13,24 +13,27 @@ import {
   withTag,
 } from "../oci/reference.ts";
 import type { OperationOptions } from "../progress.ts";
-import type { RegistryClient } from "../registry/client.ts";
+import { RegistryClient } from "../registry/client.ts";
 import { fileStream, type FileStreamOptions } from "../store/_file_stream.ts";
 import type { Store } from "../store/store.ts";
+import { putManifests, tagManifest } from "./_manifests.ts";
 import { runPool } from "./_pool.ts";
 
-/** Options for {@linkcode push}. */
-export interface PushOptions extends OperationOptions {
+/** Options for {@linkcode pushImage}. */
+export interface PushImageOptions extends OperationOptions {
+  /** The registry client. Default: a new {@linkcode RegistryClient}. */
+  client?: RegistryClient | undefined;
   /**
    * Also tag each per-architecture manifest of an index as `<tag>-<arch>` in
    * the registry. Default `true`.
    */
-  pushSubManifests?: boolean;
+  pushSubManifests?: boolean | undefined;
   /** Blobs transferred at once. Default 4. */
-  concurrency?: number;
+  concurrency?: number | undefined;
 }
 
-/** What {@linkcode push} did. */
-export interface PushResult {
+/** What {@linkcode pushImage} did. */
+export interface PushImageResult {
   /** Full reference pushed. */
   reference: string;
   /** Descriptor of the pushed manifest or index. */
@@ -45,7 +48,11 @@ export interface PushResult {
 
 interface Plan {
   blobs: Map<string, Descriptor & { name: string }>;
-  children: { descriptor: Descriptor; bytes: Uint8Array; arch?: string }[];
+  children: {
+    descriptor: Descriptor;
+    bytes: Uint8Array;
+    arch?: string | undefined;
+  }[];
   bytes: Uint8Array;
 }
 
@@ -93,24 +100,24 @@ async function plan(store: Store, top: Descriptor): Promise<Plan> {
  * again; blobs move in a bounded concurrent pool.
  *
  * @param store The local store.
- * @param client The registry client.
  * @param reference The local tag, which is also the destination.
- * @param options Sub-manifest tags, concurrency, abort signal, progress.
+ * @param options Registry client, sub-manifest tags, concurrency, abort
+ * signal, progress.
  * @returns What was pushed.
  *
  * @example
  * ```ts ignore
- * import { push, RegistryClient, Store } from "../../mod.ts";
+ * import { pushImage, Store } from "../../mod.ts";
  * const store = await Store.open("/tmp/store");
- * await push(store, new RegistryClient(), "registry.example.com/os/demo:1.0");
+ * await pushImage(store, "registry.example.com/os/demo:1.0");
  * ```
  */
-export async function push(
+export async function pushImage(
   store: Store,
-  client: RegistryClient,
   reference: string,
-  options: PushOptions = {},
-): Promise<PushResult> {
+  options: PushImageOptions = {},
+): Promise<PushImageResult> {
+  const client = options.client ?? new RegistryClient();
   const ref: Reference = parseReference(reference);
   if (ref.tag === undefined) {
     throw invalidReference(
@@ -122,7 +129,7 @@ export async function push(
   const { annotations: _a, ...descriptor } = top;
   const repo = { registry: ref.registry, repository: ref.repository };
   const p = await plan(store, descriptor);
-  const result: PushResult = {
+  const result: PushImageResult = {
     reference: formatReference(ref),
     descriptor,
     uploaded: 0,
@@ -131,15 +138,14 @@ export async function push(
   };
   const signal = options.signal;
   const progress = options.onProgress;
-  const existing = await client.headManifest(repo, ref.tag);
+  const existing = await client.headManifest(repo, ref.tag, { signal });
   const complete = existing?.digest === descriptor.digest;
   if (!complete) {
     await runPool(
       [...p.blobs.values()],
       options.concurrency ?? 4,
       async (blob) => {
-        const opts = signal ? { signal } : {};
-        if (await client.hasBlob(repo, blob.digest, opts)) {
+        if (await client.hasBlob(repo, blob.digest, { signal })) {
           result.skipped++;
           progress?.({
             name: blob.name,
@@ -161,26 +167,29 @@ export async function push(
         const stopPolling = new AbortController();
         await client.uploadBlob(
           repo,
-          blob,
-          (offset, length) => {
-            const o: FileStreamOptions = {
-              offset,
-              signal: stopPolling.signal,
-            };
-            if (length !== undefined) o.length = length;
-            if (progress) {
-              o.onBytes = (n) =>
-                progress({
-                  name: blob.name,
-                  digest: blob.digest,
-                  done: offset + n,
-                  total: blob.size,
-                  phase: "progress",
-                });
-            }
-            return fileStream(path, o);
+          {
+            digest: blob.digest,
+            size: blob.size,
+            open: (offset, length) => {
+              const o: FileStreamOptions = {
+                offset,
+                signal: stopPolling.signal,
+              };
+              if (length !== undefined) o.length = length;
+              if (progress) {
+                o.onBytes = (n) =>
+                  progress({
+                    name: blob.name,
+                    digest: blob.digest,
+                    done: offset + n,
+                    total: blob.size,
+                    phase: "progress",
+                  });
+              }
+              return fileStream(path, o);
+            },
           },
-          signal ? { signal } : {},
+          { signal },
         ).finally(() => stopPolling.abort());
         result.uploaded++;
         progress?.({
@@ -193,30 +202,20 @@ export async function push(
       },
       signal,
     );
-    for (const child of p.children) {
-      await client.putManifest(
-        repo,
-        child.descriptor.digest,
-        child.bytes,
-        child.descriptor.mediaType,
-      );
-    }
-    await client.putManifest(repo, ref.tag, p.bytes, descriptor.mediaType);
+    await putManifests(client, repo, {
+      children: p.children,
+      top: { descriptor, bytes: p.bytes },
+      tagOrDigest: ref.tag,
+    }, signal);
   }
   if (options.pushSubManifests ?? true) {
     for (const child of p.children) {
       if (!child.arch) continue;
       const subRef = withTag(ref, `${ref.tag}-${child.arch}`);
-      const tag = subRef.tag!;
-      const have = complete ? await client.headManifest(repo, tag) : undefined;
-      if (have?.digest !== child.descriptor.digest) {
-        await client.putManifest(
-          repo,
-          tag,
-          child.bytes,
-          child.descriptor.mediaType,
-        );
-      }
+      await tagManifest(client, repo, subRef.tag!, child, {
+        lookFirst: complete,
+        signal,
+      });
       result.subTags.push(formatReference(subRef));
     }
   }

@@ -7,9 +7,12 @@
 import assert from "node:assert/strict";
 import { exportArchive } from "../../src/archive/export_archive.ts";
 import { importArchive } from "../../src/archive/import_archive.ts";
-import { build, type BuildResult } from "../../src/build/build_image.ts";
+import {
+  buildImage,
+  type BuildImageResult,
+} from "../../src/build/build_image.ts";
 import { digestOf } from "../../src/oci/digest.ts";
-import { resolveImage } from "../../src/spec/image_from_manifest.ts";
+import { imageFromManifest } from "../../src/spec/image_from_manifest.ts";
 import type { Store } from "../../src/store/store.ts";
 import { writeFiles } from "./fixtures.ts";
 
@@ -18,13 +21,13 @@ export async function demo(
   dir: string,
   store: Store,
   kernel: string | Uint8Array = "kernel bytes",
-): Promise<BuildResult> {
+): Promise<BuildImageResult> {
   const f = await writeFiles(dir, {
     vmlinuz: kernel,
     initrd: "initramfs bytes ".repeat(100),
     cmdline: "console=ttyS0",
   });
-  return await build(store, [
+  return await buildImage(store, [
     {
       arch: "amd64",
       layers: { kernel: f.vmlinuz, initramfs: f.initrd },
@@ -41,7 +44,10 @@ export async function exportToFile(
   name?: string,
 ): Promise<void> {
   const file = await Deno.open(path, { write: true, create: true });
-  await exportArchive(store, ref, file.writable, name ? { name } : {});
+  await exportArchive(store, ref, {
+    writable: file.writable,
+    ...name ? { name } : {},
+  });
 }
 
 export async function importFile(
@@ -75,7 +81,7 @@ export async function resolveAll(store: Store, ref: string): Promise<string[]> {
     const child = await store.readManifest(m);
     assert.equal(child.kind, "manifest");
     if (child.kind !== "manifest") continue;
-    const image = resolveImage(
+    const image = imageFromManifest(
       child.manifest,
       await store.readBlob(child.manifest.config),
     );

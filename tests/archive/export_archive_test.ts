@@ -33,7 +33,8 @@ Deno.test("exportArchive() and importArchive() move an image between stores with
       write: true,
       create: true,
     });
-    const exported = await exportArchive(a, "demo:1", file.writable, {
+    const exported = await exportArchive(a, "demo:1", {
+      writable: file.writable,
       onProgress: (e) => events.push(e),
     });
     assert.equal(exported.reference, "docker.io/library/demo:1");
@@ -87,7 +88,7 @@ Deno.test("exportArchive() writes the same bytes for the same image and streams 
         chunks++;
       },
     });
-    const result = await exportArchive(store, "demo:1", sink);
+    const result = await exportArchive(store, "demo:1", { writable: sink });
     assert.equal(result.bytes, bytes);
     assert.ok(bytes > big.length);
     // Chunk by chunk, never the whole layer at once.
@@ -98,7 +99,8 @@ Deno.test("exportArchive() writes the same bytes for the same image and streams 
     const other = await Store.open(`${dir}/other`);
     const pipe = new TransformStream<Uint8Array, Uint8Array>();
     const [, imported] = await Promise.all([
-      exportArchive(store, built.index.digest, pipe.writable, {
+      exportArchive(store, built.index.digest, {
+        writable: pipe.writable,
         name: "v1",
       }),
       importArchive(other, pipe.readable, { tag: "demo:copy" }),
@@ -174,11 +176,9 @@ Deno.test("exportArchive() refuses an image with a missing blob before writing a
     await Deno.remove(store.blobPath(kernel));
     const chunks: Uint8Array[] = [];
     await assert.rejects(
-      exportArchive(
-        store,
-        "demo:1",
-        new WritableStream({ write: (c) => void chunks.push(c) }),
-      ),
+      exportArchive(store, "demo:1", {
+        writable: new WritableStream({ write: (c) => void chunks.push(c) }),
+      }),
       (e: Error) => {
         assert.ok(e instanceof NotFoundError);
         assert.match(
@@ -190,7 +190,7 @@ Deno.test("exportArchive() refuses an image with a missing blob before writing a
     );
     assert.equal(chunks.length, 0);
     await assert.rejects(
-      exportArchive(store, "nope:1", new WritableStream()),
+      exportArchive(store, "nope:1", { writable: new WritableStream() }),
       NotFoundError,
     );
   });

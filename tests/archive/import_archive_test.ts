@@ -4,7 +4,7 @@
  */
 
 import assert from "node:assert/strict";
-import { build } from "../../src/build/build_image.ts";
+import { buildImage } from "../../src/build/build_image.ts";
 import { DigestMismatchError } from "../../src/errors.ts";
 import { type Digest, digestHex, digestOf } from "../../src/oci/digest.ts";
 import { Store } from "../../src/store/store.ts";
@@ -111,7 +111,7 @@ Deno.test("importArchive() rejects hostile and broken archives and leaves the st
     const good = await Deno.readFile(`${dir}/good.tar`);
     // The target store holds another image, so blobs an import adds show.
     const store = await Store.open(`${dir}/store`);
-    await build(store, [{
+    await buildImage(store, [{
       arch: "amd64",
       layers: {
         kernel: (await writeFiles(dir, { other: "other kernel" })).other,

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { build } from "../../src/build/build_image.ts";
+import { buildImage } from "../../src/build/build_image.ts";
 import { InvalidReferenceError } from "../../src/errors.ts";
 import { type Digest, digestOf, Sha256 } from "../../src/oci/digest.ts";
 import {
@@ -13,7 +13,7 @@ import {
   CONFIG_MEDIA_TYPE,
   LAYER_MEDIA_TYPES,
 } from "../../src/spec/media_types.ts";
-import { resolveImage } from "../../src/spec/image_from_manifest.ts";
+import { imageFromManifest } from "../../src/spec/image_from_manifest.ts";
 import { Store } from "../../src/store/store.ts";
 import { snapshotStore } from "../_helpers/cli.ts";
 import { writeFiles } from "../_helpers/fixtures.ts";
@@ -38,11 +38,11 @@ async function inputs(dir: string) {
   });
 }
 
-Deno.test("build() writes one manifest per architecture and an index over them", async () => {
+Deno.test("buildImage() writes one manifest per architecture and an index over them", async () => {
   await withTempDir(async (dir) => {
     const f = await inputs(dir);
     const store = await Store.open(`${dir}/store`);
-    const result = await build(store, [
+    const result = await buildImage(store, [
       {
         arch: "amd64",
         layers: {
@@ -88,7 +88,7 @@ Deno.test("build() writes one manifest per architecture and an index over them",
     assert.equal(amd64.config.mediaType, CONFIG_MEDIA_TYPE);
     assert.deepEqual(amd64.annotations, { variant: "metal" });
     const config = await Deno.readFile(store.blobPath(amd64.config.digest));
-    const image = resolveImage(amd64, config);
+    const image = imageFromManifest(amd64, config);
     assert.deepEqual(image.config, {
       commandLine: "console=ttyS0 root=/dev/vda",
     });
@@ -158,14 +158,14 @@ Deno.test("build() writes one manifest per architecture and an index over them",
   });
 });
 
-Deno.test("build() of one architecture tags T and T-arch and keeps other tags", async () => {
+Deno.test("buildImage() of one architecture tags T and T-arch and keeps other tags", async () => {
   await withTempDir(async (dir) => {
     const f = await inputs(dir);
     const store = await Store.open(`${dir}/store`);
-    const first = await build(store, [
+    const first = await buildImage(store, [
       { arch: "amd64", layers: { kernel: f["vmlinuz-amd64"] } },
     ], { tag: "ghcr.io/org/os:v1" });
-    const second = await build(store, [
+    const second = await buildImage(store, [
       { arch: "arm64", layers: { uki: f["vmlinuz-arm64"] } },
     ], { tag: "ghcr.io/org/os:v2" });
     const tags = Object.fromEntries(
@@ -178,7 +178,7 @@ Deno.test("build() of one architecture tags T and T-arch and keeps other tags", 
       "ghcr.io/org/os:v2-arm64": second.manifests[0]!.descriptor.digest,
     });
     // Rebuilding under an existing tag moves it instead of adding a second.
-    const again = await build(store, [
+    const again = await buildImage(store, [
       { arch: "amd64", layers: { kernel: f["vmlinuz-arm64"] } },
     ], { tag: "ghcr.io/org/os:v1" });
     const after = await store.tags();
@@ -191,11 +191,11 @@ Deno.test("build() of one architecture tags T and T-arch and keeps other tags", 
   });
 });
 
-Deno.test("build() without a tag adds the index to the store untagged", async () => {
+Deno.test("buildImage() without a tag adds the index to the store untagged", async () => {
   await withTempDir(async (dir) => {
     const f = await inputs(dir);
     const store = await Store.open(`${dir}/store`);
-    const result = await build(store, [
+    const result = await buildImage(store, [
       { arch: "amd64", layers: { kernel: f["vmlinuz-amd64"] } },
     ]);
     assert.equal(result.reference, undefined);
@@ -203,7 +203,7 @@ Deno.test("build() without a tag adds the index to the store untagged", async ()
     assert.deepEqual(await store.tags(), []);
     assert.deepEqual(await tagIndexOf(store).entries(), [result.index]);
     // Building it again does not add a second entry.
-    await build(store, [
+    await buildImage(store, [
       { arch: "amd64", layers: { kernel: f["vmlinuz-amd64"] } },
     ]);
     assert.deepEqual(await tagIndexOf(store).entries(), [result.index]);
@@ -216,7 +216,7 @@ Deno.test("build() without a tag adds the index to the store untagged", async ()
   });
 });
 
-Deno.test("build() gives the same digests for the same inputs in two stores", async () => {
+Deno.test("buildImage() gives the same digests for the same inputs in two stores", async () => {
   await withTempDir(async (dir) => {
     const f = await inputs(dir);
     const configs = [
@@ -231,10 +231,10 @@ Deno.test("build() gives the same digests for the same inputs in two stores", as
         variant: "virtualization" as const,
       },
     ];
-    const a = await build(await Store.open(`${dir}/a`), configs, {
+    const a = await buildImage(await Store.open(`${dir}/a`), configs, {
       tag: "x:1",
     });
-    const b = await build(await Store.open(`${dir}/b`), configs, {
+    const b = await buildImage(await Store.open(`${dir}/b`), configs, {
       tag: "x:1",
     });
     assert.deepEqual(a, b);
@@ -252,7 +252,7 @@ Deno.test("build() gives the same digests for the same inputs in two stores", as
   });
 });
 
-Deno.test("build() does not rewrite a blob that is already in the store", async () => {
+Deno.test("buildImage() does not rewrite a blob that is already in the store", async () => {
   await withTempDir(async (dir) => {
     const f = await inputs(dir);
     const store = await Store.open(`${dir}/store`);
@@ -261,15 +261,17 @@ Deno.test("build() does not rewrite a blob that is already in the store", async 
       layers: { kernel: f["vmlinuz-amd64"], initramfs: f["initrd.img"] },
       cmdline: f["cmdline.txt"],
     }];
-    await build(store, configs, { tag: "demo:1" });
+    await buildImage(store, configs, { tag: "demo:1" });
     const stats = new Map<string, Deno.FileInfo>();
     for await (const e of Deno.readDir(`${dir}/store/blobs/sha256`)) {
       stats.set(e.name, await Deno.stat(`${dir}/store/blobs/sha256/${e.name}`));
     }
     assert.equal(stats.size, 5); // kernel, initramfs, config, manifest, index
     await new Promise((r) => setTimeout(r, 20));
-    await build(store, configs, { tag: "demo:2" });
-    await build(await Store.open(`${dir}/store`), configs, { tag: "demo:3" });
+    await buildImage(store, configs, { tag: "demo:2" });
+    await buildImage(await Store.open(`${dir}/store`), configs, {
+      tag: "demo:3",
+    });
     for (const [name, before] of stats) {
       const after = await Deno.stat(`${dir}/store/blobs/sha256/${name}`);
       assert.equal(after.ino, before.ino, `${name} was replaced`);
@@ -284,7 +286,7 @@ Deno.test("build() does not rewrite a blob that is already in the store", async 
   });
 });
 
-Deno.test("build() streams a 64 MiB file into the store with its exact digest and progress", async () => {
+Deno.test("buildImage() streams a 64 MiB file into the store with its exact digest and progress", async () => {
   await withTempDir(async (dir) => {
     const size = 64 * 1024 * 1024;
     const path = `${dir}/disk.img`;
@@ -303,7 +305,7 @@ Deno.test("build() streams a 64 MiB file into the store with its exact digest an
     }
     const events: ProgressEvent[] = [];
     const store = await Store.open(`${dir}/store`);
-    const result = await build(store, [
+    const result = await buildImage(store, [
       { arch: "amd64", layers: { disk: path } },
     ], { tag: "big:1", onProgress: (e) => events.push({ ...e }) });
     const digest = expected.digest();
@@ -340,11 +342,11 @@ Deno.test("build() streams a 64 MiB file into the store with its exact digest an
   });
 });
 
-Deno.test("build() with an aborted signal throws and leaves no temporary file", async () => {
+Deno.test("buildImage() with an aborted signal throws and leaves no temporary file", async () => {
   await withTempDir(async (dir) => {
     const f = await inputs(dir);
     const store = await Store.open(`${dir}/store`);
-    await build(store, [{
+    await buildImage(store, [{
       arch: "amd64",
       layers: { kernel: f["vmlinuz-amd64"] },
     }], {
@@ -354,7 +356,10 @@ Deno.test("build() with an aborted signal throws and leaves no temporary file", 
     const controller = new AbortController();
     controller.abort();
     await assert.rejects(
-      build(store, [{ arch: "amd64", layers: { kernel: f["initrd.img"] } }], {
+      buildImage(store, [{
+        arch: "amd64",
+        layers: { kernel: f["initrd.img"] },
+      }], {
         tag: "demo:2",
         signal: controller.signal,
       }),
@@ -378,14 +383,14 @@ interface BadBuild {
 const BAD: BadBuild[] = [
   {
     name: "no configuration",
-    run: (s) => build(s, [], { tag: "x:1" }),
+    run: (s) => buildImage(s, [], { tag: "x:1" }),
     error: TypeError,
     message: /^Nothing to build/,
   },
   {
     name: "a missing input file",
     run: (s, _f, dir) =>
-      build(s, [{ arch: "amd64", layers: { kernel: `${dir}/nope` } }], {
+      buildImage(s, [{ arch: "amd64", layers: { kernel: `${dir}/nope` } }], {
         tag: "x:1",
       }),
     error: Deno.errors.NotFound,
@@ -394,7 +399,7 @@ const BAD: BadBuild[] = [
   {
     name: "a missing file in the second architecture",
     run: (s, f, dir) =>
-      build(s, [
+      buildImage(s, [
         { arch: "amd64", layers: { kernel: f["vmlinuz-amd64"]! } },
         { arch: "arm64", layers: { initramfs: `${dir}/nope` } },
       ], { tag: "x:1" }),
@@ -404,14 +409,16 @@ const BAD: BadBuild[] = [
   {
     name: "a directory where a file is expected",
     run: (s, _f, dir) =>
-      build(s, [{ arch: "amd64", layers: { rootfs: dir } }], { tag: "x:1" }),
+      buildImage(s, [{ arch: "amd64", layers: { rootfs: dir } }], {
+        tag: "x:1",
+      }),
     error: TypeError,
     message: /^Cannot read rootfs file .*: it is a directory, give a file$/,
   },
   {
     name: "a missing cmdline file",
     run: (s, f, dir) =>
-      build(s, [{
+      buildImage(s, [{
         arch: "amd64",
         layers: { kernel: f["vmlinuz-amd64"]! },
         cmdline: `${dir}/nope`,
@@ -422,7 +429,7 @@ const BAD: BadBuild[] = [
   {
     name: "the same architecture twice",
     run: (s, f) =>
-      build(s, [
+      buildImage(s, [
         { arch: "amd64", layers: { kernel: f["vmlinuz-amd64"]! } },
         { arch: "amd64", layers: { kernel: f["vmlinuz-arm64"]! } },
       ], { tag: "x:1" }),
@@ -432,7 +439,10 @@ const BAD: BadBuild[] = [
   {
     name: "an empty tag",
     run: (s, f) =>
-      build(s, [{ arch: "amd64", layers: { kernel: f["vmlinuz-amd64"]! } }], {
+      buildImage(s, [{
+        arch: "amd64",
+        layers: { kernel: f["vmlinuz-amd64"]! },
+      }], {
         tag: "",
       }),
     error: InvalidReferenceError,
@@ -441,7 +451,10 @@ const BAD: BadBuild[] = [
   {
     name: "an invalid tag",
     run: (s, f) =>
-      build(s, [{ arch: "amd64", layers: { kernel: f["vmlinuz-amd64"]! } }], {
+      buildImage(s, [{
+        arch: "amd64",
+        layers: { kernel: f["vmlinuz-amd64"]! },
+      }], {
         tag: "Demo:1",
       }),
     error: InvalidReferenceError,
@@ -450,7 +463,10 @@ const BAD: BadBuild[] = [
   {
     name: "a tag with a digest",
     run: (s, f) =>
-      build(s, [{ arch: "amd64", layers: { kernel: f["vmlinuz-amd64"]! } }], {
+      buildImage(s, [{
+        arch: "amd64",
+        layers: { kernel: f["vmlinuz-amd64"]! },
+      }], {
         tag: `demo@sha256:${"a".repeat(64)}`,
       }),
     error: InvalidReferenceError,
@@ -459,7 +475,10 @@ const BAD: BadBuild[] = [
   {
     name: "a tag too long for the -arch suffix",
     run: (s, f) =>
-      build(s, [{ arch: "amd64", layers: { kernel: f["vmlinuz-amd64"]! } }], {
+      buildImage(s, [{
+        arch: "amd64",
+        layers: { kernel: f["vmlinuz-amd64"]! },
+      }], {
         tag: `demo:${"t".repeat(128)}`,
       }),
     error: InvalidReferenceError,
@@ -468,7 +487,7 @@ const BAD: BadBuild[] = [
   {
     name: "a cmdline file that is not UTF-8",
     run: (s, f) =>
-      build(s, [{
+      buildImage(s, [{
         arch: "amd64",
         layers: { kernel: f["vmlinuz-amd64"]! },
         cmdline: f["latin1.txt"]!,
@@ -479,7 +498,7 @@ const BAD: BadBuild[] = [
   {
     name: "a cmdline file with a NUL byte",
     run: (s, f) =>
-      build(s, [{
+      buildImage(s, [{
         arch: "amd64",
         layers: { kernel: f["vmlinuz-amd64"]! },
         cmdline: f["nul.txt"]!,
@@ -490,7 +509,7 @@ const BAD: BadBuild[] = [
   {
     name: "a cmdline file over 64 KiB",
     run: (s, f) =>
-      build(s, [{
+      buildImage(s, [{
         arch: "amd64",
         layers: { kernel: f["vmlinuz-amd64"]! },
         cmdline: f["huge.txt"]!,
@@ -501,7 +520,7 @@ const BAD: BadBuild[] = [
 ];
 
 for (const c of BAD) {
-  Deno.test(`build() rejects ${c.name} and leaves the store unchanged`, async () => {
+  Deno.test(`buildImage() rejects ${c.name} and leaves the store unchanged`, async () => {
     await withTempDir(async (dir) => {
       const f = {
         ...await inputs(dir),
@@ -512,7 +531,7 @@ for (const c of BAD) {
         }),
       };
       const store = await Store.open(`${dir}/store`);
-      await build(store, [{
+      await buildImage(store, [{
         arch: "amd64",
         layers: { kernel: f["initrd.img"] },
       }], {

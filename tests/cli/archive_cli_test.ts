@@ -4,19 +4,22 @@
  */
 
 import assert from "node:assert/strict";
-import { build, type BuildResult } from "../../src/build/build_image.ts";
+import {
+  buildImage,
+  type BuildImageResult,
+} from "../../src/build/build_image.ts";
 import { Store } from "../../src/store/store.ts";
 import { TarWriter } from "../../src/archive/_tar_writer.ts";
 import { CLI_PATH, runCliProcess, snapshotStore } from "../_helpers/cli.ts";
 import { writeFiles } from "../_helpers/fixtures.ts";
 import { withTempDir } from "../_helpers/temp.ts";
 
-async function demo(dir: string, store: string): Promise<BuildResult> {
+async function demo(dir: string, store: string): Promise<BuildImageResult> {
   const f = await writeFiles(dir, {
     vmlinuz: "kernel bytes",
     initrd: "initramfs bytes",
   });
-  return await build(await Store.open(store), [
+  return await buildImage(await Store.open(store), [
     { arch: "amd64", layers: { kernel: f.vmlinuz, initramfs: f.initrd } },
   ], { tag: "demo:1" });
 }

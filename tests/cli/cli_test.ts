@@ -3,7 +3,7 @@
  */
 
 import assert from "node:assert/strict";
-import { build } from "../../src/build/build_image.ts";
+import { buildImage } from "../../src/build/build_image.ts";
 import { digestHex } from "../../src/oci/digest.ts";
 import { Store } from "../../src/store/store.ts";
 import {
@@ -39,7 +39,7 @@ async function seed(dir: string) {
   await Deno.chmod(files.locked, 0o000);
   await Deno.mkdir(`${dir}/adir`);
   const store = `${dir}/store`;
-  await build(await Store.open(store), [
+  await buildImage(await Store.open(store), [
     {
       arch: "amd64",
       layers: { kernel: files.vmlinuz, initramfs: files.initrd },
@@ -308,7 +308,7 @@ async function makeSharedPrefix(c: Ctx): Promise<void> {
       seen.set(first, d.digest);
     }
     const f = await writeFiles(c.dir, { [`k${i}`]: `kernel ${i}` });
-    await build(store, [{
+    await buildImage(store, [{
       arch: "amd64",
       layers: { kernel: Object.values(f)[0]! },
     }], {

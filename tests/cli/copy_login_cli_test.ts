@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
-import { build, type BuildResult } from "../../src/build/build_image.ts";
+import {
+  buildImage,
+  type BuildImageResult,
+} from "../../src/build/build_image.ts";
 import { Store } from "../../src/store/store.ts";
 import { CLI_PATH, snapshotStore } from "../_helpers/cli.ts";
 import { writeFiles } from "../_helpers/fixtures.ts";
@@ -63,14 +66,14 @@ async function twoArchImage(
   dir: string,
   storePath: string,
   tag: string,
-): Promise<BuildResult> {
+): Promise<BuildImageResult> {
   const store = await Store.open(storePath);
   const files = await writeFiles(dir, {
     vmlinuz: crypto.getRandomValues(new Uint8Array(4096)),
     initrd: crypto.getRandomValues(new Uint8Array(2048)),
     cmdline: "console=ttyS0",
   });
-  return await build(store, [
+  return await buildImage(store, [
     {
       arch: "amd64",
       layers: { kernel: files.vmlinuz },

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { digestOf } from "../../src/oci/digest.ts";
 import { Store } from "../../src/store/store.ts";
 import { CLI_PATH, snapshotStore } from "../_helpers/cli.ts";
-import { writeFiles } from "../_helpers/fixtures.ts";
+import { randomBytes, writeFiles } from "../_helpers/fixtures.ts";
 import { startRegistry } from "../_helpers/registry.ts";
 import { withTempDir } from "../_helpers/temp.ts";
 
@@ -57,14 +57,6 @@ function assertFails(run: Run, re: RegExp, code = 1): void {
   assert.match(lines[0]!, re);
 }
 
-function random(n: number): Uint8Array {
-  const out = new Uint8Array(n);
-  for (let off = 0; off < n; off += 65536) {
-    crypto.getRandomValues(out.subarray(off, Math.min(n, off + 65536)));
-  }
-  return out;
-}
-
 async function filesIn(dir: string): Promise<string[]> {
   const names: string[] = [];
   for await (const e of Deno.readDir(dir)) names.push(e.name);
@@ -75,10 +67,10 @@ Deno.test("validate and extract on the command line", async (t) => {
   await using reg = await startRegistry();
   await withTempDir(async (dir) => {
     const f = await writeFiles(dir, {
-      "vmlinuz-amd64": random(200_000),
-      "vmlinuz-arm64": random(150_000),
-      initrd: random(5000),
-      squashfs: random(20_000),
+      "vmlinuz-amd64": randomBytes(200_000),
+      "vmlinuz-arm64": randomBytes(150_000),
+      initrd: randomBytes(5000),
+      squashfs: randomBytes(20_000),
       cmdline: "console=ttyS0",
     });
     const storePath = `${dir}/store`;
@@ -381,7 +373,7 @@ Deno.test("validate and extract on the command line", async (t) => {
         const kernel = digestOf(await Deno.readFile(f["vmlinuz-arm64"]));
         const blob = store.blobPath(kernel);
         const original = await Deno.readFile(blob);
-        await Deno.writeFile(blob, random(original.byteLength));
+        await Deno.writeFile(blob, randomBytes(original.byteLength));
         try {
           const before = await filesIn(out);
           const snapshot = await snapshotStore(storePath);

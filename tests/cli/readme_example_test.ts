@@ -4,11 +4,11 @@
  */
 
 import assert from "node:assert/strict";
-import { build } from "../../src/build/build_image.ts";
+import { buildImage } from "../../src/build/build_image.ts";
 import { digestOf } from "../../src/oci/digest.ts";
 import { RegistryClient } from "../../src/registry/client.ts";
 import { Store } from "../../src/store/store.ts";
-import { push } from "../../src/transfer/push_image.ts";
+import { pushImage } from "../../src/transfer/push_image.ts";
 import { REPO_ROOT } from "../_helpers/cli.ts";
 import { writeFiles } from "../_helpers/fixtures.ts";
 import { startRegistry } from "../_helpers/registry.ts";
@@ -19,7 +19,7 @@ Deno.test("the README's registry example streams a kernel to a file", async () =
   const blocks = [...readme.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) =>
     m[1]!
   );
-  const example = blocks.find((b) => b.includes("openRemoteLayer"));
+  const example = blocks.find((b) => b.includes("openLayer(client"));
   assert.ok(example, "README has the registry example");
   await using reg = await startRegistry({ auth: "basic" });
   await withTempDir(async (dir) => {
@@ -27,22 +27,20 @@ Deno.test("the README's registry example streams a kernel to a file", async () =
     const files = await writeFiles(dir, { vmlinuz: kernel, initrd: "initrd" });
     const store = await Store.open(`${dir}/store`);
     const ref = `${reg.host}/readme/os:1.0`;
-    await build(store, [
+    await buildImage(store, [
       {
         arch: "amd64",
         layers: { kernel: files.vmlinuz, initramfs: files.initrd },
       },
       { arch: "arm64", layers: { kernel: files.initrd } },
     ], { tag: ref });
-    await push(
-      store,
-      new RegistryClient({
+    await pushImage(store, ref, {
+      client: new RegistryClient({
         plainHttp: true,
         credentials: () =>
           Promise.resolve({ username: reg.username, password: reg.password }),
       }),
-      ref,
-    );
+    });
     // The example reads credentials the way users have them: a Docker config.
     await Deno.mkdir(`${dir}/docker`);
     await Deno.writeTextFile(

@@ -4,7 +4,7 @@ import {
   ANNOTATION_REF_NAME,
   OCI_MANIFEST_MEDIA_TYPE,
 } from "../../src/oci/manifest.ts";
-import { resolveImage } from "../../src/spec/image_from_manifest.ts";
+import { imageFromManifest } from "../../src/spec/image_from_manifest.ts";
 import {
   CONFIG_MEDIA_TYPE,
   LAYER_MEDIA_TYPES,
@@ -106,7 +106,10 @@ async function resolveStored(storePath: string, ref: string) {
     for (const l of m.manifest.layers) {
       assert.ok(await store.hasBlob(l.digest, l.size), `layer ${l.digest}`);
     }
-    return resolveImage(m.manifest, await store.readBlob(m.manifest.config));
+    return imageFromManifest(
+      m.manifest,
+      await store.readBlob(m.manifest.config),
+    );
   }));
 }
 

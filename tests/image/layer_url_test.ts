@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
-import { build, type BuildResult } from "../../src/build/build_image.ts";
+import {
+  buildImage,
+  type BuildImageResult,
+} from "../../src/build/build_image.ts";
 import { NotFoundError } from "../../src/errors.ts";
 import { type Digest, digestOf } from "../../src/oci/digest.ts";
 import {
@@ -14,8 +17,8 @@ import {
   LEGACY_LAYER_MEDIA_TYPES,
 } from "../../src/spec/media_types.ts";
 import { Store } from "../../src/store/store.ts";
-import { push } from "../../src/transfer/push_image.ts";
-import { type BlobRequest, layerUrl } from "../../src/image/layer_url.ts";
+import { pushImage } from "../../src/transfer/push_image.ts";
+import { type LayerUrl, layerUrl } from "../../src/image/layer_url.ts";
 import {
   manifestResponse,
   startFakeRegistry,
@@ -25,7 +28,7 @@ import { startRegistry } from "../_helpers/registry.ts";
 import { withTempDir } from "../_helpers/temp.ts";
 
 /** Fetches what `url` printed, the way a plain HTTP client would. */
-async function fetchWith(req: BlobRequest): Promise<Uint8Array> {
+async function fetchWith(req: LayerUrl): Promise<Uint8Array> {
   const headers = new Headers({
     accept: `${OCI_INDEX_MEDIA_TYPE}, ${OCI_MANIFEST_MEDIA_TYPE}`,
   });
@@ -51,15 +54,18 @@ async function uploadBytes(
   bytes: Uint8Array,
 ): Promise<{ digest: Digest; size: number }> {
   const d = { digest: digestOf(bytes), size: bytes.byteLength };
-  await client.uploadBlob(repo, d, () =>
-    Promise.resolve(
-      new ReadableStream({
-        start(c) {
-          c.enqueue(bytes.slice());
-          c.close();
-        },
-      }),
-    ));
+  await client.uploadBlob(repo, {
+    ...d,
+    open: () =>
+      Promise.resolve(
+        new ReadableStream({
+          start(c) {
+            c.enqueue(bytes.slice());
+            c.close();
+          },
+        }),
+      ),
+  });
   return d;
 }
 
@@ -78,7 +84,7 @@ Deno.test("layerUrl() against a registry with token auth", async (t) => {
       squashfs: randomBytes(8192),
     });
     const ref = `${reg.host}/url/os:1.0`;
-    const image: BuildResult = await build(store, [
+    const image: BuildImageResult = await buildImage(store, [
       {
         arch: "amd64",
         layers: { kernel: files.vmlinuz, initramfs: files.initrd },
@@ -88,7 +94,7 @@ Deno.test("layerUrl() against a registry with token auth", async (t) => {
         layers: { kernel: files.vmlinuz, squashfs: files.squashfs },
       },
     ], { tag: ref });
-    await push(store, client, ref);
+    await pushImage(store, ref, { client: client });
 
     await t.step(
       "the manifest URL and its Bearer header fetch the index",
@@ -99,7 +105,7 @@ Deno.test("layerUrl() against a registry with token auth", async (t) => {
           credentials: () =>
             Promise.resolve({ username: reg.username, password: reg.password }),
         });
-        const req = await layerUrl(fresh, ref);
+        const req = await layerUrl(fresh, { reference: ref });
         assert.equal(
           req.url,
           `${reg.url}/v2/url/os/manifests/${image.index.digest}`,
@@ -117,7 +123,8 @@ Deno.test("layerUrl() against a registry with token auth", async (t) => {
     await t.step(
       "a layer URL for a platform fetches that layer's bytes",
       async () => {
-        const req = await layerUrl(client, ref, {
+        const req = await layerUrl(client, {
+          reference: ref,
           layer: "squashfs",
           platform: { os: "linux", architecture: "arm64" },
         });
@@ -130,7 +137,8 @@ Deno.test("layerUrl() against a registry with token auth", async (t) => {
     await t.step(
       "a platform without a layer points at that platform's manifest",
       async () => {
-        const req = await layerUrl(client, ref, {
+        const req = await layerUrl(client, {
+          reference: ref,
           platform: { os: "linux", architecture: "amd64" },
         });
         const amd = image.manifests.find((m) => m.arch === "amd64")!;
@@ -142,7 +150,8 @@ Deno.test("layerUrl() against a registry with token auth", async (t) => {
       "a layer the image lacks is NotFoundError naming the layers it has",
       async () => {
         await assert.rejects(
-          layerUrl(client, ref, {
+          layerUrl(client, {
+            reference: ref,
             layer: "uki",
             platform: { os: "linux", architecture: "arm64" },
           }),
@@ -173,12 +182,11 @@ Deno.test("layerUrl() against a registry with token auth", async (t) => {
           { mediaType: LEGACY_LAYER_MEDIA_TYPES.initramfs!, ...initrd },
         ],
       });
-      await client.putManifest(
-        repo,
-        "old",
-        manifest.bytes,
-        OCI_MANIFEST_MEDIA_TYPE,
-      );
+      await client.putManifest(repo, {
+        tagOrDigest: "old",
+        bytes: manifest.bytes,
+        mediaType: OCI_MANIFEST_MEDIA_TYPE,
+      });
       const legacyRef = `${reg.host}/url/legacy:old`;
       for (
         const [layer, want] of [["kernel", kernel], [
@@ -186,7 +194,7 @@ Deno.test("layerUrl() against a registry with token auth", async (t) => {
           initrd,
         ]] as const
       ) {
-        const req = await layerUrl(client, legacyRef, { layer });
+        const req = await layerUrl(client, { reference: legacyRef, layer });
         assert.equal(req.url, client.blobUrl(repo, want.digest));
         assert.equal(digestOf(await fetchWith(req)), want.digest);
       }
@@ -210,13 +218,13 @@ Deno.test("layerUrl() against a registry with token auth", async (t) => {
           { mediaType: LAYER_MEDIA_TYPES.kernel, ...current },
         ],
       });
-      await client.putManifest(
-        repo,
-        "mixed",
-        manifest.bytes,
-        OCI_MANIFEST_MEDIA_TYPE,
-      );
-      const req = await layerUrl(client, `${reg.host}/url/legacy:mixed`, {
+      await client.putManifest(repo, {
+        tagOrDigest: "mixed",
+        bytes: manifest.bytes,
+        mediaType: OCI_MANIFEST_MEDIA_TYPE,
+      });
+      const req = await layerUrl(client, {
+        reference: `${reg.host}/url/legacy:mixed`,
         layer: "kernel",
       });
       assert.equal(digestOf(await fetchWith(req)), current.digest);
@@ -240,10 +248,9 @@ Deno.test("layerUrl() on an anonymous registry gives no headers", async () => {
       head: req.method === "HEAD",
     })
   );
-  const req = await layerUrl(
-    new RegistryClient({ plainHttp: true }),
-    `${fake.host}/r:1`,
-  );
+  const req = await layerUrl(new RegistryClient({ plainHttp: true }), {
+    reference: `${fake.host}/r:1`,
+  });
   assert.deepEqual(req, {
     url: `${fake.url}/v2/r/manifests/${manifest.digest}`,
     headers: {},

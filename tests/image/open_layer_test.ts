@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
-import { build, type BuildResult } from "../../src/build/build_image.ts";
+import {
+  buildImage,
+  type BuildImageResult,
+} from "../../src/build/build_image.ts";
 import {
   DigestMismatchError,
   InvalidImageError,
@@ -20,15 +23,10 @@ import {
   LEGACY_LAYER_MEDIA_TYPES,
 } from "../../src/spec/media_types.ts";
 import { Store } from "../../src/store/store.ts";
-import {
-  openLayer,
-  openLocalLayer,
-  openRemoteLayer,
-  writeLayerFile,
-} from "../../src/image/open_layer.ts";
+import { openLayer, writeLayerFile } from "../../src/image/open_layer.ts";
 import { hostPlatform } from "../../src/oci/platform.ts";
-import { push } from "../../src/transfer/push_image.ts";
-import { validateRemote } from "../../src/image/validate_image.ts";
+import { pushImage } from "../../src/transfer/push_image.ts";
+import { validateImage } from "../../src/image/validate_image.ts";
 import { randomBytes, writeFiles } from "../_helpers/fixtures.ts";
 import { startRegistry, type TestRegistry } from "../_helpers/registry.ts";
 import { withTempDir } from "../_helpers/temp.ts";
@@ -65,7 +63,7 @@ Deno.test("extract from the store and from a registry", async (t) => {
     });
     const store = await Store.open(`${dir}/store`);
     const ref = `${reg.host}/extract/os:1.0`;
-    const image: BuildResult = await build(store, [
+    const image: BuildImageResult = await buildImage(store, [
       {
         arch: "amd64",
         layers: {
@@ -78,7 +76,7 @@ Deno.test("extract from the store and from a registry", async (t) => {
       { arch: "arm64", layers: { kernel: f["vmlinuz-arm64"], disk: f.disk } },
     ], { tag: ref });
     const client = new RegistryClient({ plainHttp: true, retryDelay: 1 });
-    await push(store, client, ref);
+    await pushImage(store, ref, { client: client });
     const out = `${dir}/out`;
     await Deno.mkdir(out);
 
@@ -90,7 +88,7 @@ Deno.test("extract from the store and from a registry", async (t) => {
       await t.step(
         `the ${arch} kernel from the store matches its file`,
         async () => {
-          const layer = await openLocalLayer(store, {
+          const layer = await openLayer(store, {
             reference: ref,
             layer: "kernel",
             platform,
@@ -107,7 +105,7 @@ Deno.test("extract from the store and from a registry", async (t) => {
         `the ${arch} kernel from the registry matches its file`,
         async () => {
           const events: string[] = [];
-          const layer = await openRemoteLayer(client, {
+          const layer = await openLayer(client, {
             reference: ref,
             layer: "kernel",
             platform,
@@ -144,7 +142,7 @@ Deno.test("extract from the store and from a registry", async (t) => {
 
     await t.step("an index defaults to this machine's platform", async () => {
       const host = hostPlatform().architecture;
-      const layer = await openLocalLayer(store, {
+      const layer = await openLayer(store, {
         reference: ref,
         layer: "kernel",
       });
@@ -156,11 +154,11 @@ Deno.test("extract from the store and from a registry", async (t) => {
 
     await t.step("a one-entry index needs no platform", async () => {
       const single = `${reg.host}/extract/single:1`;
-      await build(store, [{
+      await buildImage(store, [{
         arch: "riscv64",
         layers: { squashfs: f.squashfs },
       }], { tag: single });
-      await push(store, client, single);
+      await pushImage(store, single, { client: client });
       const squashfs = await Deno.readFile(f.squashfs);
       for (const source of [store, client]) {
         const layer = await openLayer(source, {
@@ -171,7 +169,7 @@ Deno.test("extract from the store and from a registry", async (t) => {
         assert.deepEqual(await bytesOf(layer.stream), squashfs);
       }
       // A single manifest, addressed by its tag, too.
-      const layer = await openLocalLayer(store, {
+      const layer = await openLayer(store, {
         reference: `${single}-riscv64`,
         layer: "squashfs",
       });
@@ -231,7 +229,7 @@ Deno.test("extract from the store and from a registry", async (t) => {
         await Deno.writeFile(blob, randomBytes(original.byteLength));
         try {
           const before = await filesIn(out);
-          const layer = await openLocalLayer(store, {
+          const layer = await openLayer(store, {
             reference: ref,
             layer: "disk",
             platform: { os: "linux", architecture: "arm64" },
@@ -245,7 +243,7 @@ Deno.test("extract from the store and from a registry", async (t) => {
 
           // An existing file is left as it was.
           await Deno.writeTextFile(`${out}/disk.img`, "old");
-          const again = await openLocalLayer(store, {
+          const again = await openLayer(store, {
             reference: ref,
             layer: "disk",
             platform: { os: "linux", architecture: "arm64" },
@@ -260,7 +258,7 @@ Deno.test("extract from the store and from a registry", async (t) => {
           // A blob of the wrong size is refused before any byte is read.
           await Deno.writeFile(blob, original.subarray(1));
           await assert.rejects(
-            openLocalLayer(store, {
+            openLayer(store, {
               reference: ref,
               layer: "disk",
               platform: { os: "linux", architecture: "arm64" },
@@ -282,7 +280,7 @@ Deno.test("extract from the store and from a registry", async (t) => {
         await Deno.writeFile(blob, randomBytes(original.byteLength));
         try {
           const before = await filesIn(out);
-          const layer = await openRemoteLayer(client, {
+          const layer = await openLayer(client, {
             reference: ref,
             layer: "squashfs",
             platform: { os: "linux", architecture: "amd64" },
@@ -301,7 +299,7 @@ Deno.test("extract from the store and from a registry", async (t) => {
     await t.step(
       "writing into a missing directory is a clear error",
       async () => {
-        const layer = await openLocalLayer(store, {
+        const layer = await openLayer(store, {
           reference: ref,
           layer: "kernel",
           platform: { os: "linux", architecture: "arm64" },
@@ -313,7 +311,7 @@ Deno.test("extract from the store and from a registry", async (t) => {
             e.message ===
               `Cannot write kernel layer to ${dir}/nope/vmlinuz: directory ${dir}/nope does not exist`,
         );
-        const again = await openLocalLayer(store, {
+        const again = await openLayer(store, {
           reference: ref,
           layer: "kernel",
           platform: { os: "linux", architecture: "arm64" },
@@ -323,9 +321,9 @@ Deno.test("extract from the store and from a registry", async (t) => {
     );
 
     await t.step(
-      "validateRemote() finds the pushed image valid up to a missing variant",
+      "validateImage() finds the pushed image valid up to a missing variant",
       async () => {
-        const report = await validateRemote(client, ref);
+        const report = await validateImage(client, ref);
         assert.equal(report.ok, true);
         assert.equal(report.descriptor.digest, image.index.digest);
         assert.deepEqual(report.findings, [{
@@ -338,7 +336,7 @@ Deno.test("extract from the store and from a registry", async (t) => {
   });
 });
 
-Deno.test("openLocalLayer() prefers the current media type over the legacy one", async () => {
+Deno.test("openLayer() prefers the current media type over the legacy one", async () => {
   await withTempDir(async (dir) => {
     const store = await Store.open(`${dir}/store`);
     const config = encodeJson({});
@@ -381,7 +379,7 @@ Deno.test("openLocalLayer() prefers the current media type over the legacy one",
     const read = async (reference: string) =>
       new TextDecoder().decode(
         await bytesOf(
-          (await openLocalLayer(store, { reference, layer: "kernel" })).stream,
+          (await openLayer(store, { reference, layer: "kernel" })).stream,
         ),
       );
     assert.equal(await read("both:1"), "current kernel");

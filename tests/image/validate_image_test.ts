@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
-import { build } from "../../src/build/build_image.ts";
-import { validateLocal } from "../../src/image/validate_image.ts";
+import { buildImage } from "../../src/build/build_image.ts";
+import { validateImage } from "../../src/image/validate_image.ts";
 import { Store } from "../../src/store/store.ts";
 import { writeFiles } from "../_helpers/fixtures.ts";
 import { withTempDir } from "../_helpers/temp.ts";
 
-Deno.test("validateLocal() finds nothing wrong with a built image and reports broken blobs", async () => {
+Deno.test("validateImage() finds nothing wrong with a built image and reports broken blobs", async () => {
   await withTempDir(async (dir) => {
     const f = await writeFiles(dir, {
       vmlinuz: "kernel",
@@ -15,7 +15,7 @@ Deno.test("validateLocal() finds nothing wrong with a built image and reports br
       cmdline: "console=ttyS0",
     });
     const store = await Store.open(`${dir}/store`);
-    const built = await build(store, [
+    const built = await buildImage(store, [
       {
         arch: "amd64",
         layers: {
@@ -28,14 +28,14 @@ Deno.test("validateLocal() finds nothing wrong with a built image and reports br
       },
       { arch: "arm64", layers: { disk: f.disk }, variant: "virtualization" },
     ], { tag: "demo:1" });
-    const report = await validateLocal(store, "demo:1");
+    const report = await validateImage(store, "demo:1");
     assert.deepEqual(report.findings, []);
     assert.equal(report.ok, true);
     assert.equal(report.reference, "docker.io/library/demo:1");
     assert.equal(report.descriptor.digest, built.index.digest);
 
     // A single manifest is checked on its own.
-    const arm = await validateLocal(store, "demo:1-arm64");
+    const arm = await validateImage(store, "demo:1-arm64");
     assert.deepEqual(arm.findings, []);
 
     // A config blob with other bytes of the same size is reported, as is a
@@ -47,7 +47,7 @@ Deno.test("validateLocal() finds nothing wrong with a built image and reports br
     const size = (await Deno.stat(config)).size;
     await Deno.writeTextFile(config, `{"x":"${"y".repeat(size - 8)}"}`);
     await Deno.remove(store.blobPath(built.manifests[1]!.descriptor.digest));
-    const broken = await validateLocal(store, "demo:1");
+    const broken = await validateImage(store, "demo:1");
     assert.equal(broken.ok, false);
     assert.deepEqual(broken.findings.map((x) => x.path), [
       "manifests[0].config",

@@ -77,12 +77,11 @@ async function pushImage(
   const config = encodeJson({ commandLine: tag });
   const kernel = crypto.getRandomValues(new Uint8Array(512));
   const kernelDigest = digestOf(kernel);
-  await client.uploadBlob(repo, config, opener(config.bytes));
-  await client.uploadBlob(
-    repo,
-    { digest: kernelDigest, size: kernel.byteLength },
-    opener(kernel),
-  );
+  await client.uploadBlob(repo, { ...config, open: opener(config.bytes) });
+  await client.uploadBlob(repo, {
+    ...{ digest: kernelDigest, size: kernel.byteLength },
+    open: opener(kernel),
+  });
   const manifest = encodeJson({
     schemaVersion: 2,
     mediaType: OCI_MANIFEST_MEDIA_TYPE,
@@ -97,7 +96,11 @@ async function pushImage(
       size: kernel.byteLength,
     }],
   });
-  await client.putManifest(repo, tag, manifest.bytes, OCI_MANIFEST_MEDIA_TYPE);
+  await client.putManifest(repo, {
+    tagOrDigest: tag,
+    bytes: manifest.bytes,
+    mediaType: OCI_MANIFEST_MEDIA_TYPE,
+  });
   return { digest: manifest.digest, kernel: kernelDigest };
 }
 
@@ -324,7 +327,10 @@ Deno.test("Bearer token auth against a real registry", async (t) => {
       const kernel = m.kind === "manifest" ? m.manifest.layers[0]!.digest : "";
       const other = { registry: reg.host, repository: "token/b" };
       assert.equal(
-        await client.mountBlob(other, kernel as Digest, repo.repository),
+        await client.mountBlob(other, {
+          digest: kernel as Digest,
+          from: repo.repository,
+        }),
         true,
       );
       const last = sent.filter((s) => s.url.href.startsWith(reg.tokenRealm!))

@@ -98,7 +98,7 @@ async function upload(
   bytes: Uint8Array,
 ): Promise<{ digest: Digest; size: number }> {
   const d = { digest: digestOf(bytes), size: bytes.byteLength };
-  await client.uploadBlob(repo, d, opener(bytes));
+  await client.uploadBlob(repo, { ...d, open: opener(bytes) });
   return d;
 }
 
@@ -131,7 +131,11 @@ async function pushManifest(
     layers: [{ mediaType: LAYER_MEDIA_TYPES.kernel, ...kernel }],
   });
   assert.equal(
-    await client.putManifest(repo, tag, bytes, OCI_MANIFEST_MEDIA_TYPE),
+    await client.putManifest(repo, {
+      tagOrDigest: tag,
+      bytes: bytes,
+      mediaType: OCI_MANIFEST_MEDIA_TYPE,
+    }),
     digest,
   );
   return { bytes, digest };
@@ -223,7 +227,11 @@ Deno.test("RegistryClient speaks the distribution API to a real registry", async
           platform: { os: "linux", architecture: "amd64" },
         }],
       });
-      await client.putManifest(repo, "i1", index.bytes, OCI_INDEX_MEDIA_TYPE);
+      await client.putManifest(repo, {
+        tagOrDigest: "i1",
+        bytes: index.bytes,
+        mediaType: OCI_INDEX_MEDIA_TYPE,
+      });
       const gotIndex = await client.getManifest(repo, "i1");
       assert.equal(gotIndex.kind, "index");
       assert.equal(gotIndex.descriptor.mediaType, OCI_INDEX_MEDIA_TYPE);
@@ -239,7 +247,10 @@ Deno.test("RegistryClient speaks the distribution API to a real registry", async
       const other = { registry: reg.host, repository: "client/two" };
       sent.length = 0;
       assert.equal(
-        await client.mountBlob(other, digest, repo.repository),
+        await client.mountBlob(other, {
+          digest: digest,
+          from: repo.repository,
+        }),
         true,
       );
       assert.deepEqual(sent.map((s) => s.method), ["POST"]);
@@ -247,7 +258,10 @@ Deno.test("RegistryClient speaks the distribution API to a real registry", async
       assert.equal(await client.hasBlob(other, digest), true);
       // An unknown blob is not mounted; the registry's upload session is dropped.
       assert.equal(
-        await client.mountBlob(other, digestOf("unknown"), repo.repository),
+        await client.mountBlob(other, {
+          digest: digestOf("unknown"),
+          from: repo.repository,
+        }),
         false,
       );
     },

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import { build } from "../../src/build/build_image.ts";
+import { buildImage } from "../../src/build/build_image.ts";
 import { RegistryClient } from "../../src/registry/client.ts";
 import { Store } from "../../src/store/store.ts";
-import { push } from "../../src/transfer/push_image.ts";
+import { pushImage } from "../../src/transfer/push_image.ts";
 import { type CliResult, runCliProcess } from "../_helpers/cli.ts";
 import { writeFiles } from "../_helpers/fixtures.ts";
 import { startRegistry } from "../_helpers/registry.ts";
@@ -32,15 +32,17 @@ Deno.test("13 processes building, tagging, pulling and deleting on one store all
     // The registry holds an image that several processes pull at once.
     const source = await Store.open(`${dir}/source`);
     const remote = `${reg.host}/conc/remote:1`;
-    await build(source, [{
+    await buildImage(source, [{
       arch: "amd64",
       layers: { kernel: files.k1, disk: `${dir}/remote` },
     }], { tag: remote });
-    await push(source, new RegistryClient({ plainHttp: true }), remote);
+    await pushImage(source, remote, {
+      client: new RegistryClient({ plainHttp: true }),
+    });
 
     // The store starts with a base image and three tags to delete.
     const local = await Store.open(store);
-    await build(local, [{
+    await buildImage(local, [{
       arch: "amd64",
       layers: { kernel: files.k2 },
     }], { tag: "conc/base:1" });

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
-import { build } from "../../src/build/build_image.ts";
+import { buildImage } from "../../src/build/build_image.ts";
 import type { Digest } from "../../src/oci/digest.ts";
 import { RegistryClient } from "../../src/registry/client.ts";
 import { Store } from "../../src/store/store.ts";
-import { push } from "../../src/transfer/push_image.ts";
+import { pushImage } from "../../src/transfer/push_image.ts";
 import { runCliProcess } from "../_helpers/cli.ts";
 import { startFaultProxy } from "../_helpers/fault_proxy.ts";
 import { writeFiles } from "../_helpers/fixtures.ts";
@@ -167,15 +167,13 @@ Deno.test("build and pull killed with SIGKILL at any point leave a consistent st
           PULL_SIZE,
         );
         const source = await Store.open(`${dir}/source`);
-        await build(source, [{
+        await buildImage(source, [{
           arch: "amd64",
           layers: { kernel: files.vmlinuz, disk: `${dir}/disk.img` },
         }], { tag: `${reg.host}/crash/pull:1` });
-        await push(
-          source,
-          new RegistryClient({ plainHttp: true }),
-          `${reg.host}/crash/pull:1`,
-        );
+        await pushImage(source, `${reg.host}/crash/pull:1`, {
+          client: new RegistryClient({ plainHttp: true }),
+        });
         const ref = `${proxy.host}/crash/pull:1`;
         const pullArgs = ["--store-path", store, "--plain-http", "pull", ref];
         // A slow link: each request for the layer stalls after 12 MiB, so

@@ -17,7 +17,7 @@ import {
   LAYER_MEDIA_TYPES,
 } from "../../src/spec/media_types.ts";
 import { Store } from "../../src/store/store.ts";
-import { pull } from "../../src/transfer/pull_image.ts";
+import { pullImage } from "../../src/transfer/pull_image.ts";
 import {
   type FakeRequest,
   manifestResponse,
@@ -86,7 +86,7 @@ function filesUnder(root: string): { path: string; size: number }[] {
   return out;
 }
 
-Deno.test("pull() withstands a hostile registry", async (t) => {
+Deno.test("pullImage() withstands a hostile registry", async (t) => {
   // Documents served by path suffix; the handler changes per step.
   let serve: (req: FakeRequest) => Response | Promise<Response> = () =>
     notFound();
@@ -130,7 +130,10 @@ Deno.test("pull() withstands a hostile registry", async (t) => {
             : serveDocs(req);
         const store = await Store.open(`${dir}/loop`);
         await assert.rejects(
-          pull(store, client(), `${fake.host}/os/demo:loop`, { retries: 1 }),
+          pullImage(store, `${fake.host}/os/demo:loop`, {
+            client: client(),
+            retries: 1,
+          }),
           (e: unknown) => {
             assert.ok(e instanceof RegistryError, String(e));
             assert.match(e.message, /redirected more than \d+ times/);
@@ -162,7 +165,7 @@ Deno.test("pull() withstands a hostile registry", async (t) => {
         const before = fake.requests.length;
         const store = await Store.open(`${dir}/huge`);
         await assert.rejects(
-          pull(store, client(), `${fake.host}/os/demo:huge`),
+          pullImage(store, `${fake.host}/os/demo:huge`, { client: client() }),
           (e: unknown) => {
             assert.ok(e instanceof InvalidImageError, String(e));
             assert.match(e.message, /more than \d+ entries/);
@@ -211,7 +214,9 @@ Deno.test("pull() withstands a hostile registry", async (t) => {
       for (const tag of ["nested", "disguised"]) {
         const path = `${dir}/${tag}`;
         await assert.rejects(
-          pull(await Store.open(path), client(), `${fake.host}/os/demo:${tag}`),
+          pullImage(await Store.open(path), `${fake.host}/os/demo:${tag}`, {
+            client: client(),
+          }),
           (e: unknown) => {
             assert.ok(e instanceof InvalidImageError, String(e));
             assert.match(
@@ -266,7 +271,7 @@ Deno.test("pull() withstands a hostile registry", async (t) => {
         };
         const store = await Store.open(path);
         await assert.rejects(
-          pull(store, client(), `${fake.host}/os/demo:long`),
+          pullImage(store, `${fake.host}/os/demo:long`, { client: client() }),
           (e: unknown) => {
             assert.ok(e instanceof SizeMismatchError, String(e));
             assert.equal(e.expected, declared);

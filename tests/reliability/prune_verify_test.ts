@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
-import { build, type BuildResult } from "../../src/build/build_image.ts";
+import {
+  buildImage,
+  type BuildImageResult,
+} from "../../src/build/build_image.ts";
 import { digestHex, digestOf } from "../../src/oci/digest.ts";
 import { deleteImage } from "../../src/store/images.ts";
 import { Store } from "../../src/store/store.ts";
@@ -62,7 +65,7 @@ Deno.test("prune frees exactly the unreferenced blobs older than the grace perio
     });
     // A: an index over two archs; only the index is tagged, so its
     // manifests are reachable through it alone.
-    const a = await build(store, [
+    const a = await buildImage(store, [
       { arch: "amd64", layers: { kernel: f.shared, rootfs: f.a } },
       { arch: "arm64", layers: { kernel: f.shared } },
     ], { tag: "prune/a:1" });
@@ -70,7 +73,7 @@ Deno.test("prune frees exactly the unreferenced blobs older than the grace perio
     await deleteImage(store, "prune/a:1-arm64");
     // B shares the kernel with A and loses its tags: garbage, except the
     // kernel.
-    const b = await build(store, [
+    const b = await buildImage(store, [
       { arch: "amd64", layers: { kernel: f.shared, rootfs: f.b } },
     ], { tag: "prune/b:1" });
     await deleteImage(store, "prune/b:1");
@@ -86,7 +89,7 @@ Deno.test("prune frees exactly the unreferenced blobs older than the grace perio
     }
     const beforeC = await blobFiles(path);
     // C is unreferenced too, but young: a build might be about to tag it.
-    const c: BuildResult = await build(store, [
+    const c: BuildImageResult = await buildImage(store, [
       { arch: "amd64", layers: { rootfs: f.c } },
     ], { tag: "prune/c:1" });
     await deleteImage(store, "prune/c:1");
@@ -195,7 +198,7 @@ Deno.test("verify and verify REF report each kind of damage with exit 1 and the 
       cmdline: "quiet",
     });
     const pristine = `${dir}/pristine`;
-    const image = await build(await Store.open(pristine), [{
+    const image = await buildImage(await Store.open(pristine), [{
       arch: "amd64",
       layers: { kernel: f.kernel, rootfs: f.rootfs },
       cmdline: f.cmdline,

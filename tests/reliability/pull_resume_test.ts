@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
-import { build } from "../../src/build/build_image.ts";
+import { buildImage } from "../../src/build/build_image.ts";
 import type { Digest } from "../../src/oci/digest.ts";
 import { RegistryClient } from "../../src/registry/client.ts";
 import { Store } from "../../src/store/store.ts";
 import { verifyStore } from "../../src/store/verify_store.ts";
-import { pull } from "../../src/transfer/pull_image.ts";
-import { push } from "../../src/transfer/push_image.ts";
+import { pullImage } from "../../src/transfer/pull_image.ts";
+import { pushImage } from "../../src/transfer/push_image.ts";
 import { runCliProcess, snapshotStore } from "../_helpers/cli.ts";
 import { type FaultProxy, startFaultProxy } from "../_helpers/fault_proxy.ts";
 import { writeFiles } from "../_helpers/fixtures.ts";
@@ -89,7 +89,7 @@ Deno.test("pull resumes a large blob after drops, stalls and 503s", async (t) =>
     const [big] = layers as [Layer, Layer];
     const files = await writeFiles(dir, { vmlinuz: "kernel", cmd: "quiet" });
     const source = await Store.open(`${dir}/source`);
-    await build(source, [{
+    await buildImage(source, [{
       arch: "amd64",
       layers: {
         kernel: files.vmlinuz,
@@ -98,7 +98,7 @@ Deno.test("pull resumes a large blob after drops, stalls and 503s", async (t) =>
       },
       cmdline: files.cmd,
     }], { tag: `${reg.host}/rel/big:1` });
-    await push(source, client(), `${reg.host}/rel/big:1`);
+    await pushImage(source, `${reg.host}/rel/big:1`, { client: client() });
     // The same repository through the proxy: the image's digests are the
     // same, and the local tag names the proxy.
     const ref = `${proxy.host}/rel/big:1`;
@@ -109,7 +109,7 @@ Deno.test("pull resumes a large blob after drops, stalls and 503s", async (t) =>
         : undefined;
 
     await t.step(
-      "pull() within one run survives three cuts per blob and fetches each about once",
+      "pullImage() within one run survives three cuts per blob and fetches each about once",
       async () => {
         proxy.reset();
         const cuts = new Map<Layer, number>();
@@ -124,7 +124,7 @@ Deno.test("pull resumes a large blob after drops, stalls and 503s", async (t) =>
         const store = await Store.open(`${dir}/one-run`);
         const result = await withDeadline(
           "pull",
-          (signal) => pull(store, client(), ref, { signal }),
+          (signal) => pullImage(store, ref, { client: client(), signal }),
         );
         assert.equal(result.reference, ref);
         for (const l of layers) {
@@ -217,7 +217,11 @@ Deno.test("pull resumes a large blob after drops, stalls and 503s", async (t) =>
         await withDeadline(
           "pull with a stalled body",
           (signal) =>
-            pull(store, client(), ref, { stallTimeout: 1000, signal }),
+            pullImage(store, ref, {
+              client: client(),
+              stallTimeout: 1000,
+              signal,
+            }),
         );
         for (const l of layers) {
           const gets = proxy.find("GET", blobPath(l));
@@ -246,7 +250,7 @@ Deno.test("pull resumes a large blob after drops, stalls and 503s", async (t) =>
         const store = await Store.open(`${dir}/busy`);
         await withDeadline(
           "pull",
-          (signal) => pull(store, client(), ref, { signal }),
+          (signal) => pullImage(store, ref, { client: client(), signal }),
         );
         const manifestGets = proxy.find("GET", /\/manifests\/1$/);
         assert.deepEqual(manifestGets.map((r) => r.status), [503, 503, 200]);
@@ -267,7 +271,7 @@ Deno.test("pull resumes a large blob after drops, stalls and 503s", async (t) =>
         );
         const storePath = `${dir}/unavailable`;
         const small = await writeFiles(dir, { k2: "other kernel" });
-        await build(await Store.open(storePath), [{
+        await buildImage(await Store.open(storePath), [{
           arch: "amd64",
           layers: { kernel: small.k2 },
         }], { tag: "local/other:1" });

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
-import { build } from "../../src/build/build_image.ts";
+import { buildImage } from "../../src/build/build_image.ts";
 import { type Digest, digestHex } from "../../src/oci/digest.ts";
 import { RegistryClient } from "../../src/registry/client.ts";
 import { Store } from "../../src/store/store.ts";
-import { push } from "../../src/transfer/push_image.ts";
+import { pushImage } from "../../src/transfer/push_image.ts";
 import { startFaultProxy } from "../_helpers/fault_proxy.ts";
 import { writeFiles } from "../_helpers/fixtures.ts";
 import { startRegistry, type TestRegistry } from "../_helpers/registry.ts";
@@ -49,7 +49,7 @@ Deno.test("push resumes an upload the connection dropped", async (t) => {
       const path = `${dir}/${repo}.img`;
       const layer = await writeRandomFile(path, SIZE);
       const ref = `${proxy.host}/rel/${repo}:1`;
-      await build(store, [{
+      await buildImage(store, [{
         arch: "amd64",
         layers: { kernel: files.vmlinuz, disk: path },
       }], { tag: ref });
@@ -80,7 +80,8 @@ Deno.test("push resumes an upload the connection dropped", async (t) => {
       // One blob at a time, so the third PATCH is the layer's second chunk.
       await withDeadline(
         "push",
-        (signal) => push(store, client, ref, { concurrency: 1, signal }),
+        (signal) =>
+          pushImage(store, ref, { client: client, concurrency: 1, signal }),
       );
       const cut = proxy.records.filter((r) => r.faulted);
       assert.equal(cut.length, 1, "one PATCH was cut");
@@ -167,7 +168,7 @@ Deno.test("push resumes an upload the connection dropped", async (t) => {
         });
         await withDeadline(
           "push",
-          (signal) => push(store, client, ref, { signal }),
+          (signal) => pushImage(store, ref, { client: client, signal }),
         );
         const puts = proxy.find("PUT", digestHex(layer));
         assert.equal(puts[0]?.faulted, true, "the first PUT was cut");

@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
-import { build, type BuildResult } from "../../src/build/build_image.ts";
+import {
+  buildImage,
+  type BuildImageResult,
+} from "../../src/build/build_image.ts";
 import { type Digest, digestHex, digestOf } from "../../src/oci/digest.ts";
 import { encodeJson, OCI_MANIFEST_MEDIA_TYPE } from "../../src/oci/manifest.ts";
 import {
@@ -19,7 +22,7 @@ import {
   LEGACY_LAYER_MEDIA_TYPES,
 } from "../../src/spec/media_types.ts";
 import { Store } from "../../src/store/store.ts";
-import { push } from "../../src/transfer/push_image.ts";
+import { pushImage } from "../../src/transfer/push_image.ts";
 import { randomBytes, writeFiles } from "../_helpers/fixtures.ts";
 import {
   startRegistry,
@@ -252,7 +255,7 @@ interface Pushed {
   amd64: Partial<Files>;
   arm64: Partial<Files>;
   config: Uint8Array;
-  build: BuildResult;
+  build: BuildImageResult;
 }
 
 const SIZES: Record<LayerKind, number> = {
@@ -266,7 +269,7 @@ const SIZES: Record<LayerKind, number> = {
 };
 
 /** Builds an amd64 image with every layer kind and an arm64 one, and pushes it. */
-async function pushImage(
+async function pushTestImage(
   registry: string,
   repository: string,
   credentials?: { username: string; password: string },
@@ -292,7 +295,7 @@ async function pushImage(
     }
     const store = await Store.open(`${dir}/store`);
     const ref = `${registry}/${repository}:${tag}`;
-    const result = await build(store, [
+    const result = await buildImage(store, [
       { arch: "amd64", layers, cmdline: paths.cmdline!, variant: "metal" },
       {
         arch: "arm64",
@@ -302,13 +305,11 @@ async function pushImage(
         },
       },
     ], { tag: ref });
-    await push(
-      store,
-      client(
+    await pushImage(store, ref, {
+      client: client(
         credentials ? { credentials: () => Promise.resolve(credentials) } : {},
       ),
-      ref,
-    );
+    });
     const manifest = await store.readManifest(result.manifests[0]!.descriptor);
     if (manifest.kind !== "manifest") throw new Error("expected a manifest");
     const config = await store.readBlob(manifest.manifest.config);
@@ -345,7 +346,7 @@ async function assertStoreSound(path: string): Promise<string[]> {
 
 Deno.test("createBootHandler() serves every layer in full and in ranges, streamed and cached", async (t) => {
   await using reg = await startRegistry();
-  const image = await pushImage(reg.host, "boot/os");
+  const image = await pushTestImage(reg.host, "boot/os");
   const dir = await Deno.makeTempDir({ prefix: "ironcore-serve-" });
   try {
     for (const mode of ["stream", "cache"] as const) {
@@ -479,7 +480,7 @@ Deno.test("createBootHandler() serves every layer in full and in ranges, streame
 
 Deno.test("createBootHandler() answers HEAD and the image JSON without downloading layers", async (t) => {
   await using reg = await startRegistry();
-  const image = await pushImage(reg.host, "boot/json");
+  const image = await pushTestImage(reg.host, "boot/json");
   await using proxy = startProxy(reg);
   const ref = image.ref.replace(reg.host, proxy.host);
   await using srv = serve({ client: client(), platform: AMD64 });
@@ -571,7 +572,7 @@ Deno.test("createBootHandler() answers HEAD and the image JSON without downloadi
 
 Deno.test("createBootHandler() with a cache downloads each blob from the registry once", async (t) => {
   await using reg = await startRegistry();
-  const image = await pushImage(reg.host, "boot/cache");
+  const image = await pushTestImage(reg.host, "boot/cache");
   await using proxy = startProxy(reg, { throttleMs: 2 });
   const ref = image.ref.replace(reg.host, proxy.host);
   const dir = await Deno.makeTempDir({ prefix: "ironcore-serve-" });
@@ -658,7 +659,7 @@ Deno.test("createBootHandler() with a cache downloads each blob from the registr
 
 Deno.test("createBootHandler() never delivers a blob whose digest is wrong", async (t) => {
   await using reg = await startRegistry();
-  const image = await pushImage(reg.host, "boot/corrupt");
+  const image = await pushTestImage(reg.host, "boot/corrupt");
   const digest = digestOf(image.amd64.disk!);
   // Same size, other bytes: only the digest can tell.
   await Deno.writeFile(registryBlobPath(reg, digest), randomBytes(SIZES.disk));
@@ -691,7 +692,7 @@ Deno.test("createBootHandler() never delivers a blob whose digest is wrong", asy
 Deno.test("createBootHandler() keeps working when registry tokens expire", async () => {
   await using reg = await startRegistry({ auth: "token", tokenTtlSeconds: 2 });
   const credentials = { username: reg.username, password: reg.password };
-  const image = await pushImage(reg.host, "boot/token", credentials);
+  const image = await pushTestImage(reg.host, "boot/token", credentials);
   // The proxy refuses tokens a second after their first use, as a registry
   // that revokes them early would; the client's own cache expires them at
   // 1.5 s.
@@ -720,8 +721,8 @@ Deno.test("createBootHandler() keeps working when registry tokens expire", async
 
 Deno.test("createBootHandler() re-resolves a tag at most once per interval and a digest never", async () => {
   await using reg = await startRegistry();
-  const first = await pushImage(reg.host, "boot/moving");
-  const second = await pushImage(reg.host, "boot/moving", undefined, "2.0");
+  const first = await pushTestImage(reg.host, "boot/moving");
+  const second = await pushTestImage(reg.host, "boot/moving", undefined, "2.0");
   const c = client();
   const repo = { registry: reg.host, repository: "boot/moving" };
   const next = await c.getManifest(repo, "2.0");
@@ -740,7 +741,11 @@ Deno.test("createBootHandler() re-resolves a tag at most once per interval and a
   assertBytes(await kernel(ref), first.amd64.kernel);
   const afterFirst = manifestRequests();
   // Move the tag: one request, well within the interval.
-  await c.putManifest(repo, "1.0", next.bytes, next.descriptor.mediaType);
+  await c.putManifest(repo, {
+    tagOrDigest: "1.0",
+    bytes: next.bytes,
+    mediaType: next.descriptor.mediaType,
+  });
   assertBytes(await kernel(ref), first.amd64.kernel);
   assert.equal(manifestRequests(), afterFirst);
   await sleep(1100);
@@ -761,7 +766,7 @@ Deno.test("createBootHandler() re-resolves a tag at most once per interval and a
 
 Deno.test("createBootHandler() with a cache keeps serving a tag while the registry is down", async () => {
   await using reg = await startRegistry();
-  const image = await pushImage(reg.host, "boot/down");
+  const image = await pushTestImage(reg.host, "boot/down");
   const proxy = startProxy(reg);
   const ref = image.ref.replace(reg.host, proxy.host);
   const dir = await Deno.makeTempDir({ prefix: "ironcore-serve-" });
@@ -794,7 +799,7 @@ Deno.test("createBootHandler() with a cache keeps serving a tag while the regist
 
 Deno.test("createBootHandler() with a cache recovers from a blob download that broke off", async () => {
   await using reg = await startRegistry();
-  const image = await pushImage(reg.host, "boot/resume");
+  const image = await pushTestImage(reg.host, "boot/resume");
   const digest = digestOf(image.amd64.rootfs!);
   await using proxy = startProxy(reg, {
     dropOnce: { digest, after: 1024 * 1024 },
@@ -835,10 +840,9 @@ Deno.test("createBootHandler() reads legacy media types, preferring current ones
     initramfs: randomBytes(3000),
   };
   for (const bytes of Object.values(blobs)) {
-    await c.uploadBlob(
-      repo,
-      { digest: digestOf(bytes), size: bytes.byteLength },
-      (offset, length) =>
+    await c.uploadBlob(repo, {
+      ...{ digest: digestOf(bytes), size: bytes.byteLength },
+      open: (offset, length) =>
         Promise.resolve(
           new Blob([
             bytes.slice(
@@ -848,7 +852,7 @@ Deno.test("createBootHandler() reads legacy media types, preferring current ones
           ])
             .stream(),
         ),
-    );
+    });
   }
   const d = (mediaType: string, bytes: Uint8Array) => ({
     mediaType,
@@ -865,7 +869,11 @@ Deno.test("createBootHandler() reads legacy media types, preferring current ones
       d(LEGACY_LAYER_MEDIA_TYPES.initramfs!, blobs.initramfs),
     ],
   });
-  await c.putManifest(repo, "old", manifest.bytes, OCI_MANIFEST_MEDIA_TYPE);
+  await c.putManifest(repo, {
+    tagOrDigest: "old",
+    bytes: manifest.bytes,
+    mediaType: OCI_MANIFEST_MEDIA_TYPE,
+  });
   await using srv = serve({ client: c });
   const ref = `${reg.host}/boot/legacy:old`;
   assertBytes(
@@ -897,7 +905,7 @@ Deno.test("createBootHandler() serves an image that exists only in the local sto
     });
     // Nothing listens on port 9 of 127.0.0.1.
     const ref = "127.0.0.1:9/local/os:1.0";
-    await build(store, [{
+    await buildImage(store, [{
       arch: "amd64",
       layers: { kernel: files.vmlinuz },
       cmdline: files.cmdline,
@@ -926,7 +934,7 @@ Deno.test("createBootHandler() serves an image that exists only in the local sto
 
 Deno.test("createBootHandler() answers bad requests with a clear status and message", async (t) => {
   await using reg = await startRegistry();
-  const image = await pushImage(reg.host, "boot/bad");
+  const image = await pushTestImage(reg.host, "boot/bad");
   await using srv = serve({ client: client({ retries: 0 }), platform: AMD64 });
   const cases: [string, string, RequestInit, number, RegExp][] = [
     [

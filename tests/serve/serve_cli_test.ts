@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
-import { build } from "../../src/build/build_image.ts";
+import { buildImage } from "../../src/build/build_image.ts";
 import { digestHex, digestOf } from "../../src/oci/digest.ts";
 import { RegistryClient } from "../../src/registry/client.ts";
 import { Store } from "../../src/store/store.ts";
-import { push } from "../../src/transfer/push_image.ts";
+import { pushImage } from "../../src/transfer/push_image.ts";
 import { CLI_PATH, runCliProcess } from "../_helpers/cli.ts";
 import { randomBytes, writeFiles } from "../_helpers/fixtures.ts";
 import { startRegistry } from "../_helpers/registry.ts";
@@ -48,11 +48,13 @@ Deno.test("ironcore-image serve streams layers and finishes downloads in flight 
     });
     const source = await Store.open(`${dir}/source`);
     const ref = `${reg.host}/cli/os:1.0`;
-    await build(source, [{
+    await buildImage(source, [{
       arch: "amd64",
       layers: { kernel: files.vmlinuz, rootfs: files.rootfs },
     }], { tag: ref });
-    await push(source, new RegistryClient({ plainHttp: true }), ref);
+    await pushImage(source, ref, {
+      client: new RegistryClient({ plainHttp: true }),
+    });
 
     const child = new Deno.Command(Deno.execPath(), {
       args: [

@@ -15,8 +15,8 @@ import {
   LEGACY_LAYER_MEDIA_TYPES,
 } from "../../src/spec/media_types.ts";
 import {
+  imageFromManifest,
   layerKinds,
-  resolveImage,
 } from "../../src/spec/image_from_manifest.ts";
 
 const CONFIG = encodeJson({ commandLine: "console=ttyS0" });
@@ -42,11 +42,11 @@ function manifestWith(
   };
 }
 
-Deno.test("resolveImage() puts each current layer under its kind and decodes the config", () => {
+Deno.test("imageFromManifest() puts each current layer under its kind and decodes the config", () => {
   const layers = LAYER_KINDS.map((kind, i) =>
     layer(LAYER_MEDIA_TYPES[kind], i.toString(16), i)
   );
-  const image = resolveImage(manifestWith(layers), CONFIG.bytes);
+  const image = imageFromManifest(manifestWith(layers), CONFIG.bytes);
   assert.deepEqual(image.config, { commandLine: "console=ttyS0" });
   assert.equal(image.configDescriptor.digest, CONFIG.digest);
   LAYER_KINDS.forEach((kind, i) => assert.deepEqual(image[kind], layers[i]));
@@ -56,14 +56,14 @@ Deno.test("resolveImage() puts each current layer under its kind and decodes the
   assert.equal(image.title, undefined);
 });
 
-Deno.test("resolveImage() reads legacy v1alpha1 layers and config and lists the kinds as legacy", () => {
+Deno.test("imageFromManifest() reads legacy v1alpha1 layers and config and lists the kinds as legacy", () => {
   const manifest = manifestWith([
     layer(LEGACY_LAYER_MEDIA_TYPES.kernel!, "1"),
     layer(LEGACY_LAYER_MEDIA_TYPES.initramfs!, "2"),
     layer(LEGACY_LAYER_MEDIA_TYPES.squashfs!, "3"),
   ]);
   manifest.config.mediaType = LEGACY_CONFIG_MEDIA_TYPE;
-  const image = resolveImage(manifest, CONFIG.bytes);
+  const image = imageFromManifest(manifest, CONFIG.bytes);
   assert.equal(image.kernel?.digest, `sha256:${"1".repeat(64)}`);
   assert.equal(image.initramfs?.digest, `sha256:${"2".repeat(64)}`);
   assert.equal(image.squashfs?.digest, `sha256:${"3".repeat(64)}`);
@@ -74,26 +74,26 @@ Deno.test("resolveImage() reads legacy v1alpha1 layers and config and lists the 
   assert.deepEqual(layerKinds(image), ["squashfs", "initramfs", "kernel"]);
 });
 
-Deno.test("resolveImage() prefers the current media type when a kind has both, in either order", () => {
+Deno.test("imageFromManifest() prefers the current media type when a kind has both, in either order", () => {
   const legacy = layer(LEGACY_LAYER_MEDIA_TYPES.kernel!, "a");
   const current = layer(LAYER_MEDIA_TYPES.kernel, "b");
   for (const layers of [[legacy, current], [current, legacy]]) {
-    const image = resolveImage(manifestWith(layers), CONFIG.bytes);
+    const image = imageFromManifest(manifestWith(layers), CONFIG.bytes);
     assert.deepEqual(image.kernel, current);
     assert.deepEqual(image.legacy, []);
   }
   // A kind with only a legacy layer next to a current one of another kind.
-  const image = resolveImage(
+  const image = imageFromManifest(
     manifestWith([current, layer(LEGACY_LAYER_MEDIA_TYPES.rootfs!, "c")]),
     CONFIG.bytes,
   );
   assert.deepEqual(image.legacy, ["rootfs"]);
 });
 
-Deno.test("resolveImage() rejects a layer with an unknown media type, naming its position", () => {
+Deno.test("imageFromManifest() rejects a layer with an unknown media type, naming its position", () => {
   assert.throws(
     () =>
-      resolveImage(
+      imageFromManifest(
         manifestWith([
           layer(LAYER_MEDIA_TYPES.kernel, "1"),
           layer("application/vnd.oci.image.layer.v1.tar+gzip", "2"),
@@ -107,7 +107,7 @@ Deno.test("resolveImage() rejects a layer with an unknown media type, naming its
   );
 });
 
-Deno.test("resolveImage() rejects two layers of the same kind and generation", () => {
+Deno.test("imageFromManifest() rejects two layers of the same kind and generation", () => {
   const cases: [string, string][] = [
     [LAYER_MEDIA_TYPES.kernel, "kernel"],
     [LEGACY_LAYER_MEDIA_TYPES.initramfs!, "initramfs"],
@@ -116,7 +116,7 @@ Deno.test("resolveImage() rejects two layers of the same kind and generation", (
   for (const [mediaType, kind] of cases) {
     assert.throws(
       () =>
-        resolveImage(
+        imageFromManifest(
           manifestWith([layer(mediaType, "1"), layer(mediaType, "2")]),
           CONFIG.bytes,
         ),
@@ -130,7 +130,7 @@ Deno.test("resolveImage() rejects two layers of the same kind and generation", (
   }
 });
 
-Deno.test("resolveImage() rejects a config media type that is not IronCore's", () => {
+Deno.test("imageFromManifest() rejects a config media type that is not IronCore's", () => {
   for (
     const mediaType of [
       "application/vnd.oci.image.config.v1+json",
@@ -141,7 +141,7 @@ Deno.test("resolveImage() rejects a config media type that is not IronCore's", (
     const manifest = manifestWith([layer(LAYER_MEDIA_TYPES.kernel, "1")]);
     manifest.config.mediaType = mediaType;
     assert.throws(
-      () => resolveImage(manifest, CONFIG.bytes),
+      () => imageFromManifest(manifest, CONFIG.bytes),
       (e: unknown) =>
         e instanceof InvalidImageError &&
         e.message ===
@@ -150,22 +150,26 @@ Deno.test("resolveImage() rejects a config media type that is not IronCore's", (
   }
 });
 
-Deno.test("resolveImage() passes config errors through as InvalidImageError", () => {
+Deno.test("imageFromManifest() passes config errors through as InvalidImageError", () => {
   const manifest = manifestWith([layer(LAYER_MEDIA_TYPES.kernel, "1")]);
   assert.throws(
-    () => resolveImage(manifest, new TextEncoder().encode('{"commandLine":7}')),
+    () =>
+      imageFromManifest(
+        manifest,
+        new TextEncoder().encode('{"commandLine":7}'),
+      ),
     { name: "InvalidImageError", message: /commandLine must be a string/ },
   );
   assert.throws(
-    () => resolveImage(manifest, new TextEncoder().encode("not json")),
+    () => imageFromManifest(manifest, new TextEncoder().encode("not json")),
     { name: "InvalidImageError", message: /^Invalid config: not valid/ },
   );
 });
 
-Deno.test("resolveImage() reads the variant and title annotations and ignores an unknown variant", () => {
+Deno.test("imageFromManifest() reads the variant and title annotations and ignores an unknown variant", () => {
   const layers = [layer(LAYER_MEDIA_TYPES.uki, "1")];
   for (const variant of ["metal", "virtualization"] as const) {
-    const image = resolveImage(
+    const image = imageFromManifest(
       manifestWith(layers, {
         annotations: { variant, [ANNOTATION_TITLE]: "My OS" },
       }),
@@ -175,7 +179,7 @@ Deno.test("resolveImage() reads the variant and title annotations and ignores an
     assert.equal(image.title, "My OS");
     assert.deepEqual(layerKinds(image), ["uki"]);
   }
-  const odd = resolveImage(
+  const odd = imageFromManifest(
     manifestWith(layers, { annotations: { variant: "container" } }),
     CONFIG.bytes,
   );
@@ -184,8 +188,11 @@ Deno.test("resolveImage() reads the variant and title annotations and ignores an
   assert.equal("title" in odd, false);
 });
 
-Deno.test("resolveImage() accepts a manifest without layers", () => {
-  const image = resolveImage(manifestWith([]), new TextEncoder().encode("{}"));
+Deno.test("imageFromManifest() accepts a manifest without layers", () => {
+  const image = imageFromManifest(
+    manifestWith([]),
+    new TextEncoder().encode("{}"),
+  );
   assert.deepEqual(layerKinds(image), []);
   assert.deepEqual(image.config, {});
 });

@@ -22,7 +22,7 @@ import {
   type Finding,
   type ImageInput,
   type ManifestInput,
-  validateImage,
+  validateDocuments,
 } from "../../src/spec/validate_documents.ts";
 
 const CONFIG = encodeJson({ commandLine: "console=ttyS0" });
@@ -138,27 +138,27 @@ function assertOnly(
   assert.equal(result.ok, level !== "error");
 }
 
-Deno.test("validateImage() accepts a complete two-platform metal image without findings", () => {
+Deno.test("validateDocuments() accepts a complete two-platform metal image without findings", () => {
   const amd = input(manifestOf(metalLayers()));
   const arm = input(manifestOf([layer("uki", "4")]));
-  const result = validateImage(indexed([amd, arm]));
+  const result = validateDocuments(indexed([amd, arm]));
   assert.deepEqual(result, { ok: true, findings: [] });
 });
 
-Deno.test("validateImage() accepts a single manifest and names its paths manifest.…", () => {
-  const result = validateImage({
+Deno.test("validateDocuments() accepts a single manifest and names its paths manifest.…", () => {
+  const result = validateDocuments({
     manifests: [input(manifestOf([layer("iso", "5", null)]))],
   });
   assertOnly(result, "warning", "manifest.layers[0].annotations", /title/);
 });
 
-Deno.test("validateImage() warns about Docker media types and errors on others", async (t) => {
+Deno.test("validateDocuments() warns about Docker media types and errors on others", async (t) => {
   await t.step("a Docker manifest list is a warning", () => {
     const image = indexed([input(manifestOf(metalLayers()))], ["amd64"]);
     image.index!.index.mediaType = DOCKER_MANIFEST_LIST_MEDIA_TYPE;
     delete image.index!.bytes;
     assertOnly(
-      validateImage(image),
+      validateDocuments(image),
       "warning",
       "index.mediaType",
       /Docker manifest list/,
@@ -168,14 +168,19 @@ Deno.test("validateImage() warns about Docker media types and errors on others",
     const image = indexed([input(manifestOf(metalLayers()))], ["amd64"]);
     delete image.index!.index.mediaType;
     delete image.index!.bytes;
-    assertOnly(validateImage(image), "warning", "index.mediaType", /not set/);
+    assertOnly(
+      validateDocuments(image),
+      "warning",
+      "index.mediaType",
+      /not set/,
+    );
   });
   await t.step("another index media type is an error", () => {
     const image = indexed([input(manifestOf(metalLayers()))], ["amd64"]);
     image.index!.index.mediaType = "application/json";
     delete image.index!.bytes;
     assertOnly(
-      validateImage(image),
+      validateDocuments(image),
       "error",
       "index.mediaType",
       /application\/json is not an image index/,
@@ -184,7 +189,7 @@ Deno.test("validateImage() warns about Docker media types and errors on others",
   await t.step("a Docker manifest is a warning, on the entry too", () => {
     const m = manifestOf(metalLayers());
     m.mediaType = DOCKER_MANIFEST_MEDIA_TYPE;
-    const result = validateImage(indexed([input(m)], ["amd64"]));
+    const result = validateDocuments(indexed([input(m)], ["amd64"]));
     assert.equal(result.ok, true);
     assert.deepEqual(result.findings.map((f) => [f.level, f.path]), [
       ["warning", "index.manifests[0].mediaType"],
@@ -195,7 +200,7 @@ Deno.test("validateImage() warns about Docker media types and errors on others",
     const image = indexed([input(manifestOf(metalLayers()))], ["amd64"]);
     image.index!.index.manifests[0]!.mediaType = OCI_INDEX_MEDIA_TYPE;
     delete image.index!.bytes;
-    const result = validateImage(image);
+    const result = validateDocuments(image);
     assert.equal(result.ok, false);
     assert.match(
       one(result.findings, "index.manifests[0].mediaType").message,
@@ -209,12 +214,12 @@ Deno.test("validateImage() warns about Docker media types and errors on others",
   });
 });
 
-Deno.test("validateImage() requires os and architecture on every index entry, once each", async (t) => {
+Deno.test("validateDocuments() requires os and architecture on every index entry, once each", async (t) => {
   const amd = input(manifestOf(metalLayers()));
   const arm = input(manifestOf([layer("iso", "6")]));
   await t.step("a missing platform is an error", () => {
     assertOnly(
-      validateImage(indexed([amd, arm], ["amd64", null])),
+      validateDocuments(indexed([amd, arm], ["amd64", null])),
       "error",
       "index.manifests[1].platform",
       /platform is missing/,
@@ -226,7 +231,7 @@ Deno.test("validateImage() requires os and architecture on every index entry, on
     const entries = image.index!.index.manifests;
     entries[0]!.platform = { architecture: "amd64" } as never;
     entries[1]!.platform = { os: "linux" } as never;
-    const result = validateImage(image);
+    const result = validateDocuments(image);
     assert.equal(result.ok, false);
     assert.deepEqual(result.findings.map((f) => f.path), [
       "index.manifests[0].platform.os",
@@ -235,7 +240,7 @@ Deno.test("validateImage() requires os and architecture on every index entry, on
   });
   await t.step("the same platform twice is an error", () => {
     assertOnly(
-      validateImage(indexed([amd, arm], ["arm64", "arm64"])),
+      validateDocuments(indexed([amd, arm], ["arm64", "arm64"])),
       "error",
       "index.manifests[1].platform",
       /linux\/arm64 is already listed by index.manifests\[0\]/,
@@ -243,7 +248,7 @@ Deno.test("validateImage() requires os and architecture on every index entry, on
   });
   await t.step("an index without entries is an error", () => {
     assertOnly(
-      validateImage(indexed([], [])),
+      validateDocuments(indexed([], [])),
       "error",
       "index.manifests",
       /no manifests/,
@@ -251,12 +256,12 @@ Deno.test("validateImage() requires os and architecture on every index entry, on
   });
 });
 
-Deno.test("validateImage() checks the config media type and JSON", async (t) => {
+Deno.test("validateDocuments() checks the config media type and JSON", async (t) => {
   await t.step("the legacy config type is a warning", () => {
     const m = manifestOf(metalLayers());
     m.config.mediaType = LEGACY_CONFIG_MEDIA_TYPE;
     assertOnly(
-      validateImage({ manifests: [input(m)] }),
+      validateDocuments({ manifests: [input(m)] }),
       "warning",
       "manifest.config.mediaType",
       /legacy config media type/,
@@ -266,7 +271,7 @@ Deno.test("validateImage() checks the config media type and JSON", async (t) => 
     const m = manifestOf(metalLayers());
     m.config.mediaType = "application/vnd.oci.image.config.v1+json";
     assertOnly(
-      validateImage({ manifests: [input(m)] }),
+      validateDocuments({ manifests: [input(m)] }),
       "error",
       "manifest.config.mediaType",
       /not an IronCore config/,
@@ -276,7 +281,7 @@ Deno.test("validateImage() checks the config media type and JSON", async (t) => 
     const m = manifestOf(metalLayers());
     m.config.digest = digestOf(bytes);
     m.config.size = bytes.byteLength;
-    return validateImage({ manifests: [input(m, bytes)] });
+    return validateDocuments({ manifests: [input(m, bytes)] });
   };
   const enc = (s: string) => new TextEncoder().encode(s);
   await t.step("a config that is not JSON is an error", () => {
@@ -314,7 +319,7 @@ Deno.test("validateImage() checks the config media type and JSON", async (t) => 
     "config bytes that do not match the descriptor are an error",
     () => {
       const m = manifestOf(metalLayers());
-      const result = validateImage({
+      const result = validateDocuments({
         manifests: [input(m, enc('{"commandLine":"console=ttyS1 quiet"}'))],
       });
       assert.equal(result.ok, false);
@@ -337,7 +342,7 @@ Deno.test("validateImage() checks the config media type and JSON", async (t) => 
     delete i.config;
     i.configError = "blob missing";
     assertOnly(
-      validateImage({ manifests: [i] }),
+      validateDocuments({ manifests: [i] }),
       "error",
       "manifest.config",
       /cannot read the config blob: blob missing/,
@@ -345,7 +350,7 @@ Deno.test("validateImage() checks the config media type and JSON", async (t) => 
   });
 });
 
-Deno.test("validateImage() checks layer media types, kinds and titles", async (t) => {
+Deno.test("validateDocuments() checks layer media types, kinds and titles", async (t) => {
   await t.step(
     "an unknown layer type is an error naming the known ones",
     () => {
@@ -357,7 +362,9 @@ Deno.test("validateImage() checks layer media types, kinds and titles", async (t
           size: 3,
         } as Descriptor,
       ];
-      const result = validateImage({ manifests: [input(manifestOf(layers))] });
+      const result = validateDocuments({
+        manifests: [input(manifestOf(layers))],
+      });
       assert.equal(result.ok, false);
       const f = one(result.findings, "manifest.layers[3].mediaType");
       assert.equal(f.level, "error");
@@ -375,7 +382,7 @@ Deno.test("validateImage() checks layer media types, kinds and titles", async (t
   await t.step("two layers of one kind are an error", () => {
     const layers = [...metalLayers(), layer("kernel", "8")];
     assertOnly(
-      validateImage({ manifests: [input(manifestOf(layers))] }),
+      validateDocuments({ manifests: [input(manifestOf(layers))] }),
       "error",
       "manifest.layers[3].mediaType",
       /second kernel layer \(manifest.layers\[2\] is one already\)/,
@@ -389,7 +396,7 @@ Deno.test("validateImage() checks layer media types, kinds and titles", async (t
         mediaType: LEGACY_LAYER_MEDIA_TYPES.kernel!,
       };
       assertOnly(
-        validateImage({
+        validateDocuments({
           manifests: [input(manifestOf([...metalLayers(), legacy]))],
         }),
         "warning",
@@ -405,22 +412,24 @@ Deno.test("validateImage() checks layer media types, kinds and titles", async (t
       layer("kernel", "3"),
     ];
     assertOnly(
-      validateImage({ manifests: [input(manifestOf(layers))] }),
+      validateDocuments({ manifests: [input(manifestOf(layers))] }),
       "warning",
       "manifest.layers[0].annotations",
       /no org.opencontainers.image.title annotation/,
     );
   });
   await t.step("a manifest without layers is an error", () => {
-    const result = validateImage({ manifests: [input(manifestOf([], null))] });
+    const result = validateDocuments({
+      manifests: [input(manifestOf([], null))],
+    });
     assert.equal(result.ok, false);
     assert.equal(one(result.findings, "manifest.layers").level, "error");
   });
 });
 
-Deno.test("validateImage() checks the layers each variant needs", async (t) => {
+Deno.test("validateDocuments() checks the layers each variant needs", async (t) => {
   const check = (kinds: LayerKind[], variant: string | null) =>
-    validateImage({
+    validateDocuments({
       manifests: [
         input(
           manifestOf(kinds.map((k, i) => layer(k, i.toString(16))), variant),
@@ -493,14 +502,14 @@ Deno.test("validateImage() checks the layers each variant needs", async (t) => {
   });
 });
 
-Deno.test("validateImage() reports bytes that do not match their descriptors", async (t) => {
+Deno.test("validateDocuments() reports bytes that do not match their descriptors", async (t) => {
   await t.step("a manifest whose bytes differ from its index entry", () => {
     const amd = input(manifestOf(metalLayers()));
     const image = indexed([amd], ["amd64"]);
     amd.bytes = new TextEncoder().encode(
       " " + new TextDecoder().decode(amd.bytes),
     );
-    const result = validateImage(image);
+    const result = validateDocuments(image);
     assert.equal(result.ok, false);
     assert.deepEqual(result.findings.map((f) => f.path), [
       "manifests[0]",
@@ -515,7 +524,12 @@ Deno.test("validateImage() reports bytes that do not match their descriptors", a
   await t.step("an index whose bytes differ from its descriptor", () => {
     const image = indexed([input(manifestOf(metalLayers()))], ["amd64"]);
     image.index!.descriptor.digest = digestOf("something else");
-    assertOnly(validateImage(image), "error", "index", /the index has digest/);
+    assertOnly(
+      validateDocuments(image),
+      "error",
+      "index",
+      /the index has digest/,
+    );
   });
   await t.step("an index entry whose manifest could not be loaded", () => {
     const amd = input(manifestOf(metalLayers()));
@@ -523,7 +537,7 @@ Deno.test("validateImage() reports bytes that do not match their descriptors", a
     image.manifests = [];
     image.unloaded = [{ descriptor: amd.descriptor, reason: "blob missing" }];
     assertOnly(
-      validateImage(image),
+      validateDocuments(image),
       "error",
       "index.manifests[0]",
       new RegExp(`cannot read manifest ${amd.descriptor.digest}: blob missing`),
@@ -531,7 +545,7 @@ Deno.test("validateImage() reports bytes that do not match their descriptors", a
   });
 });
 
-Deno.test("validateImage() lists every problem, not just the first", () => {
+Deno.test("validateDocuments() lists every problem, not just the first", () => {
   const amd = manifestOf([
     layer("kernel", "1", null),
     layer("kernel", "2"),
@@ -547,7 +561,7 @@ Deno.test("validateImage() lists every problem, not just the first", () => {
   const bad = new TextEncoder().encode('{"commandLine":false}');
   arm.config.digest = digestOf(bad);
   arm.config.size = bad.byteLength;
-  const result = validateImage(
+  const result = validateDocuments(
     indexed([input(amd), input(arm, bad)], ["amd64", null]),
   );
   assert.equal(result.ok, false);
@@ -563,7 +577,7 @@ Deno.test("validateImage() lists every problem, not just the first", () => {
   ]);
 });
 
-Deno.test("validateImage() passes a legacy v1alpha1 image with warnings only", () => {
+Deno.test("validateDocuments() passes a legacy v1alpha1 image with warnings only", () => {
   const legacy = (kind: LayerKind, c: string): Descriptor => ({
     ...layer(kind, c),
     mediaType: LEGACY_LAYER_MEDIA_TYPES[kind]!,
@@ -574,7 +588,7 @@ Deno.test("validateImage() passes a legacy v1alpha1 image with warnings only", (
     legacy("kernel", "3"),
   ]);
   m.config.mediaType = LEGACY_CONFIG_MEDIA_TYPE;
-  const result = validateImage({ manifests: [input(m)] });
+  const result = validateDocuments({ manifests: [input(m)] });
   assert.equal(result.ok, true);
   assert.equal(result.findings.length, 4);
   assert.ok(result.findings.every((f) => f.level === "warning"));

@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
-import { build, type BuildResult } from "../../src/build/build_image.ts";
+import {
+  buildImage,
+  type BuildImageResult,
+} from "../../src/build/build_image.ts";
 import { InvalidReferenceError, NotFoundError } from "../../src/errors.ts";
 import { digestHex, digestOf } from "../../src/oci/digest.ts";
 import {
@@ -19,14 +22,14 @@ import { tagIndexOf } from "../../src/store/_internal.ts";
 
 async function twoArch(
   dir: string,
-): Promise<{ store: Store; result: BuildResult }> {
+): Promise<{ store: Store; result: BuildImageResult }> {
   const f = await writeFiles(dir, {
     vmlinuz: "kernel!",
     initrd: "initramfs",
     cmdline: "console=ttyS0\n",
   });
   const store = await Store.open(`${dir}/store`);
-  const result = await build(store, [
+  const result = await buildImage(store, [
     {
       arch: "amd64",
       layers: { kernel: f.vmlinuz, initramfs: f.initrd },
@@ -235,7 +238,10 @@ Deno.test("deleteImage() of a manifest only an index points at throws NotFoundEr
   await withTempDir(async (dir) => {
     const f = await writeFiles(dir, { k: "kernel" });
     const store = await Store.open(`${dir}/store`);
-    const r = await build(store, [{ arch: "amd64", layers: { kernel: f.k } }]);
+    const r = await buildImage(store, [{
+      arch: "amd64",
+      layers: { kernel: f.k },
+    }]);
     const child = r.manifests[0]!.descriptor.digest;
     const before = await snapshotStore(store.path);
     for (const input of [child, digestHex(child).slice(0, 8)]) {

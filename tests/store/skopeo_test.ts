@@ -4,7 +4,10 @@
  */
 
 import assert from "node:assert/strict";
-import { build, type BuildResult } from "../../src/build/build_image.ts";
+import {
+  buildImage,
+  type BuildImageResult,
+} from "../../src/build/build_image.ts";
 import { digestOf } from "../../src/oci/digest.ts";
 import type { ImageIndex } from "../../src/oci/manifest.ts";
 import { Store } from "../../src/store/store.ts";
@@ -14,14 +17,14 @@ import { hasSkopeo, skopeo } from "../_helpers/tools.ts";
 
 async function fixture(
   dir: string,
-): Promise<{ store: string; result: BuildResult }> {
+): Promise<{ store: string; result: BuildImageResult }> {
   const f = await writeFiles(dir, {
     vmlinuz: "kernel bytes",
     initrd: "initramfs bytes",
     cmdline: "console=ttyS0",
   });
   const store = `${dir}/store`;
-  const result = await build(await Store.open(store), [
+  const result = await buildImage(await Store.open(store), [
     {
       arch: "amd64",
       layers: { kernel: f.vmlinuz, initramfs: f.initrd },
@@ -50,7 +53,7 @@ Deno.test({
   async fn() {
     await withTempDir(async (dir) => {
       const { store, result } = await fixture(dir);
-      const cases: [string, BuildResult["index"]][] = [
+      const cases: [string, BuildImageResult["index"]][] = [
         ["docker.io/library/demo:1", result.index],
         ["docker.io/library/demo:1-amd64", result.manifests[0]!.descriptor],
         ["docker.io/library/demo:1-arm64", result.manifests[1]!.descriptor],

@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
-import { build, type BuildResult } from "../../src/build/build_image.ts";
+import {
+  buildImage,
+  type BuildImageResult,
+} from "../../src/build/build_image.ts";
 import {
   AmbiguousReferenceError,
   DigestMismatchError,
@@ -20,9 +23,9 @@ async function buildDemo(
   dir: string,
   tag: string,
   kernel = "kernel",
-): Promise<BuildResult> {
+): Promise<BuildImageResult> {
   const f = await writeFiles(dir, { [`k-${tag.replace(/\W/g, "_")}`]: kernel });
-  return await build(store, [
+  return await buildImage(store, [
     { arch: "amd64", layers: { kernel: Object.values(f)[0] as string } },
   ], { tag });
 }
@@ -322,7 +325,7 @@ Deno.test("resolve() finds a manifest inside an untagged index by a digest prefi
   await withTempDir(async (dir) => {
     const store = await Store.open(`${dir}/store`);
     const f = await writeFiles(dir, { k: "kernel" });
-    const r = await build(store, [
+    const r = await buildImage(store, [
       { arch: "amd64", layers: { kernel: f.k } },
       { arch: "arm64", layers: { uki: f.k } },
     ]);

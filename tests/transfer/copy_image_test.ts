@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
-import { build, type BuildResult } from "../../src/build/build_image.ts";
+import {
+  buildImage,
+  type BuildImageResult,
+} from "../../src/build/build_image.ts";
 import { DigestMismatchError, NotFoundError } from "../../src/errors.ts";
 import { digestOf } from "../../src/oci/digest.ts";
 import type { ProgressEvent } from "../../src/progress.ts";
@@ -8,9 +11,9 @@ import {
   type RegistryClientOptions,
 } from "../../src/registry/client.ts";
 import { Store } from "../../src/store/store.ts";
-import { copy } from "../../src/transfer/copy_image.ts";
-import { push } from "../../src/transfer/push_image.ts";
-import { writeFiles } from "../_helpers/fixtures.ts";
+import { copyImage } from "../../src/transfer/copy_image.ts";
+import { pushImage } from "../../src/transfer/push_image.ts";
+import { randomBytes, writeFiles } from "../_helpers/fixtures.ts";
 import { startRegistry, type TestRegistry } from "../_helpers/registry.ts";
 import { withTempDir } from "../_helpers/temp.ts";
 
@@ -55,14 +58,6 @@ function blobUploads(sent: Sent[], host: string): Sent[] {
 /** Over two hash batches, and not a multiple of any chunk size. */
 const KERNEL_SIZE = 5 * 1024 * 1024 + 123;
 
-function random(n: number): Uint8Array {
-  const out = new Uint8Array(n);
-  for (let i = 0; i < n; i += 65536) {
-    crypto.getRandomValues(out.subarray(i, Math.min(n, i + 65536)));
-  }
-  return out;
-}
-
 async function catalog(reg: TestRegistry): Promise<string[]> {
   const res = await fetch(`${reg.url}/v2/_catalog`);
   const body = await res.json();
@@ -85,15 +80,15 @@ async function twoArchImage(
   dir: string,
   tag: string,
   kernelSize = 4096,
-): Promise<{ store: Store; image: BuildResult }> {
+): Promise<{ store: Store; image: BuildImageResult }> {
   const store = await Store.open(`${dir}/store`);
   const files = await writeFiles(dir, {
-    vmlinuz: random(kernelSize),
-    initrd: random(2048),
-    squashfs: random(8192),
+    vmlinuz: randomBytes(kernelSize),
+    initrd: randomBytes(2048),
+    squashfs: randomBytes(8192),
     cmdline: "console=ttyS0",
   });
-  const image = await build(store, [
+  const image = await buildImage(store, [
     {
       arch: "amd64",
       layers: { kernel: files.vmlinuz, initramfs: files.initrd },
@@ -107,14 +102,16 @@ async function twoArchImage(
   return { store, image };
 }
 
-Deno.test("copy() between two registries", async (t) => {
+Deno.test("copyImage() between two registries", async (t) => {
   await using a = await startRegistry();
   await using b = await startRegistry();
   await withTempDir(async (dir) => {
     const srcRef = `${a.host}/os/demo:1.0`;
     const dstRef = `${b.host}/mirror/demo:1.0`;
     const { store, image } = await twoArchImage(dir, srcRef, KERNEL_SIZE);
-    await push(store, new RegistryClient({ plainHttp: true }), srcRef);
+    await pushImage(store, srcRef, {
+      client: new RegistryClient({ plainHttp: true }),
+    });
     const dstRepo = { registry: b.host, repository: "mirror/demo" };
 
     await t.step(
@@ -122,12 +119,9 @@ Deno.test("copy() between two registries", async (t) => {
       async () => {
         const { client, sent } = recordingClient();
         const events: ProgressEvent[] = [];
-        const result = await copy(
-          client,
-          { reference: srcRef },
-          { reference: dstRef },
-          { onProgress: (e) => events.push(e) },
-        );
+        const result = await copyImage({ reference: srcRef }, {
+          reference: dstRef,
+        }, { client: client, onProgress: (e) => events.push(e) });
         assert.equal(result.source, srcRef);
         assert.equal(result.destination, dstRef);
         assert.equal(result.descriptor.digest, image.index.digest);
@@ -160,9 +154,9 @@ Deno.test("copy() between two registries", async (t) => {
 
     await t.step("a second copy skips everything", async () => {
       const { client, sent } = recordingClient();
-      const result = await copy(client, { reference: srcRef }, {
+      const result = await copyImage({ reference: srcRef }, {
         reference: dstRef,
-      });
+      }, { client: client });
       assert.equal(result.copied, 0);
       assert.equal(result.mounted, 0);
       assert.equal(result.skipped, 5);
@@ -178,10 +172,10 @@ Deno.test("copy() between two registries", async (t) => {
       "blobs the destination has are skipped one by one",
       async () => {
         const { client, sent } = recordingClient();
-        const result = await copy(client, { reference: srcRef }, {
+        const result = await copyImage({ reference: srcRef }, {
           reference: `${b.host}/mirror/demo:2.0`,
           // Same repository, new tag: every blob is there already.
-        });
+        }, { client: client });
         assert.equal(result.skipped, 5);
         assert.equal(blobUploads(sent, b.host).length, 0);
       },
@@ -194,9 +188,9 @@ Deno.test("copy() between two registries", async (t) => {
           forceChunked: true,
           chunkSize: 1024 * 1024,
         });
-        const result = await copy(client, { reference: srcRef }, {
+        const result = await copyImage({ reference: srcRef }, {
           reference: `${b.host}/chunked/demo:1.0`,
-        }, { pushSubManifests: false });
+        }, { client: client, pushSubManifests: false });
         assert.equal(result.copied, 5);
         assert.deepEqual(result.subTags, []);
         const ranged = sent.filter((s) =>
@@ -217,10 +211,10 @@ Deno.test("copy() between two registries", async (t) => {
       async () => {
         const { client } = recordingClient();
         const arm = image.manifests.find((m) => m.arch === "arm64")!;
-        const result = await copy(
-          client,
+        const result = await copyImage(
           { reference: `${a.host}/os/demo@${arm.descriptor.digest}` },
           { reference: `${b.host}/single/demo@${arm.descriptor.digest}` },
+          { client: client },
         );
         assert.equal(result.descriptor.digest, arm.descriptor.digest);
         assert.deepEqual(result.subTags, []);
@@ -234,9 +228,9 @@ Deno.test("copy() between two registries", async (t) => {
         const before = await catalog(b);
         const { client, sent } = recordingClient();
         await assert.rejects(
-          copy(client, { reference: `${a.host}/os/demo:nope` }, {
+          copyImage({ reference: `${a.host}/os/demo:nope` }, {
             reference: `${b.host}/other/demo:1.0`,
-          }),
+          }, { client: client }),
           NotFoundError,
         );
         assert.deepEqual(await catalog(b), before);
@@ -277,9 +271,9 @@ Deno.test("copy() between two registries", async (t) => {
           );
           const started = Date.now();
           await assert.rejects(
-            copy(client, { reference: srcRef }, {
+            copyImage({ reference: srcRef }, {
               reference: `${b.host}/corrupt/demo:1.0`,
-            }),
+            }, { client: client }),
             DigestMismatchError,
           );
           assert.ok(Date.now() - started < 5000, "no retry storm");
@@ -300,25 +294,30 @@ Deno.test("copy() between two registries", async (t) => {
       const controller = new AbortController();
       controller.abort();
       await assert.rejects(
-        copy(new RegistryClient({ plainHttp: true }), { reference: srcRef }, {
+        copyImage({ reference: srcRef }, {
           reference: `${b.host}/aborted/demo:1.0`,
-        }, { signal: controller.signal }),
+        }, {
+          client: new RegistryClient({ plainHttp: true }),
+          signal: controller.signal,
+        }),
         (e: unknown) => e instanceof DOMException && e.name === "AbortError",
       );
     });
   });
 });
 
-Deno.test("copy() within one registry mounts blobs instead of uploading them", async () => {
+Deno.test("copyImage() within one registry mounts blobs instead of uploading them", async () => {
   await using reg = await startRegistry();
   await withTempDir(async (dir) => {
     const srcRef = `${reg.host}/team-a/os:1.0`;
     const { store, image } = await twoArchImage(dir, srcRef);
-    await push(store, new RegistryClient({ plainHttp: true }), srcRef);
-    const { client, sent } = recordingClient();
-    const result = await copy(client, { reference: srcRef }, {
-      reference: `${reg.host}/team-b/os:1.0`,
+    await pushImage(store, srcRef, {
+      client: new RegistryClient({ plainHttp: true }),
     });
+    const { client, sent } = recordingClient();
+    const result = await copyImage({ reference: srcRef }, {
+      reference: `${reg.host}/team-b/os:1.0`,
+    }, { client: client });
     assert.equal(result.mounted, 5);
     assert.equal(result.copied, 0);
     assert.equal(blobUploads(sent, reg.host).length, 0, "no blob bytes sent");
@@ -337,7 +336,7 @@ Deno.test("copy() within one registry mounts blobs instead of uploading them", a
   });
 });
 
-Deno.test("copy() authenticates with tokens on both sides", async () => {
+Deno.test("copyImage() authenticates with tokens on both sides", async () => {
   await using a = await startRegistry({ auth: "token" });
   await using b = await startRegistry({ auth: "token", username: "other" });
   await withTempDir(async (dir) => {
@@ -351,10 +350,10 @@ Deno.test("copy() authenticates with tokens on both sides", async () => {
     });
     const srcRef = `${a.host}/os/demo:1.0`;
     const { store, image } = await twoArchImage(dir, srcRef);
-    await push(store, client, srcRef);
-    const result = await copy(client, { reference: srcRef }, {
+    await pushImage(store, srcRef, { client: client });
+    const result = await copyImage({ reference: srcRef }, {
       reference: `${b.host}/os/demo:1.0`,
-    });
+    }, { client: client });
     assert.equal(result.copied, 5);
     assert.ok(b.tokenRequests > 0);
     const got = await client.getManifest(
@@ -365,14 +364,14 @@ Deno.test("copy() authenticates with tokens on both sides", async () => {
   });
 });
 
-Deno.test("copy() moves images between a store and a registry under new names", async () => {
+Deno.test("copyImage() moves images between a store and a registry under new names", async () => {
   await using reg = await startRegistry();
   await withTempDir(async (dir) => {
     const { store, image } = await twoArchImage(dir, "local/os:1.0");
     const client = new RegistryClient({ plainHttp: true });
-    const up = await copy(client, { store, reference: "local/os:1.0" }, {
+    const up = await copyImage({ store, reference: "local/os:1.0" }, {
       reference: `${reg.host}/remote/os:2.0`,
-    });
+    }, { client: client });
     assert.equal(up.source, "docker.io/local/os:1.0");
     assert.equal(up.copied, 5);
     assert.deepEqual(up.subTags, [
@@ -388,14 +387,10 @@ Deno.test("copy() moves images between a store and a registry under new names", 
     );
 
     const other = await Store.open(`${dir}/other`);
-    const down = await copy(
-      client,
-      { reference: `${reg.host}/remote/os:2.0` },
-      {
-        store: other,
-        reference: "copied:3.0",
-      },
-    );
+    const down = await copyImage({ reference: `${reg.host}/remote/os:2.0` }, {
+      store: other,
+      reference: "copied:3.0",
+    }, { client: client });
     assert.equal(down.destination, "docker.io/library/copied:3.0");
     assert.equal(down.copied, 5);
     assert.deepEqual(down.subTags, []);
@@ -403,14 +398,10 @@ Deno.test("copy() moves images between a store and a registry under new names", 
     assert.equal(resolved.descriptor.digest, image.index.digest);
 
     // Store to store: the blobs are there, only the tag is new.
-    const local = await copy(
-      client,
-      { store: other, reference: "copied:3.0" },
-      {
-        store: other,
-        reference: "again:1",
-      },
-    );
+    const local = await copyImage({ store: other, reference: "copied:3.0" }, {
+      store: other,
+      reference: "again:1",
+    }, { client: client });
     assert.equal(local.skipped, 5);
     assert.equal(
       (await other.resolve("again:1")).descriptor.digest,

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
-import { build } from "../../src/build/build_image.ts";
+import { buildImage } from "../../src/build/build_image.ts";
 import { NotFoundError } from "../../src/errors.ts";
 import { RegistryClient } from "../../src/registry/client.ts";
 import { Store } from "../../src/store/store.ts";
 import { PullCache, type PullEvent } from "../../src/transfer/pull_cache.ts";
-import { push } from "../../src/transfer/push_image.ts";
+import { pushImage } from "../../src/transfer/push_image.ts";
 import { writeFiles } from "../_helpers/fixtures.ts";
 import { startRegistry } from "../_helpers/registry.ts";
 import { withTempDir } from "../_helpers/temp.ts";
@@ -37,16 +37,18 @@ Deno.test("PullCache shares one pull between concurrent callers and reports its 
     });
     const source = await Store.open(`${dir}/source`);
     const ref = `${reg.host}/cache/os:1.0`;
-    await build(
+    await buildImage(
       source,
       [{ arch: "amd64", layers: { kernel: files.vmlinuz } }],
       { tag: ref },
     );
-    await push(source, new RegistryClient({ plainHttp: true }), ref);
+    await pushImage(source, ref, {
+      client: new RegistryClient({ plainHttp: true }),
+    });
 
     const { client, manifestGets } = countingClient();
     const store = await Store.open(`${dir}/store`);
-    const cache = new PullCache(store, client);
+    const cache = new PullCache(store, { client: client });
     const events: PullEvent[] = [];
     const unsubscribe = cache.subscribe((e) => events.push(e));
     const results = await Promise.all(
@@ -71,7 +73,8 @@ Deno.test("PullCache retries a failed pull with backoff and then reports the fai
   await using reg = await startRegistry();
   await withTempDir(async (dir) => {
     const { client, manifestGets } = countingClient();
-    const cache = new PullCache(await Store.open(`${dir}/store`), client, {
+    const cache = new PullCache(await Store.open(`${dir}/store`), {
+      client: client,
       attempts: 3,
       retryDelay: 10,
     });
@@ -92,14 +95,15 @@ Deno.test("PullCache lets one caller give up without cancelling the shared pull"
     });
     const source = await Store.open(`${dir}/source`);
     const ref = `${reg.host}/cache/abort:1`;
-    await build(source, [{ arch: "amd64", layers: { kernel: files.k } }], {
+    await buildImage(source, [{ arch: "amd64", layers: { kernel: files.k } }], {
       tag: ref,
     });
-    await push(source, new RegistryClient({ plainHttp: true }), ref);
-    const cache = new PullCache(
-      await Store.open(`${dir}/store`),
-      new RegistryClient({ plainHttp: true }),
-    );
+    await pushImage(source, ref, {
+      client: new RegistryClient({ plainHttp: true }),
+    });
+    const cache = new PullCache(await Store.open(`${dir}/store`), {
+      client: new RegistryClient({ plainHttp: true }),
+    });
     const controller = new AbortController();
     const quitter = cache.pull(ref, { signal: controller.signal });
     const stayer = cache.pull(ref);

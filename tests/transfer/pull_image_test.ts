@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
-import { build, type BuildResult } from "../../src/build/build_image.ts";
+import {
+  buildImage,
+  type BuildImageResult,
+} from "../../src/build/build_image.ts";
 import {
   DigestMismatchError,
   NotFoundError,
@@ -12,20 +15,20 @@ import {
   OCI_MANIFEST_MEDIA_TYPE,
 } from "../../src/oci/manifest.ts";
 import { RegistryClient } from "../../src/registry/client.ts";
-import { resolveImage } from "../../src/spec/image_from_manifest.ts";
+import { imageFromManifest } from "../../src/spec/image_from_manifest.ts";
 import {
   CONFIG_MEDIA_TYPE,
   LAYER_MEDIA_TYPES,
 } from "../../src/spec/media_types.ts";
 import { Store } from "../../src/store/store.ts";
-import { pull } from "../../src/transfer/pull_image.ts";
-import { push } from "../../src/transfer/push_image.ts";
+import { pullImage } from "../../src/transfer/pull_image.ts";
+import { pushImage } from "../../src/transfer/push_image.ts";
 import {
   manifestResponse,
   notFound,
   startFakeRegistry,
 } from "../_helpers/fake_registry.ts";
-import { writeFiles } from "../_helpers/fixtures.ts";
+import { randomBytes, writeFiles } from "../_helpers/fixtures.ts";
 import { startRegistry, type TestRegistry } from "../_helpers/registry.ts";
 import { withTempDir } from "../_helpers/temp.ts";
 import { blobStoreOf } from "../../src/store/_internal.ts";
@@ -48,10 +51,6 @@ function recordingClient(): { client: RegistryClient; sent: Sent[] } {
   return { client, sent };
 }
 
-function random(n: number): Uint8Array {
-  return crypto.getRandomValues(new Uint8Array(n));
-}
-
 /** Resolves every manifest of a stored tag as an IronCore image. */
 async function resolveStored(store: Store, ref: string) {
   const { descriptor } = await store.resolve(ref);
@@ -65,7 +64,10 @@ async function resolveStored(store: Store, ref: string) {
     for (const l of m.manifest.layers) {
       assert.ok(await store.hasBlob(l.digest, l.size), `layer ${l.digest}`);
     }
-    return resolveImage(m.manifest, await store.readBlob(m.manifest.config));
+    return imageFromManifest(
+      m.manifest,
+      await store.readBlob(m.manifest.config),
+    );
   }));
 }
 
@@ -118,18 +120,18 @@ function registryBlobPath(reg: TestRegistry, digest: Digest): string {
   }/${hex}/data`;
 }
 
-Deno.test("pull() against a real registry", async (t) => {
+Deno.test("pullImage() against a real registry", async (t) => {
   await using reg = await startRegistry();
   await withTempDir(async (dir) => {
     const source = await Store.open(`${dir}/source`);
     const files = await writeFiles(dir, {
-      vmlinuz: random(4096),
-      initrd: random(2048),
-      squashfs: random(8192),
+      vmlinuz: randomBytes(4096),
+      initrd: randomBytes(2048),
+      squashfs: randomBytes(8192),
       cmdline: "console=ttyS0 quiet",
     });
     const ref = `${reg.host}/pull/os:1.0`;
-    const image: BuildResult = await build(source, [
+    const image: BuildImageResult = await buildImage(source, [
       {
         arch: "amd64",
         layers: { kernel: files.vmlinuz, initramfs: files.initrd },
@@ -140,14 +142,16 @@ Deno.test("pull() against a real registry", async (t) => {
         layers: { kernel: files.vmlinuz, squashfs: files.squashfs },
       },
     ], { tag: ref });
-    await push(source, new RegistryClient({ plainHttp: true }), ref);
+    await pushImage(source, ref, {
+      client: new RegistryClient({ plainHttp: true }),
+    });
     const target = await Store.open(`${dir}/target`);
 
     await t.step(
       "an index comes down with every blob verified and is tagged locally",
       async () => {
         const { client } = recordingClient();
-        const result = await pull(target, client, ref);
+        const result = await pullImage(target, ref, { client: client });
         assert.equal(result.reference, ref);
         assert.equal(result.descriptor.digest, image.index.digest);
         assert.equal(result.descriptor.mediaType, OCI_INDEX_MEDIA_TYPE);
@@ -167,7 +171,7 @@ Deno.test("pull() against a real registry", async (t) => {
       "blobs already in the store are not downloaded again",
       async () => {
         const { client, sent } = recordingClient();
-        const result = await pull(target, client, ref);
+        const result = await pullImage(target, ref, { client: client });
         assert.equal(result.downloaded, 0);
         assert.equal(result.skipped, 5);
         assert.equal(
@@ -182,7 +186,8 @@ Deno.test("pull() against a real registry", async (t) => {
       async () => {
         const single = await Store.open(`${dir}/single`);
         const { client } = recordingClient();
-        const result = await pull(single, client, ref, {
+        const result = await pullImage(single, ref, {
+          client: client,
           platform: { os: "linux", architecture: "arm64" },
         });
         const arm = image.manifests.find((m) => m.arch === "arm64")!;
@@ -206,7 +211,8 @@ Deno.test("pull() against a real registry", async (t) => {
       async () => {
         const { client } = recordingClient();
         await assert.rejects(
-          pull(target, client, ref, {
+          pullImage(target, ref, {
+            client: client,
             platform: { os: "linux", architecture: "riscv64" },
           }),
           (e: unknown) =>
@@ -220,11 +226,11 @@ Deno.test("pull() against a real registry", async (t) => {
     await t.step("a missing tag or repository is NotFoundError", async () => {
       const { client } = recordingClient();
       await assert.rejects(
-        pull(target, client, `${reg.host}/pull/os:nope`),
+        pullImage(target, `${reg.host}/pull/os:nope`, { client: client }),
         /manifest pull\/os:nope not found in/,
       );
       await assert.rejects(
-        pull(target, client, `${reg.host}/pull/nothing:1`),
+        pullImage(target, `${reg.host}/pull/nothing:1`, { client: client }),
         NotFoundError,
       );
     });
@@ -233,15 +239,17 @@ Deno.test("pull() against a real registry", async (t) => {
       "a blob whose bytes do not match its digest fails the pull and is not stored",
       async () => {
         const bad = `${reg.host}/pull/tampered:1`;
-        const layerBytes = random(64 * 1024);
+        const layerBytes = randomBytes(64 * 1024);
         const layer = digestOf(layerBytes);
         await Deno.writeFile(`${dir}/tampered-kernel`, layerBytes);
-        await build(source, [{
+        await buildImage(source, [{
           arch: "amd64",
           layers: { kernel: `${dir}/tampered-kernel` },
           cmdline: files.cmdline,
         }], { tag: bad });
-        await push(source, new RegistryClient({ plainHttp: true }), bad);
+        await pushImage(source, bad, {
+          client: new RegistryClient({ plainHttp: true }),
+        });
         // Same size, different bytes: only the digest can tell.
         const data = registryBlobPath(reg, layer);
         const stored = await Deno.readFile(data);
@@ -251,11 +259,14 @@ Deno.test("pull() against a real registry", async (t) => {
 
         const before = await snapshotDir(target.path);
         const { client } = recordingClient();
-        await assert.rejects(pull(target, client, bad), (e: unknown) => {
-          assert.ok(e instanceof DigestMismatchError);
-          assert.equal(e.expected, layer);
-          return true;
-        });
+        await assert.rejects(
+          pullImage(target, bad, { client: client }),
+          (e: unknown) => {
+            assert.ok(e instanceof DigestMismatchError);
+            assert.equal(e.expected, layer);
+            return true;
+          },
+        );
         await assertStoreClean(target.path, before, layer);
         await assert.rejects(target.resolve(bad), NotFoundError);
       },
@@ -263,9 +274,9 @@ Deno.test("pull() against a real registry", async (t) => {
   });
 });
 
-Deno.test("pull() refuses a blob longer or shorter than its descriptor says", async () => {
+Deno.test("pullImage() refuses a blob longer or shorter than its descriptor says", async () => {
   const config = encodeJson({ commandLine: "x" });
-  const kernel = random(1000);
+  const kernel = randomBytes(1000);
   const kernelDigest = digestOf(kernel);
   const manifestFor = (size: number) =>
     encodeJson({
@@ -306,7 +317,7 @@ Deno.test("pull() refuses a blob longer or shorter than its descriptor says", as
     const { client } = recordingClient();
     for (const [tag, size] of [["long", 900], ["short", 1100]] as const) {
       await assert.rejects(
-        pull(store, client, `${fake.host}/r:${tag}`),
+        pullImage(store, `${fake.host}/r:${tag}`, { client: client }),
         (e: unknown) => {
           assert.ok(e instanceof SizeMismatchError, String(e));
           assert.equal(e.expected, size);

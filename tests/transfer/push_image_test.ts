@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
-import { build, type BuildResult } from "../../src/build/build_image.ts";
+import {
+  buildImage,
+  type BuildImageResult,
+} from "../../src/build/build_image.ts";
 import { InvalidReferenceError, NotFoundError } from "../../src/errors.ts";
 import {
   OCI_INDEX_MEDIA_TYPE,
@@ -8,8 +11,9 @@ import {
 import { RegistryClient } from "../../src/registry/client.ts";
 import type { ProgressEvent } from "../../src/progress.ts";
 import { Store } from "../../src/store/store.ts";
-import { push } from "../../src/transfer/push_image.ts";
-import { writeFiles } from "../_helpers/fixtures.ts";
+import { pushImage } from "../../src/transfer/push_image.ts";
+import { copyImage } from "../../src/transfer/copy_image.ts";
+import { randomBytes, writeFiles } from "../_helpers/fixtures.ts";
 import { startRegistry } from "../_helpers/registry.ts";
 import { withTempDir } from "../_helpers/temp.ts";
 
@@ -37,23 +41,19 @@ function uploadsStarted(sent: Sent[]): number {
   ).length;
 }
 
-function random(n: number): Uint8Array {
-  return crypto.getRandomValues(new Uint8Array(n));
-}
-
-Deno.test("push() against a real registry", async (t) => {
+Deno.test("pushImage() against a real registry", async (t) => {
   await using reg = await startRegistry();
   await withTempDir(async (dir) => {
     const store = await Store.open(`${dir}/store`);
     const files = await writeFiles(dir, {
-      vmlinuz: random(4096),
-      initrd: random(2048),
-      initrd2: random(2048),
-      squashfs: random(8192),
+      vmlinuz: randomBytes(4096),
+      initrd: randomBytes(2048),
+      initrd2: randomBytes(2048),
+      squashfs: randomBytes(8192),
       cmdline: "console=ttyS0",
     });
     const ref = `${reg.host}/push/os:1.0`;
-    const image: BuildResult = await build(store, [
+    const image: BuildImageResult = await buildImage(store, [
       {
         arch: "amd64",
         layers: { kernel: files.vmlinuz, initramfs: files.initrd },
@@ -71,7 +71,8 @@ Deno.test("push() against a real registry", async (t) => {
       async () => {
         const { client } = recordingClient();
         const events: ProgressEvent[] = [];
-        const result = await push(store, client, ref, {
+        const result = await pushImage(store, ref, {
+          client: client,
           onProgress: (e) => events.push(e),
         });
         // kernel (shared), initramfs, squashfs and two different configs.
@@ -102,14 +103,15 @@ Deno.test("push() against a real registry", async (t) => {
       "blobs the registry already has are not uploaded again",
       async () => {
         const ref2 = `${reg.host}/push/os:2.0`;
-        await build(store, [{
+        await buildImage(store, [{
           arch: "amd64",
           layers: { kernel: files.vmlinuz, initramfs: files.initrd2 },
           cmdline: files.cmdline,
         }], { tag: ref2 });
         const { client, sent } = recordingClient();
         const events: ProgressEvent[] = [];
-        const result = await push(store, client, ref2, {
+        const result = await pushImage(store, ref2, {
+          client: client,
           onProgress: (e) => events.push(e),
         });
         assert.equal(result.uploaded, 1, "only the new initramfs");
@@ -127,7 +129,7 @@ Deno.test("push() against a real registry", async (t) => {
       "an image the registry already has uploads nothing",
       async () => {
         const { client, sent } = recordingClient();
-        const result = await push(store, client, ref);
+        const result = await pushImage(store, ref, { client: client });
         assert.equal(result.uploaded, 0);
         assert.equal(uploadsStarted(sent), 0);
         assert.equal(
@@ -142,7 +144,7 @@ Deno.test("push() against a real registry", async (t) => {
       "pushSubManifests false leaves out the REF-<arch> tags",
       async () => {
         const other = `${reg.host}/push/other:1`;
-        await build(store, [
+        await buildImage(store, [
           {
             arch: "amd64",
             layers: { kernel: files.vmlinuz, initramfs: files.initrd },
@@ -154,7 +156,8 @@ Deno.test("push() against a real registry", async (t) => {
           },
         ], { tag: other });
         const { client } = recordingClient();
-        const result = await push(store, client, other, {
+        const result = await pushImage(store, other, {
+          client: client,
           pushSubManifests: false,
         });
         assert.deepEqual(result.subTags, []);
@@ -173,7 +176,7 @@ Deno.test("push() against a real registry", async (t) => {
       const single = `${reg.host}/push/single:1`;
       const arm = image.manifests.find((m) => m.arch === "arm64")!;
       await store.tag(arm.descriptor.digest, single);
-      const result = await push(store, client, single);
+      const result = await pushImage(store, single, { client: client });
       assert.equal(result.descriptor.digest, arm.descriptor.digest);
       assert.equal(result.descriptor.mediaType, OCI_MANIFEST_MEDIA_TYPE);
       assert.deepEqual(result.subTags, []);
@@ -189,7 +192,7 @@ Deno.test("push() against a real registry", async (t) => {
       async () => {
         const { client, sent } = recordingClient();
         await assert.rejects(
-          push(store, client, `${reg.host}/push/missing:1`),
+          pushImage(store, `${reg.host}/push/missing:1`, { client: client }),
           NotFoundError,
         );
         assert.equal(sent.length, 0);
@@ -199,10 +202,64 @@ Deno.test("push() against a real registry", async (t) => {
     await t.step("a reference without a tag is refused", async () => {
       const { client, sent } = recordingClient();
       await assert.rejects(
-        push(store, client, `${reg.host}/push/os@${image.index.digest}`),
+        pushImage(store, `${reg.host}/push/os@${image.index.digest}`, {
+          client: client,
+        }),
         InvalidReferenceError,
       );
       assert.equal(sent.length, 0);
     });
+  });
+});
+
+Deno.test("pushImage() and copyImage() hand their signal to every request, the final manifest PUT included", async () => {
+  await using reg = await startRegistry();
+  await withTempDir(async (dir) => {
+    const store = await Store.open(`${dir}/store`);
+    const files = await writeFiles(dir, { vmlinuz: randomBytes(4096) });
+    const ref = `${reg.host}/abort/os:1.0`;
+    await buildImage(store, [{
+      arch: "amd64",
+      layers: { kernel: files.vmlinuz },
+    }], {
+      tag: ref,
+    });
+    // Aborts the operation when its tag's manifest is being PUT. A request
+    // without the operation's signal would get a 500 instead of the abort.
+    const interrupting = (controller: AbortController) =>
+      new RegistryClient({
+        plainHttp: true,
+        fetch: (input, init) => {
+          const url = new URL(String(input));
+          if (
+            init?.method === "PUT" && url.pathname.endsWith("/manifests/1.0")
+          ) {
+            const signal = init.signal;
+            if (!signal) {
+              return Promise.resolve(new Response(null, { status: 500 }));
+            }
+            controller.abort(new DOMException("stop", "AbortError"));
+            signal.throwIfAborted();
+          }
+          return fetch(input, init);
+        },
+      });
+    const push = new AbortController();
+    await assert.rejects(
+      pushImage(store, ref, {
+        client: interrupting(push),
+        signal: push.signal,
+      }),
+      { name: "AbortError" },
+    );
+    const copy = new AbortController();
+    await assert.rejects(
+      copyImage(
+        { store, reference: ref },
+        `${reg.host}/abort/copy:1.0`,
+        { client: interrupting(copy), signal: copy.signal },
+      ),
+      { name: "AbortError" },
+    );
   });
 });

@@ -1,5 +1,5 @@
 import { parseArchConfig } from "../../build/arch_config.ts";
-import { build } from "../../build/build_image.ts";
+import { buildImage, type BuildImageOptions } from "../../build/build_image.ts";
 import { familiarReference, parseReference } from "../../oci/reference.ts";
 import { UsageError } from "../_args.ts";
 import { checkPositionals, type Command } from "../_command.ts";
@@ -75,7 +75,7 @@ export const buildCommand: Command = {
       }
       arches.add(c.arch);
     }
-    const options: Parameters<typeof build>[2] = {
+    const options: BuildImageOptions = {
       annotations: parseAnnotations(ctx.strings("annotations")),
     };
     const tag = ctx.string("tag");
@@ -84,7 +84,7 @@ export const buildCommand: Command = {
     if (ctx.io.signal) options.signal = ctx.io.signal;
     let result;
     try {
-      result = await build(await ctx.store(), configs, options);
+      result = await buildImage(await ctx.store(), configs, options);
     } catch (e) {
       // Every input file was named by a --config.
       if (e instanceof Deno.errors.NotFound) {

@@ -1,5 +1,9 @@
 import { familiarReference, parseReference } from "../../oci/reference.ts";
-import { copy, type CopyEndpoint } from "../../transfer/copy_image.ts";
+import {
+  type CopyEndpoint,
+  copyImage,
+  type CopyImageOptions,
+} from "../../transfer/copy_image.ts";
 import { UsageError } from "../_args.ts";
 import {
   checkPositionals,
@@ -84,19 +88,15 @@ export const copyCommand: Command = {
     checkPositionals(this, ctx);
     const src = await endpoint(ctx, ctx.args.positionals[0]!);
     const dst = await endpoint(ctx, ctx.args.positionals[1]!);
-    const options: Parameters<typeof copy>[3] = {
+    const options: CopyImageOptions = {
+      client: registryClient(ctx),
       pushSubManifests: ctx.bool("push-sub-manifests", true),
       concurrency: concurrency(ctx),
       retries: retries(ctx),
     };
     if (ctx.progress) options.onProgress = ctx.progress;
     if (ctx.io.signal) options.signal = ctx.io.signal;
-    const result = await copy(
-      registryClient(ctx),
-      src.endpoint,
-      dst.endpoint,
-      options,
-    );
+    const result = await copyImage(src.endpoint, dst.endpoint, options);
     await ctx.endProgress();
     if (ctx.bool("json")) {
       await ctx.out(JSON.stringify(result) + "\n");

@@ -93,15 +93,16 @@ export const exportCommand: Command = {
       );
     }
     const ref = ctx.args.positionals[0]!;
-    const options: ExportArchiveOptions = {};
+    const options: Omit<ExportArchiveOptions, "writable"> = {};
     const name = ctx.string("name");
     if (name !== undefined) options.name = name;
     if (ctx.progress) options.onProgress = ctx.progress;
     if (ctx.io.signal) options.signal = ctx.io.signal;
     const store = await ctx.store();
     if (output === "-") {
-      const result = await exportArchive(store, ref, ctx.io.stdout, {
+      const result = await exportArchive(store, ref, {
         ...options,
+        writable: ctx.io.stdout,
         preventClose: true,
       });
       await ctx.endProgress();
@@ -116,7 +117,7 @@ export const exportCommand: Command = {
     }
     const result = await exportToFile(
       output,
-      (sink) => exportArchive(store, ref, sink, options),
+      (writable) => exportArchive(store, ref, { ...options, writable }),
     );
     await ctx.endProgress();
     await ctx.out(

@@ -4,8 +4,7 @@ import type { OperationOptions } from "../../progress.ts";
 import { isLayerKind, LAYER_KINDS } from "../../spec/media_types.ts";
 import {
   type LayerRequest,
-  openLocalLayer,
-  openRemoteLayer,
+  openLayer,
   writeLayerFile,
 } from "../../image/open_layer.ts";
 import { UsageError } from "../_args.ts";
@@ -77,9 +76,8 @@ export const extractCommand: Command = {
     const options: OperationOptions = {};
     if (ctx.progress) options.onProgress = ctx.progress;
     if (ctx.io.signal) options.signal = ctx.io.signal;
-    const opened = ctx.bool("remote")
-      ? await openRemoteLayer(registryClient(ctx), request, options)
-      : await openLocalLayer(await ctx.store(), request, options);
+    const source = ctx.bool("remote") ? registryClient(ctx) : await ctx.store();
+    const opened = await openLayer(source, request, options);
     if (output === "-") {
       // Streamed as it arrives; the stream errors at the end on a bad
       // digest, which makes the exit code 1.

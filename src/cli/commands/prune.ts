@@ -1,4 +1,4 @@
-import { DEFAULT_PRUNE_GRACE, prune } from "../../store/prune_store.ts";
+import { DEFAULT_PRUNE_GRACE, pruneStore } from "../../store/prune_store.ts";
 import { UsageError } from "../_args.ts";
 import { checkPositionals, type Command } from "../_command.ts";
 import { formatBytes } from "../_output.ts";
@@ -52,7 +52,7 @@ export const pruneCommand: Command = {
     checkPositionals(this, ctx);
     const grace = ctx.string("grace");
     const dryRun = ctx.bool("dry-run");
-    const result = await prune(await ctx.store(), {
+    const result = await pruneStore(await ctx.store(), {
       dryRun,
       grace: grace === undefined ? DEFAULT_PRUNE_GRACE : parseDuration(grace),
     });

@@ -1,5 +1,5 @@
 import { familiarReference, parseReference } from "../../oci/reference.ts";
-import { pull } from "../../transfer/pull_image.ts";
+import { pullImage, type PullImageOptions } from "../../transfer/pull_image.ts";
 import { checkPositionals, type Command } from "../_command.ts";
 import {
   concurrency,
@@ -34,7 +34,8 @@ export const pullCommand: Command = {
   positionals: { min: 1, max: 1, names: "one REF" },
   async run(ctx) {
     checkPositionals(this, ctx);
-    const options: Parameters<typeof pull>[3] = {
+    const options: PullImageOptions = {
+      client: registryClient(ctx),
       concurrency: concurrency(ctx),
       retries: retries(ctx),
     };
@@ -42,9 +43,8 @@ export const pullCommand: Command = {
     if (platform) options.platform = platform;
     if (ctx.progress) options.onProgress = ctx.progress;
     if (ctx.io.signal) options.signal = ctx.io.signal;
-    const result = await pull(
+    const result = await pullImage(
       await ctx.store(),
-      registryClient(ctx),
       ctx.args.positionals[0]!,
       options,
     );

@@ -1,5 +1,5 @@
 import { familiarReference, parseReference } from "../../oci/reference.ts";
-import { push } from "../../transfer/push_image.ts";
+import { pushImage, type PushImageOptions } from "../../transfer/push_image.ts";
 import { checkPositionals, type Command } from "../_command.ts";
 import { concurrency, CONCURRENCY_FLAG, registryClient } from "./_registry.ts";
 
@@ -27,15 +27,15 @@ export const pushCommand: Command = {
   positionals: { min: 1, max: 1, names: "one REF" },
   async run(ctx) {
     checkPositionals(this, ctx);
-    const options: Parameters<typeof push>[3] = {
+    const options: PushImageOptions = {
+      client: registryClient(ctx),
       pushSubManifests: ctx.bool("push-sub-manifests", true),
       concurrency: concurrency(ctx),
     };
     if (ctx.progress) options.onProgress = ctx.progress;
     if (ctx.io.signal) options.signal = ctx.io.signal;
-    const result = await push(
+    const result = await pushImage(
       await ctx.store(),
-      registryClient(ctx),
       ctx.args.positionals[0]!,
       options,
     );

@@ -1,5 +1,5 @@
 import { isLayerKind, LAYER_KINDS } from "../../spec/media_types.ts";
-import { layerUrl } from "../../image/layer_url.ts";
+import { layerUrl, type LayerUrlRequest } from "../../image/layer_url.ts";
 import { UsageError } from "../_args.ts";
 import { checkPositionals, type Command } from "../_command.ts";
 import { platformFlag, registryClient } from "./_registry.ts";
@@ -29,7 +29,7 @@ export const urlCommand: Command = {
   positionals: { min: 1, max: 1, names: "one REF" },
   async run(ctx) {
     checkPositionals(this, ctx);
-    const options: Parameters<typeof layerUrl>[2] = {};
+    const request: LayerUrlRequest = { reference: ctx.args.positionals[0]! };
     const layer = ctx.string("layer");
     if (layer !== undefined) {
       if (!isLayerKind(layer)) {
@@ -37,15 +37,13 @@ export const urlCommand: Command = {
           `Unknown layer "${layer}": use one of ${LAYER_KINDS.join(", ")}`,
         );
       }
-      options.layer = layer;
+      request.layer = layer;
     }
     const platform = platformFlag(ctx);
-    if (platform) options.platform = platform;
-    const req = await layerUrl(
-      registryClient(ctx),
-      ctx.args.positionals[0]!,
-      options,
-    );
+    if (platform) request.platform = platform;
+    const req = await layerUrl(registryClient(ctx), request, {
+      signal: ctx.io.signal,
+    });
     await ctx.out(JSON.stringify(req, null, 2) + "\n");
     return 0;
   },

@@ -1,7 +1,6 @@
 import { familiarReference, parseReference } from "../../oci/reference.ts";
 import {
-  validateLocal,
-  validateRemote,
+  validateImage,
   type ValidationReport,
 } from "../../image/validate_image.ts";
 import { checkPositionals, type Command } from "../_command.ts";
@@ -46,9 +45,12 @@ export const validateCommand: Command = {
     checkPositionals(this, ctx);
     const reference = ctx.args.positionals[0]!;
     const options = ctx.io.signal ? { signal: ctx.io.signal } : {};
-    const report: ValidationReport = ctx.bool("remote")
-      ? await validateRemote(registryClient(ctx), reference, options)
-      : await validateLocal(await ctx.store(), reference, options);
+    const source = ctx.bool("remote") ? registryClient(ctx) : await ctx.store();
+    const report: ValidationReport = await validateImage(
+      source,
+      reference,
+      options,
+    );
     if (ctx.bool("json")) {
       await ctx.out(
         JSON.stringify(
