@@ -12,6 +12,7 @@ import {
 import {
   type BootHandler,
   type BootHandlerOptions,
+  type BootImageJson,
   createBootHandler,
 } from "../../src/serve/boot_handler.ts";
 import {
@@ -519,7 +520,7 @@ Deno.test("createBootHandler() answers HEAD and the image JSON without downloadi
       );
       assert.equal(res.status, 200);
       assert.equal(res.headers.get("content-type"), "application/json");
-      const body = JSON.parse(new TextDecoder().decode(bytes));
+      const body: BootImageJson = JSON.parse(new TextDecoder().decode(bytes));
       const amd = image.build.manifests[0]!.descriptor;
       assert.equal(body.reference, ref);
       assert.equal(body.digest, image.build.index.digest);
@@ -535,7 +536,8 @@ Deno.test("createBootHandler() answers HEAD and the image JSON without downloadi
         Object.keys(SIZES).sort(),
       );
       for (const [kind, source] of Object.entries(image.amd64)) {
-        const layer = body.layers[kind];
+        const layer = body.layers[kind as LayerKind];
+        assert.ok(layer, kind);
         assert.equal(layer.digest, digestOf(source));
         assert.equal(layer.size, source.byteLength);
         assert.equal(layer.mediaType, LAYER_MEDIA_TYPES[kind as LayerKind]);
@@ -543,7 +545,7 @@ Deno.test("createBootHandler() answers HEAD and the image JSON without downloadi
         assert.ok(layer.url.startsWith(`${srv.url}/v1/images/`));
         assert.ok(layer.url.includes(encodeURIComponent(`@${amd.digest}`)));
       }
-      const kernel = await get(body.layers.kernel.url);
+      const kernel = await get(body.layers.kernel!.url);
       assertBytes(kernel.bytes, image.amd64.kernel);
       const config = await get(body.config.url);
       assertBytes(config.bytes, image.config);
