@@ -18,6 +18,8 @@ export interface FlagSpec {
   help: string;
   /** Default shown in help. */
   default?: string;
+  /** Accepted but left out of help (settings for tests, not for users). */
+  hidden?: boolean;
 }
 
 /** A mistake in how the command was called; exit code 2. */
