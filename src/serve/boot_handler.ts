@@ -79,7 +79,7 @@ export interface BootHandlerOptions {
    * Keep every blob served in {@linkcode BootHandlerOptions.store}
    * (digest-verified), so later downloads do not touch the registry.
    * Concurrent requests for a blob not yet cached share one registry
-   * download. Default `false`.
+   * download. Needs {@linkcode BootHandlerOptions.store}. Default `false`.
    */
   cache?: boolean;
   /** Platform of an index when a request names none. Default this machine's. */
@@ -274,6 +274,7 @@ function etagMatches(header: string | null, etag: string): boolean {
  *
  * @param options Registry client, store, cache, defaults and log callback.
  * @returns The handler.
+ * @throws {TypeError} When `cache` is set without a `store`.
  *
  * @example Serve boot files on 127.0.0.1:8080
  * ```ts ignore
@@ -296,6 +297,11 @@ function etagMatches(header: string | null, etag: string): boolean {
 export function createBootHandler(options: BootHandlerOptions): BootHandler {
   const client = options.client;
   const store = options.store;
+  if (options.cache === true && store === undefined) {
+    throw new TypeError(
+      "Cannot cache served blobs without a store: pass store (a Store to keep them in) with cache: true",
+    );
+  }
   const controller = new AbortController();
   const signal = controller.signal;
   const onOuterAbort = () => controller.abort(options.signal?.reason);
@@ -305,7 +311,7 @@ export function createBootHandler(options: BootHandlerOptions): BootHandler {
   const resolver = new ImageResolver({
     client,
     ...(store ? { store } : {}),
-    cache: options.cache === true && store !== undefined,
+    cache: options.cache === true,
     resolveInterval: options.resolveInterval ?? 60_000,
     platform: options.platform ?? hostPlatform(),
     signal,
@@ -318,7 +324,7 @@ export function createBootHandler(options: BootHandlerOptions): BootHandler {
         : {}),
     })
     : undefined;
-  const caching = options.cache === true && blobs !== undefined;
+  const caching = options.cache === true;
 
   function imageUrl(req: URL, image: ResolvedImage, layer: BootLayer): string {
     const base = options.baseUrl?.replace(/\/+$/, "") ??

@@ -1022,3 +1022,13 @@ Deno.test("createBootHandler() answers bad requests with a clear status and mess
     });
   }
 });
+
+Deno.test("createBootHandler() refuses a cache without a store", () => {
+  assert.throws(
+    () => createBootHandler({ client: client(), cache: true }),
+    (e: unknown) =>
+      e instanceof TypeError &&
+      e.message ===
+        "Cannot cache served blobs without a store: pass store (a Store to keep them in) with cache: true",
+  );
+});
