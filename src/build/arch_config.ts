@@ -5,6 +5,7 @@
  * @module
  */
 
+import { architectureProblem } from "../spec/architecture.ts";
 import {
   LAYER_KINDS,
   type LayerKind,
@@ -24,7 +25,6 @@ export interface ArchConfig {
   variant?: Variant;
 }
 
-const ARCH_RE = /^[a-z0-9][a-z0-9_]{0,31}$/;
 const KEYS = [...LAYER_KINDS, "arch", "cmdline", "variant"].join(", ");
 
 /**
@@ -32,7 +32,8 @@ const KEYS = [...LAYER_KINDS, "arch", "cmdline", "variant"].join(", ");
  *
  * @param text Comma-separated `key=value` pairs.
  * @returns The configuration.
- * @throws {SyntaxError} On an unknown key, a missing `arch`, a repeated key,
+ * @throws {SyntaxError} On an unknown key, a missing `arch` or one not named
+ * as Go names it, a repeated key,
  * an empty value or an unknown variant.
  *
  * @example
@@ -65,11 +66,8 @@ export function parseArchConfig(text: string): ArchConfig {
       throw new SyntaxError(`Invalid --config: ${key} has an empty value`);
     }
     if (key === "arch") {
-      if (!ARCH_RE.test(value)) {
-        throw new SyntaxError(
-          `Invalid --config: arch "${value}" is not an architecture name like amd64 or arm64`,
-        );
-      }
+      const problem = architectureProblem(value);
+      if (problem) throw new SyntaxError(`Invalid --config: ${problem}`);
       arch = value;
     } else if (key === "cmdline") {
       cmdline = value;

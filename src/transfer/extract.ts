@@ -54,7 +54,8 @@ export interface OpenedLayer {
   /**
    * The layer's bytes. The stream errors with a `DigestMismatchError` or
    * `SizeMismatchError` at the end when the bytes do not match the
-   * descriptor; cancel it when not read to the end.
+   * descriptor; cancel it when not read to the end. A local layer's blob is
+   * opened on the first read, so a stream never read holds no file open.
    */
   stream: ReadableStream<Uint8Array>;
   /** The layer's descriptor. */
@@ -68,7 +69,8 @@ export interface OpenedLayer {
   /**
    * For a local image, the blob's file in the store. Read it only for speed
    * (e.g. to copy or map it); unlike {@linkcode OpenedLayer.stream} it is
-   * not verified.
+   * not verified. Asking for it opens nothing: the stream may be left
+   * unread.
    */
   path?: string;
 }
@@ -242,6 +244,27 @@ function readInChunks(file: Deno.FsFile): ReadableStream<Uint8Array> {
   }, { highWaterMark: 1 });
 }
 
+/**
+ * A stream that makes its source only when first read: one never read, or
+ * cancelled first, never makes it.
+ */
+function openOnRead(
+  open: () => Promise<ReadableStream<Uint8Array>>,
+): ReadableStream<Uint8Array> {
+  let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      reader ??= (await open()).getReader();
+      const { done, value } = await reader.read();
+      if (done) controller.close();
+      else controller.enqueue(value);
+    },
+    async cancel(reason) {
+      await reader?.cancel(reason);
+    },
+  }, { highWaterMark: 0 });
+}
+
 function pipeOptions(options: OperationOptions): StreamPipeOptions {
   return options.signal ? { signal: options.signal } : {};
 }
@@ -282,30 +305,37 @@ export async function openLocalLayer(
   const where = describe(name, chosen.platform);
   const layer = findLayer(chosen.manifest, request.layer, where);
   options.signal?.throwIfAborted();
-  const file = await store.openBlob(layer.digest);
+  const path = store.blobPath(layer.digest);
+  let size: number;
   try {
-    const st = await file.stat();
-    if (st.size !== layer.size) {
-      throw new SizeMismatchError(
-        layer.size,
-        st.size,
-        `${request.layer} layer ${layer.digest} in store ${store.path} (the blob is damaged, pull or build the image again)`,
-      );
-    }
+    size = (await Deno.stat(path)).size;
   } catch (e) {
-    file.close();
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+    // Let the store word the error.
+    (await store.openBlob(layer.digest)).close();
     throw e;
   }
-  const stream = readInChunks(file).pipeThrough(
-    verifier(layer, request.layer, options),
-    pipeOptions(options),
+  if (size !== layer.size) {
+    throw new SizeMismatchError(
+      layer.size,
+      size,
+      `${request.layer} layer ${layer.digest} in store ${store.path} (the blob is damaged, pull or build the image again)`,
+    );
+  }
+  // Callers that only want the path (a hypervisor attaching a disk) never
+  // read the stream: opening the blob on the first read leaks no file.
+  const stream = openOnRead(async () =>
+    readInChunks(await store.openBlob(layer.digest)).pipeThrough(
+      verifier(layer, request.layer, options),
+      pipeOptions(options),
+    )
   );
   const out: OpenedLayer = {
     stream,
     descriptor: layer,
     kind: request.layer,
     reference: name,
-    path: store.blobPath(layer.digest),
+    path,
   };
   if (chosen.platform) out.platform = chosen.platform;
   return out;

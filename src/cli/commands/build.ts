@@ -1,5 +1,5 @@
 import { parseArchConfig } from "../../build/arch_config.ts";
-import { build } from "../../build/build.ts";
+import { build, checkArchConfig } from "../../build/build.ts";
 import { familiarReference, parseReference } from "../../oci/reference.ts";
 import { UsageError } from "../_args.ts";
 import { checkPositionals, type Command } from "../_command.ts";
@@ -74,6 +74,10 @@ export const buildCommand: Command = {
         );
       }
       arches.add(c.arch);
+      const problem = checkArchConfig(c);
+      if (problem !== undefined) {
+        throw new UsageError(`Invalid --config for ${c.arch}: ${problem}`);
+      }
     }
     const options: Parameters<typeof build>[2] = {
       annotations: parseAnnotations(ctx.strings("annotations")),
