@@ -18,6 +18,8 @@ export interface FlagSpec {
   help: string;
   /** Default shown in help. */
   default?: string;
+  /** The values the flag takes, offered by shell completion. */
+  choices?: readonly string[];
 }
 
 /** A mistake in how the command was called; exit code 2. */

@@ -265,6 +265,8 @@ export async function runCli(
       },
       out,
       err,
+      commands: COMMANDS,
+      globalFlags: GLOBAL_FLAGS,
       string: (n) => parsed.flags.get(n) as string | undefined,
       bool: (n, fallback = false) =>
         (parsed.flags.get(n) as boolean | undefined) ?? fallback,

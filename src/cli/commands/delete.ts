@@ -19,6 +19,7 @@ export const deleteCommand: Command = {
   examples: ["ironcore-image delete my-os:1.0"],
   flags: [],
   positionals: { min: 1, max: 1, names: "one REF" },
+  complete: "tags",
   async run(ctx) {
     checkPositionals(this, ctx);
     const removed = await deleteImage(
