@@ -20,6 +20,8 @@ export interface FlagSpec {
   default?: string;
   /** Accepted but left out of help (settings for tests, not for users). */
   hidden?: boolean;
+  /** The values the flag takes, offered by shell completion. */
+  choices?: readonly string[];
 }
 
 /** A mistake in how the command was called; exit code 2. */

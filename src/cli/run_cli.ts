@@ -53,7 +53,8 @@ export const GLOBAL_FLAGS: FlagSpec[] = [
   {
     name: "plain-http",
     type: "boolean",
-    help: "Talk HTTP instead of HTTPS to registries",
+    help:
+      "Talk plain HTTP to every registry (default: only to localhost, 127.0.0.0/8 and [::1]; --plain-http=false: HTTPS to all)",
   },
   {
     name: "retries",
@@ -140,13 +141,32 @@ function commandHelp(cmd: Command): string {
 }
 
 /**
+ * Library options that error messages name, and what a CLI user does
+ * instead: the library speaks of its options, the CLI of its flags.
+ */
+const FLAG_HINTS: readonly (readonly [RegExp, string])[] = [
+  [/\bset plainHttp: false\b/g, "use --plain-http=false"],
+  [/\bset plainHttp\b/g, "use --plain-http"],
+];
+
+/**
  * Turns an error into the one line the user sees. Unknown errors keep their
- * message; permission errors name the flag to add.
+ * message, with library options replaced by the flags that set them;
+ * permission errors name the flag to add.
  *
  * @param error What was thrown.
  * @returns The message and the exit code.
  */
 export function describeError(
+  error: unknown,
+): { message: string; code: number } {
+  const { message, code } = classifyError(error);
+  let text = message;
+  for (const [option, flag] of FLAG_HINTS) text = text.replace(option, flag);
+  return { message: text, code };
+}
+
+function classifyError(
   error: unknown,
 ): { message: string; code: number } {
   if (error instanceof UsageError) return { message: error.message, code: 2 };
@@ -273,6 +293,8 @@ export async function runCli(
       },
       out,
       err,
+      commands: COMMANDS,
+      globalFlags: GLOBAL_FLAGS.filter((f) => !f.hidden),
       string: (n) => parsed.flags.get(n) as string | undefined,
       bool: (n, fallback = false) =>
         (parsed.flags.get(n) as boolean | undefined) ?? fallback,

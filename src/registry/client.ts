@@ -25,7 +25,6 @@ import {
   type ParsedManifest,
   parseManifest,
 } from "../oci/manifest.ts";
-import { registryApiHost } from "../oci/reference.ts";
 import {
   Authenticator,
   type CredentialLookup,
@@ -33,6 +32,15 @@ import {
   readLimitedBytes,
 } from "./auth.ts";
 import { backoffDelay, sleep } from "./backoff.ts";
+import {
+  apiBaseUrl,
+  clip,
+  describeNetworkError,
+  errorText,
+  isPlainToTlsAnswer,
+  plainToTlsMessage,
+  usesPlainHttp,
+} from "./_network.ts";
 
 /** A repository in a registry. */
 export interface Repository {
@@ -44,8 +52,15 @@ export interface Repository {
 
 /** Options for {@linkcode RegistryClient}. */
 export interface RegistryClientOptions {
-  /** Use `http://` instead of `https://` (for all registries, or per host). */
-  plainHttp?: boolean | ((registry: string) => boolean);
+  /**
+   * Use `http://` instead of `https://`. Absent (the default): plain HTTP
+   * for loopback registries only (`localhost`, `127.0.0.0/8`, `[::1]`, with
+   * any port), HTTPS for every other. `true`: plain HTTP for every registry.
+   * `false`: HTTPS for every registry, loopback ones included. A function
+   * decides per registry host; when it returns `undefined`, the default
+   * applies to that host.
+   */
+  plainHttp?: boolean | ((registry: string) => boolean | undefined);
   /** Where credentials come from. */
   credentials?: CredentialLookup;
   /** Retries of a request after a network error, 429 or 5xx. Default 4. */
@@ -96,42 +111,6 @@ interface RequestInit2 {
   signal?: AbortSignal;
 }
 
-/**
- * The message of an error and of its causes: Deno's fetch throws a bare
- * "fetch failed" and keeps what went wrong (refused, DNS, TLS) in `cause`.
- */
-function errorText(e: unknown): string {
-  const parts: string[] = [];
-  for (let c = e, i = 0; c !== undefined && c !== null && i < 5; i++) {
-    parts.push(c instanceof Error ? c.message : String(c));
-    c = c instanceof Error ? c.cause : undefined;
-  }
-  return parts.join(": ");
-}
-
-function describeNetworkError(
-  host: string,
-  e: unknown,
-  plain: boolean,
-): string {
-  const msg = errorText(e);
-  if (/connection refused/i.test(msg)) {
-    return `Cannot connect to registry ${host}: connection refused, check that it is running and the address is right`;
-  }
-  if (/dns error|failed to lookup|name or service not known/i.test(msg)) {
-    return `Cannot connect to registry ${host}: the host name does not resolve`;
-  }
-  if (
-    !plain &&
-    /(tls|ssl|certificate|InvalidContentType|corrupt message)/i.test(msg)
-  ) {
-    return `Cannot connect to registry ${host} over HTTPS (${
-      msg.replace(/^.*?:\s*/, "").slice(0, 120)
-    }): use --plain-http for a registry without TLS, or DENO_CERT for a private CA`;
-  }
-  return `Cannot connect to registry ${host}: ${msg.slice(0, 200)}`;
-}
-
 async function errorDetails(
   res: Response,
 ): Promise<{ text: string; codes: string[] }> {
@@ -152,7 +131,7 @@ async function errorDetails(
   } catch {
     // Not JSON: fall through to the raw text.
   }
-  return { text: raw.trim().slice(0, 200).replace(/\s+/g, " "), codes: [] };
+  return { text: clip(raw, 200), codes: [] };
 }
 
 function appendQuery(url: string, params: Record<string, string>): string {
@@ -168,7 +147,8 @@ function appendQuery(url: string, params: Record<string, string>): string {
  * @example Fetch a manifest
  * ```ts ignore
  * import { RegistryClient } from "./client.ts";
- * const client = new RegistryClient({ plainHttp: true });
+ * // A loopback registry such as localhost:5000 is spoken to over plain HTTP.
+ * const client = new RegistryClient();
  * const m = await client.getManifest({ registry: "localhost:5000", repository: "os/demo" }, "1.0");
  * console.log(m.descriptor.digest);
  * ```
@@ -195,8 +175,7 @@ export class RegistryClient {
   }
 
   #plain(registry: string): boolean {
-    const p = this.#options.plainHttp;
-    return typeof p === "function" ? p(registry) : p ?? false;
+    return usesPlainHttp(registry, this.#options.plainHttp);
   }
 
   /**
@@ -206,9 +185,7 @@ export class RegistryClient {
    * @returns The URL.
    */
   baseUrl(registry: string): string {
-    return `${this.#plain(registry) ? "http" : "https"}://${
-      registryApiHost(registry)
-    }/v2/`;
+    return apiBaseUrl(registry, this.#plain(registry));
   }
 
   /**
@@ -405,6 +382,12 @@ export class RegistryClient {
 
   async #fail(repo: Repository, res: Response, what: string): Promise<never> {
     const { text, codes } = await errorDetails(res);
+    if (isPlainToTlsAnswer(res.status, text)) {
+      throw new RegistryError(plainToTlsMessage(repo.registry), {
+        host: repo.registry,
+        status: res.status,
+      });
+    }
     if (res.status === 404) {
       throw new NotFoundError(
         `${what} not found in ${repo.registry}${

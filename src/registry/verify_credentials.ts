@@ -6,13 +6,23 @@
  */
 
 import { RegistryError, UnauthorizedError } from "../errors.ts";
-import { registryApiHost } from "../oci/reference.ts";
-import { Authenticator } from "./auth.ts";
+import { Authenticator, readLimited } from "./auth.ts";
+import {
+  apiBaseUrl,
+  describeNetworkError,
+  isPlainToTlsAnswer,
+  plainToTlsMessage,
+  usesPlainHttp,
+} from "./_network.ts";
 import type { Credential } from "./credentials.ts";
 
 /** Options for {@linkcode verifyCredentials}. */
 export interface VerifyCredentialsOptions {
-  /** Use `http://` instead of `https://`. Default `false`. */
+  /**
+   * Use `http://` instead of `https://`. Absent (the default): plain HTTP
+   * for a loopback registry (`localhost`, `127.0.0.0/8`, `[::1]`), HTTPS
+   * for any other. `true`: plain HTTP. `false`: HTTPS, loopback included.
+   */
   plainHttp?: boolean;
   /** The fetch to use. */
   fetch?: typeof fetch;
@@ -64,9 +74,8 @@ export async function verifyCredentials(
 ): Promise<VerifyCredentialsResult> {
   const doFetch = options.fetch ?? fetch;
   const userAgent = options.userAgent ?? "ironcore-image";
-  const url = `${options.plainHttp ? "http" : "https"}://${
-    registryApiHost(registry)
-  }/v2/`;
+  const plain = usesPlainHttp(registry, options.plainHttp);
+  const url = apiBaseUrl(registry, plain);
   const authOptions: ConstructorParameters<typeof Authenticator>[0] = {
     credentials: () => Promise.resolve(credential),
     userAgent,
@@ -90,24 +99,30 @@ export async function verifyCredentials(
       return await doFetch(url, init);
     } catch (e) {
       if (options.signal?.aborted) throw options.signal.reason;
-      throw new RegistryError(
-        `Cannot connect to registry ${registry}: ${causes(e)}${
-          options.plainHttp ? "" : " (a registry without TLS needs plain HTTP)"
-        }`,
-        { host: registry, status: 0, cause: e },
-      );
+      throw new RegistryError(describeNetworkError(registry, e, plain), {
+        host: registry,
+        status: 0,
+        cause: e,
+      });
     }
   };
-  const unexpected = (res: Response) =>
-    new RegistryError(
-      `Registry ${registry} answered HTTP ${res.status} to GET /v2/: it may not be an OCI registry`,
+  const unexpected = async (res: Response) => {
+    const body = await readLimited(res, 4096).catch(() => "");
+    return new RegistryError(
+      isPlainToTlsAnswer(res.status, body)
+        ? plainToTlsMessage(registry)
+        : `Registry ${registry} answered HTTP ${res.status} to GET /v2/: it may not be an OCI registry`,
       { host: registry, status: res.status },
     );
+  };
 
   const first = await get();
+  if (first.ok) {
+    await first.body?.cancel();
+    return { scheme: "none" };
+  }
+  if (first.status !== 401) throw await unexpected(first);
   await first.body?.cancel();
-  if (first.ok) return { scheme: "none" };
-  if (first.status !== 401) throw unexpected(first);
   let header: string | undefined;
   try {
     header = await auth.onUnauthorized(registry, first, "");
@@ -126,17 +141,11 @@ export async function verifyCredentials(
     );
   }
   const second = await get(header);
-  await second.body?.cancel();
-  if (second.status === 401 || second.status === 403) throw refused();
-  if (!second.ok) throw unexpected(second);
-  return { scheme: header.startsWith("Bearer ") ? "bearer" : "basic" };
-}
-
-function causes(e: unknown): string {
-  const parts: string[] = [];
-  for (let c = e, i = 0; c !== undefined && c !== null && i < 5; i++) {
-    parts.push(c instanceof Error ? c.message : String(c));
-    c = c instanceof Error ? c.cause : undefined;
+  if (second.status === 401 || second.status === 403) {
+    await second.body?.cancel();
+    throw refused();
   }
-  return parts.join(": ").slice(0, 200);
+  if (!second.ok) throw await unexpected(second);
+  await second.body?.cancel();
+  return { scheme: header.startsWith("Bearer ") ? "bearer" : "basic" };
 }

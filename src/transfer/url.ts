@@ -24,15 +24,21 @@ export interface UrlOptions {
 export interface BlobRequest {
   /** The URL. */
   url: string;
-  /** Headers, each with a list of values. */
+  /**
+   * Headers, each with a list of values: `Authorization` when the registry
+   * asks for credentials, and for a manifest `Accept` with its media type
+   * (registries answer 404 to a manifest request that does not accept it).
+   */
   headers: Record<string, string[]>;
 }
 
 /**
  * Resolves a remote image and returns the URL of its manifest or of one
- * layer, with an Authorization header obtained through the registry's auth
- * flow, so that `curl -H "Authorization: …" URL` works. Legacy media types
- * are found too.
+ * layer, with the headers a plain HTTP client must send: an `Authorization`
+ * header obtained through the registry's auth flow, and for a manifest an
+ * `Accept` header with its media type. Sending exactly these headers
+ * (`curl -H "Accept: …" -H "Authorization: …" URL`) fetches the bytes.
+ * Legacy media types are found too.
  *
  * @param client The registry client.
  * @param reference The remote image.
@@ -94,6 +100,7 @@ export async function layerUrl(
     url = client.blobUrl(repo, layer.digest);
   }
   const headers: Record<string, string[]> = {};
+  if (options.layer === undefined) headers.Accept = [m.descriptor.mediaType];
   for (
     const [k, v] of Object.entries(
       await client.authHeaders(repo, m.descriptor.digest),

@@ -555,6 +555,24 @@ Deno.test("the CLI against a registry with Basic auth", async (t) => {
       },
     );
 
+    await t.step(
+      "an empty --docker-config-path means the default file",
+      async () => {
+        await Deno.mkdir(`${dir}/docker-home`);
+        await dockerConfig(`${dir}/docker-home/config.json`, reg);
+        const env = { DOCKER_CONFIG: `${dir}/docker-home` };
+        assertOk(await cli([...global(""), "pull", ref], env), "pull");
+        assertOk(
+          await cli([...global(""), "logout", reg.host], env),
+          "logout",
+        );
+        const left = JSON.parse(
+          await Deno.readTextFile(`${dir}/docker-home/config.json`),
+        );
+        assert.deepEqual(left.auths, {});
+      },
+    );
+
     await t.step("no credentials fails with a request to log in", async () => {
       assertFails(
         await cli([...global(`${dir}/none.json`), "pull", ref]),
