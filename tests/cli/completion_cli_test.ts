@@ -18,7 +18,9 @@ const COMMAND_NAMES = [...COMMANDS.map((c) => c.name), "help"];
 /** Every `--flag` a command accepts, globals included. */
 function longFlags(command: string): string[] {
   const cmd = COMMANDS.find((c) => c.name === command)!;
-  return [...GLOBAL_FLAGS, ...cmd.flags].map((f) => `--${f.name}`);
+  return [...GLOBAL_FLAGS, ...cmd.flags].filter((f) => !f.hidden).map((f) =>
+    `--${f.name}`
+  );
 }
 
 async function available(program: string): Promise<boolean> {
@@ -122,6 +124,10 @@ function assertStructure(text: string): void {
     }
   }
   for (const kind of LAYER_KINDS) assert.ok(text.includes(kind), kind);
+  // Settings for tests stay out of completion as they stay out of help.
+  for (const f of GLOBAL_FLAGS.filter((f) => f.hidden)) {
+    assert.ok(!text.includes(f.name), f.name);
+  }
 }
 
 Deno.test("completion bash completes commands, flags, layer kinds and local tags in bash", async () => {
