@@ -275,3 +275,34 @@ Deno.test("ironcore-image serve --allow-registry answers 403 for other registrie
     }
   });
 });
+
+Deno.test("ironcore-image serve logs each request on one line, whatever the path decodes to", async () => {
+  await withTempDir(async (dir) => {
+    const child = spawnServe(dir);
+    const stderr = collect(child.stderr);
+    const stdout = collect(child.stdout);
+    try {
+      const base = await listeningAt(stderr);
+      // Decoded, the reference holds a newline and what looks like a
+      // log line of its own; it is refused as malformed.
+      const forged =
+        "a%0A2000-01-01T00:00:00.000Z 10.0.0.1 GET /v1/images/x/kernel 200 1 1ms";
+      const res = await fetch(`${base}/v1/images/${forged}/kernel`);
+      assert.equal(res.status, 400);
+      await res.body?.cancel();
+    } finally {
+      child.kill("SIGTERM");
+      await child.status;
+      await Promise.all([stderr.done, stdout.done]);
+    }
+    const lines = stderr.text().trimEnd().split("\n");
+    assert.match(lines[0]!, /^Listening on /);
+    assert.equal(lines.at(-1), "Stopped");
+    const requests = lines.slice(1, -1);
+    assert.equal(requests.length, 1, stderr.text());
+    assert.match(
+      requests[0]!,
+      /^\S+Z 127\.0\.0\.1:\d+ GET \/v1\/images\/a%0A\S+ 400 \d+ \d+ms \(Invalid reference "a\\u000a2000-01-01T.*\)$/,
+    );
+  });
+});

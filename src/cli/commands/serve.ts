@@ -67,8 +67,20 @@ function formatLog(e: AccessLogEntry): string {
   return `${new Date().toISOString()} ${
     e.remoteAddr ?? "-"
   } ${e.method} ${e.path} ${e.status} ${e.bytes} ${e.durationMs}ms${
-    e.error ? ` (${e.error})` : ""
+    e.error ? ` (${escapeControls(e.error)})` : ""
   }\n`;
+}
+
+/**
+ * Writes control characters as `\uXXXX`: an error can quote a decoded
+ * request path, and a newline from a client must not start a log line of
+ * its own.
+ */
+function escapeControls(text: string): string {
+  return text.replace(
+    /\p{Cc}/gu,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
 }
 
 /**
