@@ -382,7 +382,10 @@ export class RegistryClient {
 
   async #fail(repo: Repository, res: Response, what: string): Promise<never> {
     const { text, codes } = await errorDetails(res);
-    if (isPlainToTlsAnswer(res.status, text)) {
+    if (
+      isPlainToTlsAnswer(res.status, text) ||
+      (text === "" && await this.#wantsTls(repo.registry, res.status))
+    ) {
       throw new RegistryError(plainToTlsMessage(repo.registry), {
         host: repo.registry,
         status: res.status,
@@ -402,6 +405,25 @@ export class RegistryClient {
       }`,
       { host: repo.registry, status: res.status, codes },
     );
+  }
+
+  /**
+   * Tells whether a registry spoken to over plain HTTP answers like a TLS
+   * server. An answer without a body (to HEAD, as `push` asks first) cannot
+   * say so itself, so the API root is asked once with GET.
+   */
+  async #wantsTls(registry: string, status: number): Promise<boolean> {
+    if (status !== 400 || !this.#plain(registry)) return false;
+    try {
+      const probe = await this.#fetch(this.baseUrl(registry), {
+        headers: { "user-agent": this.#options.userAgent ?? "ironcore-image" },
+        redirect: "manual",
+      });
+      const text = await readLimited(probe, 1024).catch(() => "");
+      return isPlainToTlsAnswer(probe.status, text);
+    } catch {
+      return false;
+    }
   }
 
   /**

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { RegistryError } from "../../src/errors.ts";
+import { digestOf } from "../../src/oci/digest.ts";
 import { encodeJson, OCI_MANIFEST_MEDIA_TYPE } from "../../src/oci/manifest.ts";
 import { RegistryClient } from "../../src/registry/client.ts";
 import { verifyCredentials } from "../../src/registry/verify_credentials.ts";
@@ -178,6 +179,31 @@ Deno.test("a registry that answers plain HTTP with 'use HTTPS' asks for plainHtt
   await assert.rejects(
     verifyCredentials(host, { username: "a", password: "b" }),
     (e: unknown) => e instanceof RegistryError && e.message === message,
+  );
+  // An answer to HEAD has no body to tell: push asks HEAD first.
+  const repo = { registry: host, repository: "r" };
+  const client = new RegistryClient();
+  await assert.rejects(
+    client.headManifest(repo, "1"),
+    (e: unknown) => e instanceof RegistryError && e.message === message,
+  );
+  await assert.rejects(
+    client.hasBlob(repo, digestOf(new Uint8Array(0))),
+    (e: unknown) => e instanceof RegistryError && e.message === message,
+  );
+});
+
+Deno.test("a 400 without a body from a plain HTTP registry keeps its status when the registry is no TLS server", async () => {
+  await using server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    () => new Response(null, { status: 400 }),
+  );
+  const host = `127.0.0.1:${server.addr.port}`;
+  await assert.rejects(
+    new RegistryClient().headManifest({ registry: host, repository: "r" }, "1"),
+    (e: unknown) =>
+      e instanceof RegistryError && e.status === 400 &&
+      e.message === `Registry ${host} answered HTTP 400 for manifest r:1`,
   );
 });
 
