@@ -155,31 +155,50 @@ const FLAG_HINTS: readonly (readonly [RegExp, string])[] = [
  * permission errors name the flag to add.
  *
  * @param error What was thrown.
+ * @param storePath The store the command uses, if it opened one: a missing
+ * permission for a path inside it names the store, which is what the flag
+ * must cover (the store writes more than the one path that failed first).
  * @returns The message and the exit code.
  */
 export function describeError(
   error: unknown,
+  storePath?: string,
 ): { message: string; code: number } {
-  const { message, code } = classifyError(error);
+  const { message, code } = classifyError(error, storePath);
   let text = message;
   for (const [option, flag] of FLAG_HINTS) text = text.replace(option, flag);
   return { message: text, code };
 }
 
+/** The store `root` when `path` lies inside it, else `path`. */
+function storeOf(path: string, root: string | undefined): string {
+  if (root === undefined) return path;
+  const base = root.replace(/\/+/g, "/").replace(/(.)\/$/, "$1");
+  return path === base ||
+      path.startsWith(base.endsWith("/") ? base : `${base}/`)
+    ? base
+    : path;
+}
+
 function classifyError(
   error: unknown,
+  storePath: string | undefined,
 ): { message: string; code: number } {
   if (error instanceof UsageError) return { message: error.message, code: 2 };
   if (error instanceof Deno.errors.NotCapable) {
     const m =
       /Requires (\w+) access to ([^,]+), run again with the (--allow-\w+) flag/
         .exec(error.message);
+    if (!m) return { message: `Missing permission: ${error.message}`, code: 1 };
+    let target = m[2]!.replace(/^"|"$/g, "");
+    if (m[1] === "read" || m[1] === "write") {
+      target = storeOf(target, storePath);
+    }
+    const shown = m[2]!.startsWith('"') ? `"${target}"` : target;
     return {
-      message: m
-        ? `Missing permission: ${m[1]} access to ${m[2]}: run with ${m[3]}=${
-          m[2]!.replace(/^"|"$/g, "")
-        }`
-        : `Missing permission: ${error.message}`,
+      message: `Missing permission: ${m[1]} access to ${shown}: run with ${
+        m[3]
+      }=${target}`,
       code: 1,
     };
   }
@@ -242,6 +261,7 @@ export async function runCli(
   const out = (t: string) => write(io.stdout, t);
   const err = (t: string) => write(io.stderr, t);
   let debug = args.includes("--debug");
+  let storePath: string | undefined;
   try {
     const { command: name, rest } = splitCommand(args, GLOBAL_FLAGS);
     if (name === undefined || name === "help") {
@@ -288,6 +308,7 @@ export async function runCli(
       store() {
         const path = (parsed.flags.get("store-path") as string | undefined) ??
           defaultStorePath(io.env);
+        storePath = path;
         store ??= Store.open(path, storeOptions(parsed));
         return store;
       },
@@ -307,7 +328,7 @@ export async function runCli(
     };
     return await cmd.run(ctx);
   } catch (e) {
-    const { message, code } = describeError(e);
+    const { message, code } = describeError(e, storePath);
     await err(`Error: ${message}\n`);
     if (debug && e instanceof Error && e.stack) await err(`${e.stack}\n`);
     return code;

@@ -438,3 +438,34 @@ Deno.test("without --store-path the store location needs only HOME and IRONCORE_
     );
   });
 });
+
+Deno.test("a missing permission inside the store names the store, and that flag is enough", async () => {
+  await withTempDir(async (dir) => {
+    const files = await writeFiles(dir, { vmlinuz: new Uint8Array(4096) });
+    for (const given of [`${dir}/store`, `${dir}//store/`]) {
+      const store = given.replace(/\/+/g, "/").replace(/\/$/, "");
+      const args = [
+        "--store-path",
+        given,
+        "build",
+        "--tag",
+        "os:1",
+        "--config",
+        `arch=amd64,kernel=${files.vmlinuz}`,
+      ];
+      const denied = await run([`--allow-read=${dir}`], args);
+      assert.equal(denied.code, 1, denied.stderr);
+      assert.equal(
+        denied.stderr,
+        `Error: Missing permission: write access to "${store}": run with --allow-write=${store}\n`,
+      );
+      // What the message says to add is all the command needs.
+      const ok = await run(
+        [`--allow-read=${dir}`, `--allow-write=${store}`],
+        args,
+      );
+      assert.equal(ok.code, 0, ok.stderr);
+      await Deno.remove(store, { recursive: true });
+    }
+  });
+});
