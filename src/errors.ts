@@ -16,13 +16,6 @@
 export interface ImageErrorOptions {
   /** The error that led to this one. */
   cause?: unknown;
-  /**
-   * The call option that would fix the problem, such as `tag`, `platform`
-   * or `plainHttp`, when there is one. The message names it as
-   * "the `<option>` option"; a front end may put its own name for that
-   * setting there.
-   */
-  option?: string | undefined;
 }
 
 /**
@@ -36,31 +29,17 @@ export interface ImageErrorOptions {
  * ```
  */
 export class ImageError extends Error {
-  /** The call option that would fix the problem, if there is one. */
-  readonly option: string | undefined;
   /**
    * Creates the error.
    *
-   * @param message Sentence-case description with the fix.
-   * @param options The cause and the option that fixes it.
+   * @param message Sentence-case description with the fix; a fix that is a
+   * call option says "set <option>" (`set plainHttp`).
+   * @param options The cause.
    */
   constructor(message: string, options: ImageErrorOptions = {}) {
     super(message, { cause: options.cause });
     this.name = "ImageError";
-    this.option = options.option;
   }
-}
-
-/**
- * How library messages name a call option (`the tag option`). Front ends
- * look for this phrase when they put their own name for the setting in a
- * message of an error whose {@linkcode ImageError.option} is set.
- *
- * @param option The option's name.
- * @returns The phrase.
- */
-export function optionPhrase(option: string): string {
-  return `the ${option} option`;
 }
 
 /** Options of {@linkcode NotFoundError}. */

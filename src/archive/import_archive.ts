@@ -13,11 +13,7 @@
  */
 
 import { digestMismatch } from "../_errors.ts";
-import {
-  DigestMismatchError,
-  InvalidImageError,
-  optionPhrase,
-} from "../errors.ts";
+import { DigestMismatchError, InvalidImageError } from "../errors.ts";
 import { type Digest, isDigest } from "../oci/digest.ts";
 import {
   ANNOTATION_REF_NAME,
@@ -40,8 +36,6 @@ import { blobStoreOf, tagIndexOf } from "../store/_internal.ts";
 
 /** Largest `oci-layout` file read. */
 const MAX_LAYOUT_BYTES = 64 * 1024;
-/** How messages name the tag option. */
-const TAG = optionPhrase("tag");
 /** The path of a blob in a layout. */
 const BLOB_RE = /^blobs\/sha256\/([^/]+)$/;
 
@@ -144,10 +138,9 @@ function chooseTags(
   if (tag !== undefined) {
     if (images.size > 1) {
       throw new InvalidImageError(
-        `Cannot apply ${TAG}: the archive holds ${images.size} images (${
+        `Cannot use the tag: the archive holds ${images.size} images (${
           [...images.keys()].join(", ")
-        }); import it without ${TAG} to use the names in the archive`,
-        { option: "tag" },
+        }); leave tag unset to use the names in the archive`,
       );
     }
     const [only] = images.values();
@@ -163,9 +156,8 @@ function chooseTags(
         : `is named ${JSON.stringify(raw)}, which is not a full reference`;
       throw new InvalidImageError(
         images.size === 1
-          ? `Archive image ${d.digest} ${why}: give one with ${TAG}, such as registry.example.com/os:1.0`
-          : `Archive image ${d.digest} ${why}, and ${TAG} cannot name it because the archive holds ${images.size} images: write the archive with full references as names`,
-        { option: "tag" },
+          ? `Archive image ${d.digest} ${why}: set tag to name it, such as registry.example.com/os:1.0`
+          : `Archive image ${d.digest} ${why}, and tag cannot name it because the archive holds ${images.size} images: write the archive with full references as names`,
       );
     }
     const previous = byName.get(reference);

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { architectureProblem } from "../spec/architecture.ts";
 import {
   LAYER_KINDS,
   type LayerKind,
@@ -24,7 +25,6 @@ export interface ArchConfig {
   variant?: Variant | undefined;
 }
 
-const ARCH_RE = /^[a-z0-9][a-z0-9_]{0,31}$/;
 const KEYS = [...LAYER_KINDS, "arch", "cmdline", "variant"].join(", ");
 
 /** Options for {@linkcode parseArchConfig}. */
@@ -43,7 +43,8 @@ export interface ParseArchConfigOptions {
  * @param text Comma-separated `key=value` pairs.
  * @param options What to call the text in messages.
  * @returns The configuration.
- * @throws {SyntaxError} On an unknown key, a missing `arch`, a repeated key,
+ * @throws {SyntaxError} On an unknown key, a missing `arch` or one not named
+ * as Go names it, a repeated key,
  * an empty value or an unknown variant.
  *
  * @example
@@ -80,11 +81,8 @@ export function parseArchConfig(
       throw new SyntaxError(`Invalid ${name}: ${key} has an empty value`);
     }
     if (key === "arch") {
-      if (!ARCH_RE.test(value)) {
-        throw new SyntaxError(
-          `Invalid ${name}: arch "${value}" is not an architecture name like amd64 or arm64`,
-        );
-      }
+      const problem = architectureProblem(value);
+      if (problem) throw new SyntaxError(`Invalid ${name}: ${problem}`);
       arch = value;
     } else if (key === "cmdline") {
       cmdline = value;

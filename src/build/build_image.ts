@@ -27,7 +27,9 @@ import {
   CONFIG_MEDIA_TYPE,
   LAYER_KINDS,
   LAYER_MEDIA_TYPES,
+  type LayerKind,
 } from "../spec/media_types.ts";
+import { validateDocuments } from "../spec/validate_documents.ts";
 import type { Store, TagEntry } from "../store/store.ts";
 import type { ArchConfig } from "./arch_config.ts";
 import { blobStoreOf, tagIndexOf } from "../store/_internal.ts";
@@ -119,10 +121,133 @@ async function readCommandLine(path: string): Promise<string> {
   return text.trim();
 }
 
+function layerDescriptor(
+  kind: LayerKind,
+  blob: Pick<Descriptor, "digest" | "size">,
+  path: string,
+): Descriptor {
+  return {
+    mediaType: LAYER_MEDIA_TYPES[kind],
+    digest: blob.digest,
+    size: blob.size,
+    annotations: { [ANNOTATION_TITLE]: baseName(path) },
+  };
+}
+
+function manifestFor(
+  c: ArchConfig,
+  config: Pick<Descriptor, "digest" | "size">,
+  layers: Descriptor[],
+): ImageManifest {
+  const manifest: ImageManifest = {
+    schemaVersion: 2,
+    mediaType: OCI_MANIFEST_MEDIA_TYPE,
+    config: {
+      mediaType: CONFIG_MEDIA_TYPE,
+      digest: config.digest,
+      size: config.size,
+    },
+    layers,
+  };
+  if (c.variant !== undefined) {
+    manifest.annotations = { [ANNOTATION_VARIANT]: c.variant };
+  }
+  return manifest;
+}
+
+function indexFor(
+  manifests: readonly { arch: string; descriptor: Descriptor }[],
+  annotations: Record<string, string> | undefined,
+): ImageIndex {
+  const index: ImageIndex = {
+    schemaVersion: 2,
+    mediaType: OCI_INDEX_MEDIA_TYPE,
+    manifests: manifests.map((m) => ({
+      ...m.descriptor,
+      platform: { architecture: m.arch, os: "linux" },
+    })),
+  };
+  if (annotations && Object.keys(annotations).length > 0) {
+    index.annotations = { ...annotations };
+  }
+  return index;
+}
+
+/** Stands in for the digests of files not read yet. */
+const UNREAD = { digest: `sha256:${"0".repeat(64)}`, size: 0 } as const;
+
+/**
+ * Tells what is wrong with one architecture's configuration: what
+ * `validateImage` would find wrong in the image {@linkcode buildImage}
+ * made of it (an architecture not named as Go names it, no layers, layers
+ * the variant needs and lacks, an unknown variant), or a layer kind that does
+ * not exist. Reads no file: whether the files exist is checked by `buildImage`.
+ *
+ * @param config The configuration.
+ * @returns The first problem, with how many more there are, or `undefined`.
+ *
+ * @example Check a metal image without initramfs
+ * ```ts
+ * import { checkArchConfig } from "./build_image.ts";
+ * const problem = checkArchConfig({
+ *   arch: "amd64",
+ *   layers: { kernel: "vmlinuz", squashfs: "root.squashfs" },
+ *   variant: "metal",
+ * });
+ * console.log(problem); // "variant metal needs kernel + initramfs + …"
+ * ```
+ */
+export function checkArchConfig(config: ArchConfig): string | undefined {
+  const problems: string[] = [];
+  for (const key of Object.keys(config.layers)) {
+    if (!(LAYER_KINDS as readonly string[]).includes(key)) {
+      problems.push(
+        `unknown layer kind ${JSON.stringify(key)}: use ${
+          LAYER_KINDS.slice(0, -1).join(", ")
+        } or ${LAYER_KINDS.at(-1)}`,
+      );
+    }
+  }
+  // The image build would write, with the files' digests left out.
+  const layers: Descriptor[] = [];
+  for (const kind of LAYER_KINDS) {
+    const path = config.layers[kind];
+    if (path !== undefined) layers.push(layerDescriptor(kind, UNREAD, path));
+  }
+  const manifest = manifestFor(config, UNREAD, layers);
+  const m = encodeJson(manifest);
+  const descriptor: Descriptor = {
+    mediaType: OCI_MANIFEST_MEDIA_TYPE,
+    digest: m.digest,
+    size: m.size,
+  };
+  const index = indexFor([{ arch: config.arch, descriptor }], undefined);
+  const ix = encodeJson(index);
+  const { findings } = validateDocuments({
+    index: {
+      descriptor: {
+        mediaType: OCI_INDEX_MEDIA_TYPE,
+        digest: ix.digest,
+        size: ix.size,
+      },
+      index,
+    },
+    manifests: [{ descriptor, manifest, bytes: m.bytes }],
+  });
+  for (const f of findings) if (f.level === "error") problems.push(f.message);
+  if (problems.length === 0) return undefined;
+  const more = problems.length - 1;
+  return more === 0
+    ? problems[0]
+    : `${problems[0]} (and ${more} more problem${more === 1 ? "" : "s"})`;
+}
+
 /**
  * Builds an image: one manifest per architecture (a config blob and one layer
  * per file) and an index over them. Every input is checked before anything is
- * written, so bad input leaves the store as it was. Files are streamed and
+ * written, so bad input leaves the store as it was: an image that
+ * `validateImage` would find invalid is not built (see
+ * {@linkcode checkArchConfig}). Files are streamed and
  * hashed in one pass; a blob already in the store is not written again. Same
  * inputs give the same digests.
  *
@@ -130,6 +255,8 @@ async function readCommandLine(path: string): Promise<string> {
  * @param architectures One configuration per architecture.
  * @param options Tag, index annotations, abort signal and progress.
  * @returns The index and manifests made.
+ * @throws {TypeError} When there is no configuration, an architecture is
+ * configured twice, or {@linkcode checkArchConfig} finds a problem.
  *
  * @example Build a kernel-and-initramfs image
  * ```ts ignore
@@ -150,7 +277,7 @@ export async function buildImage(
   const configs = architectures;
   if (configs.length === 0) {
     throw new TypeError(
-      "Nothing to build: give at least one architecture with at least one layer file",
+      "Nothing to build: give at least one architecture's configuration",
     );
   }
   const arches = new Set<string>();
@@ -161,6 +288,10 @@ export async function buildImage(
       );
     }
     arches.add(c.arch);
+    const problem = checkArchConfig(c);
+    if (problem !== undefined) {
+      throw new TypeError(`Cannot build ${c.arch}: ${problem}`);
+    }
   }
   let indexRef: string | undefined;
   const archRefs = new Map<string, string>();
@@ -214,32 +345,14 @@ export async function buildImage(
         );
         added.set(path, blob);
       }
-      layers.push({
-        mediaType: LAYER_MEDIA_TYPES[kind],
-        digest: blob.digest,
-        size: blob.size,
-        annotations: { [ANNOTATION_TITLE]: baseName(path) },
-      });
+      layers.push(layerDescriptor(kind, blob, path));
     }
     const config: ImageConfig = {};
     const cmdline = commandLines.get(c.arch);
     if (cmdline !== undefined) config.commandLine = cmdline;
     const cfg = encodeJson(config);
     await blobStoreOf(store).putBytes(cfg.bytes, CONFIG_MEDIA_TYPE);
-    const manifest: ImageManifest = {
-      schemaVersion: 2,
-      mediaType: OCI_MANIFEST_MEDIA_TYPE,
-      config: {
-        mediaType: CONFIG_MEDIA_TYPE,
-        digest: cfg.digest,
-        size: cfg.size,
-      },
-      layers,
-    };
-    if (c.variant !== undefined) {
-      manifest.annotations = { [ANNOTATION_VARIANT]: c.variant };
-    }
-    const m = encodeJson(manifest);
+    const m = encodeJson(manifestFor(c, cfg, layers));
     const descriptor = await blobStoreOf(store).putBytes(
       m.bytes,
       OCI_MANIFEST_MEDIA_TYPE,
@@ -253,18 +366,7 @@ export async function buildImage(
     manifests.push(entry);
   }
 
-  const index: ImageIndex = {
-    schemaVersion: 2,
-    mediaType: OCI_INDEX_MEDIA_TYPE,
-    manifests: manifests.map((m) => ({
-      ...m.descriptor,
-      platform: { architecture: m.arch, os: "linux" },
-    })),
-  };
-  if (options.annotations && Object.keys(options.annotations).length > 0) {
-    index.annotations = { ...options.annotations };
-  }
-  const ix = encodeJson(index);
+  const ix = encodeJson(indexFor(manifests, options.annotations));
   const indexDescriptor = await blobStoreOf(store).putBytes(
     ix.bytes,
     OCI_INDEX_MEDIA_TYPE,

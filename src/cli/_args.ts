@@ -18,6 +18,10 @@ export interface FlagSpec {
   help: string;
   /** Default shown in help. */
   default?: string | undefined;
+  /** Accepted but left out of help (settings for tests, not for users). */
+  hidden?: boolean | undefined;
+  /** The values the flag takes, offered by shell completion. */
+  choices?: readonly string[] | undefined;
 }
 
 /** A mistake in how the command was called; exit code 2. */

@@ -40,6 +40,10 @@ export interface CommandContext {
   bool(name: string, fallback?: boolean): boolean;
   /** A repeatable flag. */
   strings(name: string): string[];
+  /** Every command, in help order (for help and shell completion). */
+  commands: readonly Command[];
+  /** The flags every command accepts. */
+  globalFlags: readonly FlagSpec[];
   /** Progress renderer, unless quiet. */
   progress: ProgressCallback | undefined;
   /** Ends the progress display (prints a summary off a terminal). */
@@ -60,6 +64,11 @@ export interface Command {
   flags: FlagSpec[];
   /** Number of positionals accepted. */
   positionals: { min: number; max: number; names: string };
+  /**
+   * What shell completion offers for the positionals: the tags of the local
+   * store, file names, or fixed words. Nothing when absent.
+   */
+  complete?: "tags" | "files" | readonly string[];
   /** Runs the command; returns the exit code. */
   run(ctx: CommandContext): Promise<number>;
 }

@@ -46,10 +46,10 @@ export interface LoadedDocument {
   bytes?: Uint8Array | undefined;
 }
 
-/** A blob opened for reading. */
+/** A blob ready to be read. */
 export interface OpenedBlob {
-  /** Its bytes, not yet verified. */
-  body: ReadableStream<Uint8Array>;
+  /** Opens its bytes, not yet verified. */
+  open(): Promise<ReadableStream<Uint8Array>>;
   /** Its file in the store, for a local blob. */
   path?: string | undefined;
 }
@@ -119,21 +119,30 @@ function storeDocuments(
       return store.readBlob(d, { maxBytes: MAX_CONFIG_BYTES });
     },
     async blob(d, what) {
-      const file = await blobStoreOf(store).openBlob(d.digest);
+      const path = store.blobPath(d.digest);
+      let size: number;
       try {
-        const st = await file.stat();
-        if (st.size !== d.size) {
-          throw sizeMismatch(
-            d.size,
-            st.size,
-            `${what} ${d.digest} in store ${store.path} (the blob is damaged, pull or build the image again)`,
-          );
-        }
+        size = (await Deno.stat(path)).size;
       } catch (e) {
-        file.close();
+        if (!(e instanceof Deno.errors.NotFound)) throw e;
+        // Let the store word the error.
+        (await blobStoreOf(store).openBlob(d.digest)).close();
         throw e;
       }
-      return { body: readInChunks(file), path: store.blobPath(d.digest) };
+      if (size !== d.size) {
+        throw sizeMismatch(
+          d.size,
+          size,
+          `${what} ${d.digest} in store ${store.path} (the blob is damaged, pull or build the image again)`,
+        );
+      }
+      // Callers that only want the path (a hypervisor attaching a disk)
+      // never read: the blob is opened on the first read.
+      return {
+        open: async () =>
+          readInChunks(await blobStoreOf(store).openBlob(d.digest)),
+        path,
+      };
     },
   };
 }
@@ -226,7 +235,8 @@ export async function registryDocuments(
           `${what} ${d.digest} from ${ref.registry}`,
         );
       }
-      return { body: res.body };
+      const body = res.body;
+      return { open: () => Promise.resolve(body) };
     },
   };
 }

@@ -33,15 +33,21 @@ export interface LayerUrlOptions {
 export interface LayerUrl {
   /** The URL. */
   url: string;
-  /** Headers, each with a list of values. */
+  /**
+   * Headers, each with a list of values: `Authorization` when the registry
+   * asks for credentials, and for a manifest `Accept` with its media type
+   * (registries answer 404 to a manifest request that does not accept it).
+   */
   headers: Record<string, string[]>;
 }
 
 /**
  * Resolves a remote image and returns the URL of its manifest or of one
- * layer, with an Authorization header obtained through the registry's auth
- * flow, so that `curl -H "Authorization: …" URL` works. Legacy media types
- * are found too.
+ * layer, with the headers a plain HTTP client must send: an `Authorization`
+ * header obtained through the registry's auth flow, and for a manifest an
+ * `Accept` header with its media type. Sending exactly these headers
+ * (`curl -H "Accept: …" -H "Authorization: …" URL`) fetches the bytes.
+ * Legacy media types are found too.
  *
  * @param client The registry client.
  * @param request The image, and the layer and platform to point at.
@@ -70,6 +76,7 @@ export async function layerUrl(
   const repo = docs.repo;
   let url = client.manifestUrl(repo, docs.descriptor.digest);
   let probe = docs.descriptor.digest;
+  let mediaType: string | undefined = docs.descriptor.mediaType;
   if (request.layer !== undefined || request.platform !== undefined) {
     const chosen = await selectManifest(docs, {
       platform: request.platform,
@@ -77,15 +84,18 @@ export async function layerUrl(
     });
     url = client.manifestUrl(repo, chosen.descriptor.digest);
     probe = chosen.descriptor.digest;
+    mediaType = chosen.descriptor.mediaType;
     if (request.layer !== undefined) {
       const layer = findLayer(chosen.manifest, request.layer, docs.name, {
         reference: docs.name,
         platform: chosen.platform,
       });
       url = client.blobUrl(repo, layer.digest);
+      mediaType = undefined;
     }
   }
   const headers: Record<string, string[]> = {};
+  if (mediaType !== undefined) headers.Accept = [mediaType];
   for (
     const [k, v] of Object.entries(
       await client.authHeaders(repo, probe, { signal }),

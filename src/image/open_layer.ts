@@ -34,7 +34,8 @@ export interface OpenedLayer {
   /**
    * The layer's bytes. The stream errors with a `DigestMismatchError` or
    * `SizeMismatchError` at the end when the bytes do not match the
-   * descriptor; cancel it when not read to the end.
+   * descriptor; cancel it when not read to the end. A local layer's blob is
+   * opened on the first read, so a stream never read holds no file open.
    */
   stream: ReadableStream<Uint8Array>;
   /** The layer's descriptor. */
@@ -48,7 +49,8 @@ export interface OpenedLayer {
   /**
    * For a local image, the blob's file in the store. Read it only for speed
    * (e.g. to copy or map it); unlike {@linkcode OpenedLayer.stream} it is
-   * not verified.
+   * not verified. Asking for it opens nothing: the stream may be left
+   * unread.
    */
   path?: string | undefined;
 }
@@ -87,6 +89,27 @@ function verifier(
       }
       : {}),
   });
+}
+
+/**
+ * A stream that makes its source only when first read: one never read, or
+ * cancelled first, never makes it.
+ */
+function openOnRead(
+  open: () => Promise<ReadableStream<Uint8Array>>,
+): ReadableStream<Uint8Array> {
+  let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      reader ??= (await open()).getReader();
+      const { done, value } = await reader.read();
+      if (done) controller.close();
+      else controller.enqueue(value);
+    },
+    async cancel(reason) {
+      await reader?.cancel(reason);
+    },
+  }, { highWaterMark: 0 });
 }
 
 function pipeOptions(options: OperationOptions): StreamPipeOptions {
@@ -137,9 +160,12 @@ export async function openLayer(
   );
   options.signal?.throwIfAborted();
   const blob = await docs.blob(layer, `${request.layer} layer`);
-  const stream = blob.body.pipeThrough(
-    verifier(layer, request.layer, options),
-    pipeOptions(options),
+  // Nothing is read (nor, for a local layer, opened) before the first read.
+  const stream = openOnRead(async () =>
+    (await blob.open()).pipeThrough(
+      verifier(layer, request.layer, options),
+      pipeOptions(options),
+    )
   );
   const out: OpenedLayer = {
     stream,

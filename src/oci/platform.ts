@@ -4,7 +4,7 @@
  * @module
  */
 
-import { NotFoundError, optionPhrase } from "../errors.ts";
+import { NotFoundError } from "../errors.ts";
 
 /** The platform an image manifest runs on. */
 export interface Platform {
@@ -137,10 +137,8 @@ export function selectPlatform<T extends { platform?: Platform | undefined }>(
       ? "The image"
       : `Image ${options.name}`;
     throw new NotFoundError(
-      `${image} has no manifest for this machine's platform ${wanted}: it has ${have}; choose one with ${
-        optionPhrase("platform")
-      }`,
-      { ...found, option: "platform" },
+      `${image} has no manifest for this machine's platform ${wanted}: it has ${have}; set platform to choose one`,
+      found,
     );
   }
   throw new NotFoundError(

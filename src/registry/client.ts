@@ -11,9 +11,7 @@ import { digestMismatch } from "../_errors.ts";
 import {
   InvalidImageError,
   NetworkError,
-  type NetworkErrorKind,
   NotFoundError,
-  optionPhrase,
   RegistryError,
   UnauthorizedError,
 } from "../errors.ts";
@@ -28,11 +26,18 @@ import {
   type ParsedManifest,
   parseManifest,
 } from "../oci/manifest.ts";
-import { registryApiHost } from "../oci/reference.ts";
 import { readLimited, readLimitedBytes } from "../net/_limited.ts";
-import { Authenticator } from "./_auth.ts";
-import type { CredentialLookup } from "./credentials.ts";
 import { backoffDelay, sleep } from "../net/retry.ts";
+import { Authenticator } from "./_auth.ts";
+import {
+  apiBaseUrl,
+  clip,
+  fetchFailure,
+  isPlainToTlsAnswer,
+  plainToTlsMessage,
+  usesPlainHttp,
+} from "./_network.ts";
+import type { CredentialLookup } from "./credentials.ts";
 
 /** A repository in a registry. */
 export interface Repository {
@@ -98,8 +103,15 @@ export interface BlobMount {
 
 /** Options for {@linkcode RegistryClient}. */
 export interface RegistryClientOptions {
-  /** Use `http://` instead of `https://` (for all registries, or per host). */
-  plainHttp?: boolean | ((registry: string) => boolean) | undefined;
+  /**
+   * Use `http://` instead of `https://`. Absent (the default): plain HTTP
+   * for loopback registries only (`localhost`, `127.0.0.0/8`, `[::1]`, with
+   * any port), HTTPS for every other. `true`: plain HTTP for every registry.
+   * `false`: HTTPS for every registry, loopback ones included. A function
+   * decides per registry host; when it returns `undefined`, the default
+   * applies to that host.
+   */
+  plainHttp?: boolean | ((registry: string) => boolean | undefined) | undefined;
   /** Where credentials come from. */
   credentials?: CredentialLookup | undefined;
   /** Retries of a request after a network error, 429 or 5xx. Default 4. */
@@ -150,75 +162,6 @@ interface RequestInit2 {
   signal?: AbortSignal | undefined;
 }
 
-/**
- * The message of an error and of its causes: Deno's fetch throws a bare
- * "fetch failed" and keeps what went wrong (refused, DNS, TLS) in `cause`.
- */
-function errorText(e: unknown): string {
-  const parts: string[] = [];
-  for (let c = e, i = 0; c !== undefined && c !== null && i < 5; i++) {
-    parts.push(c instanceof Error ? c.message : String(c));
-    c = c instanceof Error ? c.cause : undefined;
-  }
-  return parts.join(": ");
-}
-
-/**
- * Turns a failed `fetch` into a {@linkcode NetworkError}. The runtime
- * describes network failures only in text; this is the one place that reads
- * it. Everything after classifies by the error's `kind`.
- *
- * @param host The registry.
- * @param error What `fetch` threw.
- * @param options Whether the registry is spoken to over plain HTTP (then a
- * failure is never a TLS one).
- * @returns The error to throw.
- */
-export function fetchFailure(
-  host: string,
-  error: unknown,
-  options: { plainHttp: boolean },
-): NetworkError {
-  const text = errorText(error);
-  const detail = text.replace(/^.*?:\s*/, "").slice(0, 120);
-  const fail = (kind: NetworkErrorKind, message: string, option?: string) =>
-    new NetworkError(message, { host, kind, detail, cause: error, option });
-  if (/connection refused/i.test(text)) {
-    return fail(
-      "refused",
-      `Cannot connect to registry ${host}: connection refused, check that it is running and the address is right`,
-    );
-  }
-  if (/dns error|failed to lookup|name or service not known/i.test(text)) {
-    return fail(
-      "dns",
-      `Cannot connect to registry ${host}: the host name does not resolve`,
-    );
-  }
-  if (
-    !options.plainHttp &&
-    /(tls|ssl|certificate|InvalidContentType|corrupt message)/i.test(text)
-  ) {
-    return fail(
-      "tls",
-      `Cannot connect to registry ${host} over HTTPS (${detail}): use ${
-        optionPhrase("plainHttp")
-      } for a registry without TLS, or DENO_CERT for a private CA`,
-      "plainHttp",
-    );
-  }
-  const kind: NetworkErrorKind =
-    /reset|broken pipe|unexpected eof|connection closed/i.test(text)
-      ? "reset"
-      : /timed? ?out/i.test(text)
-      ? "timeout"
-      : "other";
-  return fail(
-    kind,
-    `Cannot connect to registry ${host}: ${text.slice(0, 200)}`,
-  );
-}
-
 async function errorDetails(
   res: Response,
 ): Promise<{ text: string; codes: string[] }> {
@@ -239,7 +182,7 @@ async function errorDetails(
   } catch {
     // Not JSON: fall through to the raw text.
   }
-  return { text: raw.trim().slice(0, 200).replace(/\s+/g, " "), codes: [] };
+  return { text: clip(raw, 200), codes: [] };
 }
 
 /** The full reference of a tag or digest in a repository. */
@@ -261,7 +204,8 @@ function appendQuery(url: string, params: Record<string, string>): string {
  * @example Fetch a manifest
  * ```ts ignore
  * import { RegistryClient } from "./client.ts";
- * const client = new RegistryClient({ plainHttp: true });
+ * // A loopback registry such as localhost:5000 is spoken to over plain HTTP.
+ * const client = new RegistryClient();
  * const m = await client.getManifest({ registry: "localhost:5000", repository: "os/demo" }, "1.0");
  * console.log(m.descriptor.digest);
  * ```
@@ -288,8 +232,7 @@ export class RegistryClient {
   }
 
   #plain(registry: string): boolean {
-    const p = this.#options.plainHttp;
-    return typeof p === "function" ? p(registry) : p ?? false;
+    return usesPlainHttp(registry, this.#options.plainHttp);
   }
 
   /**
@@ -299,9 +242,7 @@ export class RegistryClient {
    * @returns The URL.
    */
   baseUrl(registry: string): string {
-    return `${this.#plain(registry) ? "http" : "https"}://${
-      registryApiHost(registry)
-    }/v2/`;
+    return apiBaseUrl(registry, this.#plain(registry));
   }
 
   /**
@@ -359,11 +300,9 @@ export class RegistryClient {
           throw e;
         }
         if (!(e instanceof TypeError)) {
-          throw fetchFailure(host, e, { plainHttp: this.#plain(host) });
+          throw fetchFailure(host, e, this.#plain(host));
         }
-        const failure = fetchFailure(host, e, {
-          plainHttp: this.#plain(host),
-        });
+        const failure = fetchFailure(host, e, this.#plain(host));
         // A refused connection, an unknown name or a TLS failure will not
         // heal in a second.
         const lasting = failure.kind === "refused" || failure.kind === "dns" ||
@@ -497,6 +436,15 @@ export class RegistryClient {
       {},
   ): Promise<never> {
     const { text, codes } = await errorDetails(res);
+    if (
+      isPlainToTlsAnswer(res.status, text) ||
+      (text === "" && await this.#wantsTls(repo.registry, res.status))
+    ) {
+      throw new RegistryError(plainToTlsMessage(repo.registry), {
+        host: repo.registry,
+        status: res.status,
+      });
+    }
     if (res.status === 404) {
       throw new NotFoundError(
         `${what} not found in ${repo.registry}${
@@ -511,6 +459,25 @@ export class RegistryClient {
       }`,
       { host: repo.registry, status: res.status, codes },
     );
+  }
+
+  /**
+   * Tells whether a registry spoken to over plain HTTP answers like a TLS
+   * server. An answer without a body (to HEAD, as `push` asks first) cannot
+   * say so itself, so the API root is asked once with GET.
+   */
+  async #wantsTls(registry: string, status: number): Promise<boolean> {
+    if (status !== 400 || !this.#plain(registry)) return false;
+    try {
+      const probe = await this.#fetch(this.baseUrl(registry), {
+        headers: { "user-agent": this.#options.userAgent ?? "ironcore-image" },
+        redirect: "manual",
+      });
+      const text = await readLimited(probe, 1024).catch(() => "");
+      return isPlainToTlsAnswer(probe.status, text);
+    } catch {
+      return false;
+    }
   }
 
   /**

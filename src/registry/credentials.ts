@@ -39,7 +39,7 @@ export type CredentialLookup = (
 export interface DockerConfigOptions {
   /**
    * The `config.json` file to use.
-   * Default: {@linkcode defaultDockerConfigPath}.
+   * Default, also when empty: {@linkcode defaultDockerConfigPath}.
    */
   path?: string | undefined;
   /**
@@ -281,8 +281,8 @@ export class DockerConfig {
   }
 
   /**
-   * Reads the Docker config. The path is `options.path`, else
-   * `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`.
+   * Reads the Docker config. The path is `options.path` (unless empty),
+   * else `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`.
    *
    * @param options The config path and the environment.
    * @returns The loaded config; empty when the file does not exist.
@@ -297,7 +297,7 @@ export class DockerConfig {
    * ```
    */
   static async load(options: DockerConfigOptions = {}): Promise<DockerConfig> {
-    const path = options.path ?? defaultDockerConfigPath(options.env);
+    const path = options.path || defaultDockerConfigPath(options.env);
     return new DockerConfig(path, await readConfig(path), options.env);
   }
 

@@ -6,14 +6,24 @@
  */
 
 import { RegistryError, UnauthorizedError } from "../errors.ts";
-import { registryApiHost } from "../oci/reference.ts";
+import { readLimited } from "../net/_limited.ts";
 import { Authenticator } from "./_auth.ts";
-import { fetchFailure } from "./client.ts";
+import {
+  apiBaseUrl,
+  fetchFailure,
+  isPlainToTlsAnswer,
+  plainToTlsMessage,
+  usesPlainHttp,
+} from "./_network.ts";
 import type { Credential } from "./credentials.ts";
 
 /** Options for {@linkcode verifyCredentials}. */
 export interface VerifyCredentialsOptions {
-  /** Use `http://` instead of `https://`. Default `false`. */
+  /**
+   * Use `http://` instead of `https://`. Absent (the default): plain HTTP
+   * for a loopback registry (`localhost`, `127.0.0.0/8`, `[::1]`), HTTPS
+   * for any other. `true`: plain HTTP. `false`: HTTPS, loopback included.
+   */
   plainHttp?: boolean | undefined;
   /** The fetch to use. */
   fetch?: typeof fetch | undefined;
@@ -65,9 +75,8 @@ export async function verifyCredentials(
 ): Promise<VerifyCredentialsResult> {
   const doFetch = options.fetch ?? fetch;
   const userAgent = options.userAgent ?? "ironcore-image";
-  const url = `${options.plainHttp ? "http" : "https"}://${
-    registryApiHost(registry)
-  }/v2/`;
+  const plain = usesPlainHttp(registry, options.plainHttp);
+  const url = apiBaseUrl(registry, plain);
   const authOptions: ConstructorParameters<typeof Authenticator>[0] = {
     credentials: () => Promise.resolve(credential),
     userAgent,
@@ -91,21 +100,26 @@ export async function verifyCredentials(
       return await doFetch(url, init);
     } catch (e) {
       if (options.signal?.aborted) throw options.signal.reason;
-      throw fetchFailure(registry, e, {
-        plainHttp: options.plainHttp ?? false,
-      });
+      throw fetchFailure(registry, e, plain);
     }
   };
-  const unexpected = (res: Response) =>
-    new RegistryError(
-      `Registry ${registry} answered HTTP ${res.status} to GET /v2/: it may not be an OCI registry`,
+  const unexpected = async (res: Response) => {
+    const body = await readLimited(res, 4096).catch(() => "");
+    return new RegistryError(
+      isPlainToTlsAnswer(res.status, body)
+        ? plainToTlsMessage(registry)
+        : `Registry ${registry} answered HTTP ${res.status} to GET /v2/: it may not be an OCI registry`,
       { host: registry, status: res.status },
     );
+  };
 
   const first = await get();
+  if (first.ok) {
+    await first.body?.cancel();
+    return { scheme: "none" };
+  }
+  if (first.status !== 401) throw await unexpected(first);
   await first.body?.cancel();
-  if (first.ok) return { scheme: "none" };
-  if (first.status !== 401) throw unexpected(first);
   let header: string | undefined;
   try {
     header = await auth.onUnauthorized(registry, first, "");
@@ -124,8 +138,11 @@ export async function verifyCredentials(
     );
   }
   const second = await get(header);
+  if (second.status === 401 || second.status === 403) {
+    await second.body?.cancel();
+    throw refused();
+  }
+  if (!second.ok) throw await unexpected(second);
   await second.body?.cancel();
-  if (second.status === 401 || second.status === 403) throw refused();
-  if (!second.ok) throw unexpected(second);
   return { scheme: header.startsWith("Bearer ") ? "bearer" : "basic" };
 }

@@ -209,8 +209,7 @@ export class ImageResolver {
 
   async #storeTag(reference: string): Promise<Doc | undefined> {
     const store = this.#o.store!;
-    const tags = await store.tags();
-    const hit = tags.find((t) => t.reference === reference);
+    const hit = await store.findTag(reference);
     if (!hit) return undefined;
     const { annotations: _a, ...descriptor } = hit.descriptor;
     const parsed = await store.readManifest(descriptor);

@@ -28,6 +28,7 @@ import type { LayerKind } from "../spec/media_types.ts";
 import { layerKinds } from "../spec/image_from_manifest.ts";
 import type { Store } from "../store/store.ts";
 import { hostPlatform } from "../oci/platform.ts";
+import { AllowList } from "./_allow_list.ts";
 import { BlobCache } from "./_blob_cache.ts";
 import { parseRange } from "./_http_range.ts";
 import { imageJson } from "./_image_json.ts";
@@ -89,9 +90,19 @@ export interface BootHandlerOptions {
    * Keep every blob served in {@linkcode BootHandlerOptions.store}
    * (digest-verified), so later downloads do not touch the registry.
    * Concurrent requests for a blob not yet cached share one registry
-   * download. Default `false`.
+   * download. Needs {@linkcode BootHandlerOptions.store}. Default `false`.
    */
   cache?: boolean | undefined;
+  /**
+   * The images served: registries (`ghcr.io`, `localhost:5000`) or
+   * repository prefixes in them (`ghcr.io/org`, `docker.io/library/ubuntu`),
+   * matched on whole path segments against the normalised reference (`ubuntu`
+   * is `docker.io/library/ubuntu`). A request for any other image is
+   * answered 403, naming these, without contacting its registry. Default:
+   * every image, which turns a handler reachable from other machines into a
+   * proxy to any host they name; set it whenever that is the case.
+   */
+  allow?: readonly string[] | undefined;
   /** Platform of an index when a request names none. Default this machine's. */
   platform?: Platform | undefined;
   /** Milliseconds a tag's resolution is reused before asking again. Default 60 s. */
@@ -278,17 +289,21 @@ function etagMatches(header: string | null, etag: string): boolean {
  * downloaded once however many clients ask for it at the same time.
  *
  * Failures answer with a one-line `text/plain` message: 400 for a malformed
- * reference, platform or layer name, 404 for a missing image, platform or
- * layer (naming what exists), 502 when the registry cannot be reached or
- * sends something wrong.
+ * reference, platform or layer name, 403 for an image outside
+ * {@linkcode BootHandlerOptions.allow} (before any registry is contacted),
+ * 404 for a missing image, platform or layer (naming what exists), 502 when
+ * the registry cannot be reached or sends something wrong.
  *
- * @param options Registry client, store, cache, defaults and log callback.
+ * @param options Registry client, store, cache, allow-list, defaults and log
+ * callback.
  * @returns The handler.
+ * @throws {TypeError} When `cache` is set without a `store`, or `allow` is
+ * empty or has a malformed entry.
  *
- * @example Serve boot files on 127.0.0.1:8080
+ * @example Serve boot files of one organisation on 127.0.0.1:8080
  * ```ts ignore
- * import { createBootHandler, RegistryClient } from "../../mod.ts";
- * const handler = createBootHandler({ client: new RegistryClient() });
+ * import { createBootHandler } from "./mod.ts";
+ * const handler = createBootHandler({ allow: ["ghcr.io/org"] });
  * Deno.serve({ hostname: "127.0.0.1", port: 8080 }, handler);
  * // curl http://127.0.0.1:8080/v1/images/ghcr.io%2Forg%2Fos%3A1.0/kernel
  * ```
@@ -306,6 +321,14 @@ function etagMatches(header: string | null, etag: string): boolean {
 export function createBootHandler(options: BootHandlerOptions): BootHandler {
   const client = options.client ?? new RegistryClient();
   const store = options.store;
+  if (options.cache === true && store === undefined) {
+    throw new TypeError(
+      "Cannot cache served blobs without a store: pass store (a Store to keep them in) with cache: true",
+    );
+  }
+  const allowList = options.allow === undefined
+    ? undefined
+    : new AllowList(options.allow);
   const controller = new AbortController();
   const signal = controller.signal;
   const onOuterAbort = () => controller.abort(options.signal?.reason);
@@ -315,7 +338,7 @@ export function createBootHandler(options: BootHandlerOptions): BootHandler {
   const resolver = new ImageResolver({
     client,
     ...(store ? { store } : {}),
-    cache: options.cache === true && store !== undefined,
+    cache: options.cache === true,
     resolveInterval: options.resolveInterval ?? 60_000,
     platform: options.platform ?? hostPlatform(),
     signal,
@@ -328,7 +351,7 @@ export function createBootHandler(options: BootHandlerOptions): BootHandler {
         : {}),
     })
     : undefined;
-  const caching = options.cache === true && blobs !== undefined;
+  const caching = options.cache === true;
 
   /** Where the image URLs of the JSON start. */
   function baseOf(req: URL): string {
@@ -506,6 +529,11 @@ export function createBootHandler(options: BootHandlerOptions): BootHandler {
       ref = parseReference(refText);
     } catch (e) {
       throw new HttpError(400, messageOf(e));
+    }
+    // Checked on the reference as parsed, which is what would be fetched:
+    // no spelling of the path reaches a registry the list does not name.
+    if (allowList && !allowList.allows(ref)) {
+      throw new HttpError(403, allowList.refusal(ref));
     }
     const platformText = url.searchParams.get("platform");
     let platform: Platform | undefined;

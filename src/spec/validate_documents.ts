@@ -18,6 +18,7 @@ import {
   OCI_MANIFEST_MEDIA_TYPE,
 } from "../oci/manifest.ts";
 import { formatPlatform } from "../oci/platform.ts";
+import { architectureProblem } from "./architecture.ts";
 import { MAX_CONFIG_BYTES } from "./config.ts";
 import {
   ANNOTATION_VARIANT,
@@ -199,6 +200,9 @@ function checkIndex(out: Findings, input: IndexInput): void {
     }
     if (!hasArch) {
       out.error(`${path}.platform.architecture`, "architecture is missing");
+    } else {
+      const problem = architectureProblem(p.architecture);
+      if (problem) out.error(`${path}.platform.architecture`, problem);
     }
     if (hasOs && hasArch) {
       const key = formatPlatform(p);
@@ -383,7 +387,12 @@ function checkManifest(
 
   const layers = Array.isArray(manifest.layers) ? manifest.layers : [];
   if (layers.length === 0) {
-    out.error(`${prefix}.layers`, "the manifest has no layers");
+    out.error(
+      `${prefix}.layers`,
+      `the manifest has no layers: an image needs at least one (${
+        LAYER_KINDS.join(", ")
+      })`,
+    );
   }
   const first = new Map<string, number>();
   layers.forEach((layer, j) => {
@@ -429,7 +438,8 @@ function checkManifest(
 
 /**
  * Checks an IronCore image: media types of the index, manifests, config and
- * layers, the platform of every index entry, the config's JSON, one layer per
+ * layers, the platform of every index entry (its architecture named as Go
+ * names it: `amd64`, not `x86_64`), the config's JSON, one layer per
  * kind, the layers the `variant` annotation needs, layer titles, and that the
  * bytes given match their descriptors. Docker and legacy `v1alpha1` media
  * types are warnings; what `OCI-SPEC.md` forbids is an error. Every problem is

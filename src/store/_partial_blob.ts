@@ -126,6 +126,7 @@ export class PartialBlob {
         write: true,
         create: true,
       });
+      let locked = false;
       try {
         await file.lock(true);
         // Another process may have finished (renamed) or discarded this file
@@ -138,6 +139,7 @@ export class PartialBlob {
           file.close();
           continue;
         }
+        locked = true;
         if (await sizeOf(paths.blob) === descriptor.size) {
           await Deno.remove(paths.partial).catch(() => {});
           file.close();
@@ -146,11 +148,11 @@ export class PartialBlob {
         const threshold = paths.workerThreshold ?? WORKER_THRESHOLD;
         if (descriptor.size >= threshold && workers < MAX_WORKERS) {
           workers++;
-          try {
-            const worker = await WorkerWriter.open(
-              paths.partial,
-              descriptor.size,
-            );
+          const worker = await WorkerWriter.open(
+            paths.partial,
+            descriptor.size,
+          );
+          if (worker) {
             return new PartialBlob(
               file,
               paths,
@@ -158,10 +160,9 @@ export class PartialBlob {
               new Sha256(),
               worker,
             );
-          } catch (e) {
-            workers--;
-            throw e;
           }
+          // No worker: hash on this thread, as for a small blob.
+          workers--;
         }
         const hash = new Sha256();
         if (mine.size > descriptor.size) {
@@ -178,6 +179,10 @@ export class PartialBlob {
         await file.seek(0, Deno.SeekMode.End);
         return new PartialBlob(file, paths, descriptor, hash);
       } catch (e) {
+        // An empty partial file holds nothing to resume: do not leave it.
+        if (locked && (await file.stat().catch(() => undefined))?.size === 0) {
+          await Deno.remove(paths.partial).catch(() => {});
+        }
         file.close();
         throw e;
       }

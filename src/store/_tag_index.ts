@@ -60,6 +60,36 @@ export async function exists(path: string): Promise<boolean> {
   }
 }
 
+/**
+ * The canonical form of a tag as typed or stored (`my-os` is
+ * `docker.io/library/my-os:latest`), or `undefined` when it is not a
+ * reference.
+ */
+function canonicalTag(name: string): string | undefined {
+  try {
+    return formatReference(parseReference(name));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Tells whether a stored tag names the canonical reference `full`. Checks
+ * the last path segment first, so that scanning thousands of tags parses
+ * only the few that may match.
+ */
+function namesTag(stored: string, full: string): boolean {
+  if (stored === full) return true;
+  const last = full.slice(full.lastIndexOf("/") + 1);
+  const bare = last.endsWith(":latest") ? last.slice(0, -7) : undefined;
+  if (
+    !stored.endsWith(last) && (bare === undefined || !stored.endsWith(bare))
+  ) {
+    return false;
+  }
+  return canonicalTag(stored) === full;
+}
+
 /** The `index.json` of a store and its lock. */
 export class TagIndex {
   /** The store directory. */
@@ -147,11 +177,13 @@ export class TagIndex {
       throw e;
     }
     try {
+      const json = JSON.parse(new TextDecoder().decode(bytes));
+      // Go's encoder writes a store whose last image was deleted as
+      // `"manifests": null`: an empty store. The next write puts `[]`.
+      if (json?.manifests === null) json.manifests = [];
       // A store's own index lists every tag: far more entries than an
       // image index from a registry may have.
-      const index = validateIndex(JSON.parse(new TextDecoder().decode(bytes)), {
-        maxDescriptors: 10_000_000,
-      });
+      const index = validateIndex(json, { maxDescriptors: 10_000_000 });
       this.#cache = { key, index };
       return index;
     } catch (e) {
@@ -252,6 +284,13 @@ export class TagIndex {
    */
   async setTags(entries: readonly TagEntry[]): Promise<void> {
     const refs = new Set(entries.map((e) => e.reference));
+    const canonical = entries.map((e) => canonicalTag(e.reference)).filter((
+      r,
+    ): r is string => r !== undefined);
+    // A tag replaces the one stored under the same name in another spelling.
+    const replaced = (ref: string | undefined) =>
+      ref !== undefined &&
+      (refs.has(ref) || canonical.some((full) => namesTag(ref, full)));
     // Remember each image's total size with its tag, so list stays fast
     // with thousands of tags (a digest's closure never changes).
     const sizes = new Map<string, string>();
@@ -269,7 +308,7 @@ export class TagIndex {
       mediaType: OCI_INDEX_MEDIA_TYPE,
       manifests: [
         ...index.manifests.filter((d) =>
-          !refs.has(d.annotations?.[ANNOTATION_REF_NAME] ?? "")
+          !replaced(d.annotations?.[ANNOTATION_REF_NAME])
         ),
         ...entries.map((e) => {
           const { annotations, platform: _p, ...rest } = e.descriptor;
@@ -289,28 +328,54 @@ export class TagIndex {
   /**
    * Removes a tag. Blobs stay until pruned.
    *
-   * @param reference The full reference.
+   * @param reference The tag, found as {@linkcode TagIndex.findTag} finds it.
+   * @returns The full reference of the tag removed, as stored.
    * @throws {NotFoundError} When there is no such tag.
    */
-  async untag(reference: string): Promise<void> {
+  async untag(reference: string): Promise<string> {
+    const hit = await this.findTag(reference);
     let found = false;
-    await this.update((index) => {
-      const manifests = index.manifests.filter((d) =>
-        d.annotations?.[ANNOTATION_REF_NAME] !== reference
-      );
-      found = manifests.length !== index.manifests.length;
-      return { ...index, manifests };
-    });
-    if (!found) {
+    if (hit) {
+      await this.update((index) => {
+        const manifests = index.manifests.filter((d) =>
+          d.annotations?.[ANNOTATION_REF_NAME] !== hit.reference
+        );
+        found = manifests.length !== index.manifests.length;
+        return { ...index, manifests };
+      });
+    }
+    if (!hit || !found) {
       throw new NotFoundError(
         `Tag ${reference} not found in store ${this.path}: run list to see the tags`,
         { reference },
       );
     }
+    return hit.reference;
   }
+
   /**
-   * Resolves what a user typed: a tag (normalised like Docker), a full
-   * digest, or a unique prefix of a digest.
+   * Finds the tag a user means: a tag stored exactly as typed, else the one
+   * stored under the reference normalised like Docker (`my-os` is
+   * `docker.io/library/my-os:latest`), else one that names the same image
+   * in another spelling, as other tools may store it
+   * (`docker.io/library/my-os` without a tag, or `my-os:1.0` as typed).
+   *
+   * @param input The reference as typed.
+   * @returns The tag, or `undefined` when none matches.
+   */
+  async findTag(input: string): Promise<TagEntry | undefined> {
+    const tags = await this.tags();
+    const exact = tags.find((t) => t.reference === input);
+    if (exact) return exact;
+    const full = canonicalTag(input);
+    if (full === undefined) return undefined;
+    return tags.find((t) => t.reference === full) ??
+      tags.find((t) => namesTag(t.reference, full));
+  }
+
+  /**
+   * Resolves what a user typed: a tag (see {@linkcode TagIndex.findTag}),
+   * a full digest, or a unique prefix of a digest.
    *
    * @param input The reference, digest or digest prefix.
    * @returns The descriptor and, for a tag, the full reference.
@@ -318,17 +383,8 @@ export class TagIndex {
    * @throws {AmbiguousReferenceError} When a prefix matches several digests.
    */
   async resolve(input: string): Promise<ResolvedRef> {
-    const tags = await this.tags();
-    let full: string | undefined;
-    try {
-      full = formatReference(parseReference(input));
-    } catch {
-      full = undefined;
-    }
-    if (full !== undefined) {
-      const hit = tags.find((t) => t.reference === full);
-      if (hit) return { descriptor: hit.descriptor, reference: hit.reference };
-    }
+    const hit = await this.findTag(input);
+    if (hit) return { descriptor: hit.descriptor, reference: hit.reference };
     const prefix = /^(sha256:)?[a-f0-9]{1,64}$/.test(input)
       ? input.replace(/^sha256:/, "")
       : undefined;

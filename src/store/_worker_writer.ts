@@ -6,6 +6,7 @@
  */
 
 import type { Digest } from "../oci/digest.ts";
+import { HASH_WORKER_URL } from "./_hash_worker.ts";
 
 const BUFFER_SIZE = 4 * 1024 * 1024;
 const BUFFERS = 3;
@@ -63,19 +64,30 @@ export class WorkerWriter {
   /**
    * Starts a worker on a file, which re-hashes the bytes already in it
    * (truncating a file longer than `limit`).
+   *
+   * @returns The writer, or `undefined` when no worker could be started or
+   * it could not open the file: the caller then hashes on its own thread,
+   * which also reports a real problem with the file in its own words.
    */
-  static async open(path: string, limit: number): Promise<WorkerWriter> {
-    const worker = new Worker(new URL("./_hash_worker.ts", import.meta.url), {
-      type: "module",
-    });
+  static async open(
+    path: string,
+    limit: number,
+  ): Promise<WorkerWriter | undefined> {
+    let worker: Worker;
+    try {
+      worker = new Worker(HASH_WORKER_URL, { type: "module" });
+    } catch {
+      return undefined;
+    }
     const w = new WorkerWriter(worker);
     try {
       const reply = await w.#send({ op: "open", path, limit });
-      if (reply.op === "opened") w.#accepted = reply.offset;
+      if (reply.op !== "opened") throw new Error("Unexpected reply");
+      w.#accepted = reply.offset;
       return w;
-    } catch (e) {
+    } catch {
       w.close();
-      throw e;
+      return undefined;
     }
   }
 

@@ -191,8 +191,8 @@ export class Store {
   }
 
   /**
-   * Resolves what a user typed: a tag (normalised like Docker), a full
-   * digest, or a unique prefix of a digest.
+   * Resolves what a user typed: a tag (see {@linkcode Store.findTag}), a
+   * full digest, or a unique prefix of a digest.
    *
    * @param input The reference, digest or digest prefix.
    * @returns The descriptor and, for a tag, the full reference.
@@ -228,11 +228,33 @@ export class Store {
   /**
    * Removes a tag. Blobs stay until pruned.
    *
-   * @param reference The full reference.
+   * @param reference The tag, found as {@linkcode Store.findTag} finds it.
+   * @returns The full reference of the tag removed, as stored.
    * @throws {NotFoundError} When there is no such tag.
    */
-  untag(reference: string): Promise<void> {
+  untag(reference: string): Promise<string> {
     return this.#index.untag(reference);
+  }
+
+  /**
+   * Finds the tag a user means: a tag stored exactly as typed, else the one
+   * stored under the reference normalised like Docker (`my-os` is
+   * `docker.io/library/my-os:latest`), else one that names the same image
+   * in another spelling, as other tools may store it
+   * (`docker.io/library/my-os` without a tag, or `my-os:1.0` as typed).
+   *
+   * @param input The reference as typed.
+   * @returns The tag, or `undefined` when none matches.
+   *
+   * @example Find a tag by its short name
+   * ```ts
+   * import { Store } from "./store.ts";
+   * const store = await Store.open(await Deno.makeTempDir());
+   * console.log(await store.findTag("my-os:1.0")); // undefined
+   * ```
+   */
+  findTag(input: string): Promise<TagEntry | undefined> {
+    return this.#index.findTag(input);
   }
 
   /**

@@ -32,6 +32,8 @@ export interface RunCliProcessOptions {
   cwd?: string;
   /** Extra environment variables for the child. */
   env?: Record<string, string>;
+  /** Text for the child's standard input; without it, stdin is empty. */
+  stdin?: string;
 }
 
 /**
@@ -40,7 +42,7 @@ export interface RunCliProcessOptions {
  * fails instead of touching a real store.
  *
  * @param args Arguments after the program name.
- * @param options Working directory and environment.
+ * @param options Working directory, environment and standard input.
  * @returns Exit code, stdout and stderr.
  *
  * @example Print the version
@@ -64,12 +66,18 @@ export async function runCliProcess(
     args: ["run", "--allow-all", "--quiet", CLI_PATH, ...args],
     env,
     clearEnv: true,
-    stdin: "null",
+    stdin: options.stdin === undefined ? "null" : "piped",
     stdout: "piped",
     stderr: "piped",
     ...(options.cwd !== undefined ? { cwd: options.cwd } : {}),
   });
-  const out = await command.output();
+  const child = command.spawn();
+  if (options.stdin !== undefined) {
+    const w = child.stdin.getWriter();
+    await w.write(new TextEncoder().encode(options.stdin));
+    await w.close();
+  }
+  const out = await child.output();
   const decoder = new TextDecoder();
   return {
     code: out.code,

@@ -101,29 +101,13 @@ export async function startRegistry(
       await Deno.writeTextFile(path, line);
       authConfig = { htpasswd: { realm: "test", path } };
     } else if (auth === "token") {
-      const keyPath = `${dir}/token-key.pem`;
-      const certPath = `${dir}/token-cert.pem`;
-      // P-256 rather than RSA: generating it takes milliseconds.
-      await run("openssl", [
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-keyout",
-        keyPath,
-        "-out",
-        certPath,
-        "-days",
-        "1",
-        "-subj",
-        `/CN=${TOKEN_ISSUER}`,
-      ]);
+      const { cert, key } = await selfSignedCertificate(
+        `${dir}/token`,
+        TOKEN_ISSUER,
+      );
       tokenServer = await TokenServer.start({
-        keyPem: await Deno.readTextFile(keyPath),
-        certPem: await Deno.readTextFile(certPath),
+        keyPem: key,
+        certPem: cert,
         username,
         password,
         ttl,
@@ -133,7 +117,7 @@ export async function startRegistry(
           realm: tokenServer.realm,
           service: TOKEN_SERVICE,
           issuer: TOKEN_ISSUER,
-          rootcertbundle: certPath,
+          rootcertbundle: `${dir}/token-cert.pem`,
         },
       };
     } else if (auth !== "none") {
@@ -351,6 +335,49 @@ async function readLog(path: string): Promise<string> {
   } catch (error) {
     return `(no log: ${error instanceof Error ? error.message : error})`;
   }
+}
+
+/**
+ * Makes a self-signed certificate and its key with openssl, for a TLS server
+ * or a token signer.
+ *
+ * @param prefix Path prefix of the files written: `PREFIX-cert.pem` and
+ * `PREFIX-key.pem`.
+ * @param commonName The certificate's subject CN.
+ * @returns The certificate and the key, PEM-encoded.
+ *
+ * @example Serve TLS on 127.0.0.1
+ * ```ts ignore
+ * const { cert, key } = await selfSignedCertificate(`${dir}/tls`, "localhost");
+ * Deno.serve({ hostname: "127.0.0.1", port: 0, cert, key }, handler);
+ * ```
+ */
+export async function selfSignedCertificate(
+  prefix: string,
+  commonName: string,
+): Promise<{ cert: string; key: string }> {
+  // P-256 rather than RSA: generating it takes milliseconds.
+  await run("openssl", [
+    "req",
+    "-x509",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+    "-keyout",
+    `${prefix}-key.pem`,
+    "-out",
+    `${prefix}-cert.pem`,
+    "-days",
+    "1",
+    "-subj",
+    `/CN=${commonName}`,
+  ]);
+  return {
+    cert: await Deno.readTextFile(`${prefix}-cert.pem`),
+    key: await Deno.readTextFile(`${prefix}-key.pem`),
+  };
 }
 
 async function run(command: string, args: string[]): Promise<string> {

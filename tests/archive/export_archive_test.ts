@@ -120,7 +120,7 @@ Deno.test("exportArchive() writes the same bytes for the same image and streams 
   });
 });
 
-Deno.test("exportArchive() names the image by --name, and importArchive() then needs a tag", async () => {
+Deno.test("exportArchive() writes the name it is given, and importArchive() then needs a tag", async () => {
   await withTempDir(async (dir) => {
     const a = await Store.open(`${dir}/a`);
     const built = await demo(dir, a);
@@ -144,7 +144,7 @@ Deno.test("exportArchive() names the image by --name, and importArchive() then n
       assert.ok(e instanceof InvalidImageError);
       assert.match(
         e.message,
-        /is named "v1", which is not a full reference: give one with the tag option/,
+        /is named "v1", which is not a full reference: set tag to name it/,
       );
       return true;
     });

@@ -69,7 +69,7 @@ Deno.test({
       const c = await Store.open(`${dir}/c`);
       await assert.rejects(
         importFile(c, `${dir}/anon.tar`),
-        /has no name: give one with the tag option/,
+        /has no name: set tag to name it/,
       );
       assert.deepEqual(await c.tags(), []);
       const anon = await importFile(c, `${dir}/anon.tar`, {

@@ -107,12 +107,12 @@ const INVALID: [string, string, RegExp][] = [
   [
     "an arch name with a slash",
     "arch=linux/amd64,kernel=k",
-    /^Invalid --config: arch "linux\/amd64" is not an architecture name/,
+    /^Invalid --config: architecture "linux\/amd64" is not a Go architecture name: use the name Go gives it, such as amd64, arm64, /,
   ],
   [
     "an uppercase arch",
     "arch=AMD64,kernel=k",
-    /^Invalid --config: arch "AMD64" is not an architecture name/,
+    /^Invalid --config: architecture "AMD64" is not a Go architecture name: use "amd64"$/,
   ],
   [
     "an entry without =",

@@ -227,7 +227,7 @@ Deno.test("buildImage() gives the same digests for the same inputs in two stores
       },
       {
         arch: "arm64",
-        layers: { kernel: f["vmlinuz-arm64"] },
+        layers: { kernel: f["vmlinuz-arm64"], disk: f["root.squashfs"] },
         variant: "virtualization" as const,
       },
     ];
@@ -435,6 +435,96 @@ const BAD: BadBuild[] = [
       ], { tag: "x:1" }),
     error: TypeError,
     message: /^Architecture amd64 is configured twice/,
+  },
+  {
+    name: "an uppercase architecture",
+    run: (s, f) =>
+      buildImage(s, [{
+        arch: "AMD64",
+        layers: { kernel: f["vmlinuz-amd64"]! },
+      }], {
+        tag: "x:1",
+      }),
+    error: TypeError,
+    message:
+      /^Cannot build AMD64: architecture "AMD64" is not a Go architecture name: use "amd64"$/,
+  },
+  {
+    name: "an unknown architecture in the second configuration",
+    run: (s, f) =>
+      buildImage(s, [
+        { arch: "amd64", layers: { kernel: f["vmlinuz-amd64"]! } },
+        { arch: "amd46", layers: { kernel: f["vmlinuz-arm64"]! } },
+      ], { tag: "x:1" }),
+    error: TypeError,
+    message:
+      /^Cannot build amd46: architecture "amd46" is not a Go architecture name: use the name Go gives it, such as amd64, arm64, /,
+  },
+  {
+    name: "no layers",
+    run: (s) => buildImage(s, [{ arch: "amd64", layers: {} }], { tag: "x:1" }),
+    error: TypeError,
+    message: /^Cannot build amd64: the manifest has no layers: /,
+  },
+  {
+    name: "no layers for a variant",
+    run: (s) =>
+      buildImage(s, [{ arch: "amd64", layers: {}, variant: "metal" }], {
+        tag: "x:1",
+      }),
+    error: TypeError,
+    message:
+      /^Cannot build amd64: the manifest has no layers: .* \(and 1 more problem\)$/,
+  },
+  {
+    name: "an unknown layer kind",
+    run: (s, f) =>
+      buildImage(s, [{
+        arch: "amd64",
+        layers: {
+          kernel: f["vmlinuz-amd64"]!,
+          vmlinuz: f["vmlinuz-amd64"]!,
+        } as never,
+      }], { tag: "x:1" }),
+    error: TypeError,
+    message:
+      /^Cannot build amd64: unknown layer kind "vmlinuz": use rootfs, disk, squashfs, initramfs, kernel, uki or iso$/,
+  },
+  {
+    name: "a metal image without initramfs and root file system",
+    run: (s, f) =>
+      buildImage(s, [{
+        arch: "amd64",
+        layers: { kernel: f["vmlinuz-amd64"]! },
+        variant: "metal",
+      }], { tag: "x:1" }),
+    error: TypeError,
+    message:
+      /^Cannot build amd64: variant metal needs kernel \+ initramfs \+ a root file system .*\(missing initramfs, a root file system\)$/,
+  },
+  {
+    name: "a virtualization image without disk or root file system",
+    run: (s, f) =>
+      buildImage(s, [{
+        arch: "amd64",
+        layers: { kernel: f["vmlinuz-amd64"]! },
+        variant: "virtualization",
+      }], { tag: "x:1" }),
+    error: TypeError,
+    message:
+      /^Cannot build amd64: variant virtualization needs a disk or a root file system/,
+  },
+  {
+    name: "an unknown variant",
+    run: (s, f) =>
+      buildImage(s, [{
+        arch: "amd64",
+        layers: { kernel: f["vmlinuz-amd64"]! },
+        variant: "cloud" as never,
+      }], { tag: "x:1" }),
+    error: TypeError,
+    message:
+      /^Cannot build amd64: unknown variant "cloud": expected metal or virtualization$/,
   },
   {
     name: "an empty tag",

@@ -227,7 +227,7 @@ Deno.test("import refuses hostile, unnamed and missing archives with one line an
       ],
       [
         ["import", `${dir}/v1.tar`],
-        /^Error: Archive image sha256:[a-f0-9]{64} is named "v1", which is not a full reference: give one with --tag, such as registry\.example\.com\/os:1\.0\n$/,
+        /^Error: Archive image sha256:[a-f0-9]{64} is named "v1", which is not a full reference: give one with --tag, such as --tag registry\.example\.com\/os:1\.0\n$/,
       ],
       [
         ["import", `${dir}/v1.tar`, "--tag", "Bad:Tag"],

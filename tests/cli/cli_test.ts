@@ -386,6 +386,26 @@ const BAD_INPUTS: BadInput[] = [
       /^Invalid --config: variant "cloud" is not one of metal, virtualization$/,
   },
   {
+    name: "a --config with an uppercase arch",
+    code: 2,
+    args: (c) => BUILD(c, `arch=AMD64,kernel=${c.files.vmlinuz}`),
+    message: () =>
+      /^Invalid --config: architecture "AMD64" is not a Go architecture name: use "amd64"$/,
+  },
+  {
+    name: "a --config lacking what its variant needs",
+    code: 2,
+    args: (c) =>
+      BUILD(
+        c,
+        `arch=amd64,kernel=${c.files.vmlinuz}`,
+        "--config",
+        `arch=arm64,kernel=${c.files.vmlinuz},variant=metal`,
+      ),
+    message: () =>
+      /^Invalid --config for arm64: variant metal needs kernel \+ initramfs \+ a root file system \(rootfs, squashfs or disk\), a uki, or an iso: the image has kernel \(missing initramfs, a root file system\)$/,
+  },
+  {
     name: "the same arch twice",
     code: 2,
     args: (c) =>

@@ -20,6 +20,7 @@ Deno.test("deno install -g with narrow permissions installs a working ironcore-i
         "ironcore-image",
         "--config",
         `${REPO_ROOT}/deno.json`,
+        "--no-prompt",
         "--allow-read",
         `--allow-write=${store}`,
         "--allow-net",
@@ -31,6 +32,9 @@ Deno.test("deno install -g with narrow permissions installs a working ironcore-i
     }).output();
     assert.equal(install.code, 0, new TextDecoder().decode(install.stderr));
     const bin = `${dir}/bin/ironcore-image`;
+    // On a terminal, Deno would otherwise ask for a missing permission
+    // instead of failing with the one-line message.
+    assert.match(await Deno.readTextFile(bin), /--no-prompt/);
     const run = async (...args: string[]) => {
       const out = await new Deno.Command(bin, {
         args,

@@ -63,7 +63,7 @@ Deno.test("the README's registry example streams a kernel to a file", async () =
     const out = await new Deno.Command(Deno.execPath(), {
       args: ["run", "--allow-all", "--quiet", script, ref],
       cwd: dir,
-      env: { DOCKER_CONFIG: `${dir}/docker`, PLAIN_HTTP: "1" },
+      env: { DOCKER_CONFIG: `${dir}/docker` },
       stdout: "piped",
       stderr: "piped",
     }).output();

@@ -555,6 +555,24 @@ Deno.test("the CLI against a registry with Basic auth", async (t) => {
       },
     );
 
+    await t.step(
+      "an empty --docker-config-path means the default file",
+      async () => {
+        await Deno.mkdir(`${dir}/docker-home`);
+        await dockerConfig(`${dir}/docker-home/config.json`, reg);
+        const env = { DOCKER_CONFIG: `${dir}/docker-home` };
+        assertOk(await cli([...global(""), "pull", ref], env), "pull");
+        assertOk(
+          await cli([...global(""), "logout", reg.host], env),
+          "logout",
+        );
+        const left = JSON.parse(
+          await Deno.readTextFile(`${dir}/docker-home/config.json`),
+        );
+        assert.deepEqual(left.auths, {});
+      },
+    );
+
     await t.step("no credentials fails with a request to log in", async () => {
       assertFails(
         await cli([...global(`${dir}/none.json`), "pull", ref]),
@@ -720,19 +738,9 @@ Deno.test("the CLI rejects bad registry command lines with exit code 2", async (
   });
 });
 
-Deno.test("a registry without TLS gets the --plain-http hint, and an image without this machine's platform the --platform hint", async () => {
-  await using server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
-    () => new Response("{}"),
-  );
+Deno.test("an image without this machine's platform gets the --platform hint", async () => {
   await withTempDir(async (dir) => {
-    const ref = `127.0.0.1:${server.addr.port}/os/demo:1`;
     const store = ["--store-path", `${dir}/store`];
-    assertFails(
-      await cli([...store, "--retries", "0", "url", ref]),
-      /^Error: Cannot connect to registry 127\.0\.0\.1:\d+ over HTTPS \(.+\): use --plain-http for a registry without TLS, or DENO_CERT for a private CA$/,
-    );
-
     await Deno.writeTextFile(`${dir}/vmlinuz`, "kernel");
     const config = (arch: string) => `arch=${arch},kernel=${dir}/vmlinuz`;
     assertOk(

@@ -29,7 +29,7 @@ Deno.test("build prints each manifest and the index, and a summary on stderr unl
       "--tag",
       "ghcr.io/org/os:1.0",
       "--config",
-      "arch=amd64,kernel=vmlinuz,initramfs=initrd.img,cmdline=cmdline.txt,variant=metal",
+      "arch=amd64,kernel=vmlinuz,initramfs=initrd.img,cmdline=cmdline.txt",
       "--config",
       "arch=arm64,kernel=vmlinuz",
       "--annotations",

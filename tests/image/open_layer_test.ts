@@ -387,3 +387,81 @@ Deno.test("openLayer() prefers the current media type over the legacy one", asyn
     await assert.rejects(read("twice:1"), InvalidImageError);
   });
 });
+
+/** Open file descriptors of this process whose file is under `dir`. */
+async function openFilesUnder(dir: string): Promise<number> {
+  const real = await Deno.realPath(dir);
+  let n = 0;
+  for await (const e of Deno.readDir("/proc/self/fd")) {
+    const target = await Deno.readLink(`/proc/self/fd/${e.name}`).catch(
+      () => "",
+    );
+    if (target.startsWith(`${real}/`)) n++;
+  }
+  return n;
+}
+
+Deno.test("openLayer() opens no file until its stream is read", async () => {
+  await withTempDir(async (dir) => {
+    const f = await writeFiles(dir, { vmlinuz: randomBytes(3 * 1024 * 1024) });
+    const store = await Store.open(`${dir}/store`);
+    await buildImage(
+      store,
+      [{ arch: "amd64", layers: { kernel: f.vmlinuz } }],
+      {
+        tag: "fds:1",
+      },
+    );
+    const request = { reference: "fds:1", layer: "kernel" as const };
+    const before = await openFilesUnder(store.path);
+
+    // Asking only for the path, as a hypervisor attaching the disk does.
+    const paths = new Set<string | undefined>();
+    for (let i = 0; i < 200; i++) {
+      paths.add((await openLayer(store, request)).path);
+    }
+    assert.deepEqual([...paths], [store.blobPath(digestOf(
+      await Deno.readFile(f.vmlinuz),
+    ))]);
+    assert.equal(await openFilesUnder(store.path), before);
+
+    // A stream cancelled before its first read opened nothing either.
+    await (await openLayer(store, request)).stream.cancel();
+    assert.equal(await openFilesUnder(store.path), before);
+
+    // A stream being read holds the blob open, until its end or cancel.
+    const reader = (await openLayer(store, request)).stream.getReader();
+    assert.equal((await reader.read()).done, false);
+    assert.equal(await openFilesUnder(store.path), before + 1);
+    await reader.cancel();
+    assert.equal(await openFilesUnder(store.path), before);
+    const whole = await bytesOf((await openLayer(store, request)).stream);
+    assert.deepEqual(whole, await Deno.readFile(f.vmlinuz));
+    assert.equal(await openFilesUnder(store.path), before);
+  });
+});
+
+Deno.test("openLayer() reports a blob removed before the first read", async () => {
+  await withTempDir(async (dir) => {
+    const f = await writeFiles(dir, { vmlinuz: randomBytes(5000) });
+    const store = await Store.open(`${dir}/store`);
+    await buildImage(
+      store,
+      [{ arch: "amd64", layers: { kernel: f.vmlinuz } }],
+      {
+        tag: "gone:1",
+      },
+    );
+    const layer = await openLayer(store, {
+      reference: "gone:1",
+      layer: "kernel",
+    });
+    await Deno.remove(layer.path!);
+    await assert.rejects(
+      bytesOf(layer.stream),
+      (e: unknown) =>
+        e instanceof NotFoundError &&
+        e.message.startsWith(`Blob ${layer.descriptor.digest} is missing`),
+    );
+  });
+});

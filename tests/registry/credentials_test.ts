@@ -223,6 +223,14 @@ Deno.test("load() finds the config through DOCKER_CONFIG and HOME", async () => 
       env: envOf({ USERPROFILE: home }),
     });
     assert.equal((await viaProfile.get("a.example"))?.username, "from-home");
+
+    // An empty path is no path: the default file.
+    const empty = await DockerConfig.load({
+      path: "",
+      env: envOf({ HOME: home }),
+    });
+    assert.equal(empty.path, join(home, ".docker", "config.json"));
+    assert.equal((await empty.get("a.example"))?.username, "from-home");
   });
 });
 

@@ -25,6 +25,7 @@ import {
 import { Store } from "../../src/store/store.ts";
 import { pushImage } from "../../src/transfer/push_image.ts";
 import { randomBytes, writeFiles } from "../_helpers/fixtures.ts";
+import { startTrap } from "../_helpers/trap.ts";
 import {
   startRegistry,
   type TestRegistry,
@@ -1022,5 +1023,245 @@ Deno.test("createBootHandler() answers bad requests with a clear status and mess
         "one line",
       );
     });
+  }
+});
+
+Deno.test("createBootHandler() refuses a cache without a store", () => {
+  assert.throws(
+    () => createBootHandler({ client: client(), cache: true }),
+    (e: unknown) =>
+      e instanceof TypeError &&
+      e.message ===
+        "Cannot cache served blobs without a store: pass store (a Store to keep them in) with cache: true",
+  );
+});
+
+/** Sends a request path exactly as written, without URL normalisation. */
+async function rawGet(base: string, path: string): Promise<number> {
+  const url = new URL(base);
+  const conn = await Deno.connect({
+    hostname: url.hostname,
+    port: Number(url.port),
+  });
+  await conn.write(
+    new TextEncoder().encode(
+      `GET ${path} HTTP/1.1\r\nHost: ${url.host}\r\nConnection: close\r\n\r\n`,
+    ),
+  );
+  const text = new TextDecoder().decode(
+    await new Response(conn.readable).arrayBuffer(),
+  );
+  return Number(/^HTTP\/1\.1 (\d{3}) /.exec(text)?.[1]);
+}
+
+Deno.test("createBootHandler() with an allow-list answers 403 for other images without contacting their registry", async (t) => {
+  await using reg = await startRegistry();
+  await using proxy = startProxy(reg);
+  const image = await pushTestImage(proxy.host, "boot/os");
+  await using trap = startTrap();
+  await using srv = serve({
+    client: client({ retries: 0 }),
+    platform: AMD64,
+    allow: [`${proxy.host}/boot/`, "ghcr.io"],
+  });
+  const digest = image.build.index.digest;
+  const allowed =
+    `^Image (\\S+) is not served here: this server serves only images under ${
+      proxy.host.replaceAll(".", "\\.")
+    }/boot/, ghcr\\.io$`;
+
+  await t.step("an allowed image is served", async () => {
+    const { res, bytes } = await get(
+      `${srv.url}${layerPath(image.ref, "kernel")}`,
+    );
+    assert.equal(res.status, 200);
+    assertBytes(bytes, image.amd64.kernel);
+    const slashes = await get(`${srv.url}/v1/images/${image.ref}/kernel`);
+    assert.equal(slashes.res.status, 200);
+  });
+
+  const refused: [string, string, string][] = [
+    [
+      "another registry, URL-encoded",
+      layerPath(`${trap.host}/boot/os:1.0`, "kernel"),
+      `${trap.host}/boot/os:1.0`,
+    ],
+    [
+      "another registry, with slashes",
+      `/v1/images/${trap.host}/boot/os:1.0/kernel`,
+      `${trap.host}/boot/os:1.0`,
+    ],
+    [
+      "another registry, as JSON",
+      `/v1/images/${trap.host}/boot/os:1.0/`,
+      `${trap.host}/boot/os:1.0`,
+    ],
+    [
+      "another registry, by digest",
+      `/v1/images/${trap.host}/boot/os@${digest}/kernel`,
+      `${trap.host}/boot/os@${digest}`,
+    ],
+    [
+      "another registry, in upper case",
+      `/v1/images/LOCALHOST:${trap.host.split(":")[1]}/boot/os:1.0/kernel`,
+      `LOCALHOST:${trap.host.split(":")[1]}/boot/os:1.0`,
+    ],
+    [
+      "a repository that only starts like the prefix",
+      `/v1/images/${proxy.host}/bootleg/os:1.0/kernel`,
+      `${proxy.host}/bootleg/os:1.0`,
+    ],
+    [
+      "the registry outside the prefix",
+      `/v1/images/${proxy.host}/os:1.0/kernel`,
+      `${proxy.host}/os:1.0`,
+    ],
+    [
+      "a Docker Hub short name",
+      "/v1/images/ubuntu/kernel",
+      "docker.io/library/ubuntu:latest",
+    ],
+  ];
+  for (const [name, path, reference] of refused) {
+    await t.step(`${name} gets 403`, async () => {
+      const before = proxy.requests.length;
+      for (const method of ["GET", "HEAD"]) {
+        const { res, bytes } = await get(`${srv.url}${path}`, { method });
+        assert.equal(res.status, 403);
+        if (method === "GET") {
+          const text = new TextDecoder().decode(bytes);
+          const m = new RegExp(allowed).exec(text.trimEnd());
+          assert.ok(m, text);
+          assert.equal(m[1], reference);
+          assert.ok(text.endsWith("\n") && !text.trimEnd().includes("\n"));
+        }
+      }
+      assert.equal(trap.connections(), 0);
+      assert.equal(proxy.requests.length, before);
+    });
+  }
+
+  await t.step(
+    "dot segments and encoded slashes do not lead past the list",
+    async () => {
+      const before = proxy.requests.length;
+      for (
+        const path of [
+          `/v1/images/${proxy.host}/boot/../../${trap.host}/boot/os:1.0/kernel`,
+          `/v1/images/${proxy.host}/boot/%2E%2E/%2e%2e/${trap.host}/boot/os:1.0/kernel`,
+          `/v1/images/${
+            encodeURIComponent(`${proxy.host}/boot/../../${trap.host}/os:1`)
+          }/kernel`,
+          `/v1/images/${proxy.host}%2Fboot%2F..%2F..%2F${trap.host}%2Fos:1/kernel`,
+        ]
+      ) {
+        const status = await rawGet(srv.url, path);
+        assert.ok(status === 403 || status === 400, `${path}: ${status}`);
+      }
+      assert.equal(trap.connections(), 0);
+      assert.equal(proxy.requests.length, before);
+    },
+  );
+
+  await t.step(
+    "without the list the same request reaches the trap",
+    async () => {
+      const open = createBootHandler({ client: client({ retries: 0 }) });
+      try {
+        const res = await open(
+          new Request(
+            `http://localhost${
+              layerPath(`${trap.host}/boot/os:1.0`, "kernel")
+            }`,
+          ),
+        );
+        await res.body?.cancel();
+        assert.equal(res.status, 502);
+        assert.ok(trap.connections() > 0);
+      } finally {
+        await open.close();
+      }
+    },
+  );
+});
+
+Deno.test("createBootHandler() matches the allow-list against normalised references", async () => {
+  const hosts: string[] = [];
+  const recording: typeof fetch = (input) => {
+    const url = new URL(input instanceof Request ? input.url : String(input));
+    hosts.push(url.host);
+    return Promise.resolve(
+      new Response('{"errors":[{"code":"MANIFEST_UNKNOWN"}]}', {
+        status: 404,
+        headers: { "content-type": "application/json" },
+      }),
+    );
+  };
+  const handler = createBootHandler({
+    client: new RegistryClient({ fetch: recording, retries: 0 }),
+    allow: ["index.docker.io/library/ubuntu", "GHCR.IO/org"],
+  });
+  try {
+    const status = async (ref: string) => {
+      const res = await handler(
+        new Request(`http://localhost/v1/images/${ref}/kernel`),
+      );
+      await res.body?.cancel();
+      return res.status;
+    };
+    // Allowed: the registry answers 404, so the request got there.
+    for (
+      const ref of [
+        "ubuntu",
+        "library/ubuntu:24.04",
+        "docker.io/library/ubuntu:24.04",
+        "ghcr.io/org/os:1",
+        "Ghcr.Io/org/team/os:1",
+      ]
+    ) {
+      assert.equal(await status(ref), 404, ref);
+    }
+    assert.deepEqual([...new Set(hosts)].sort(), [
+      "ghcr.io",
+      "registry-1.docker.io",
+    ]);
+    hosts.length = 0;
+    for (
+      const ref of [
+        "debian",
+        "ubuntu2",
+        "docker.io/ubuntu/os",
+        "library/ubuntu-dev",
+        "ghcr.io/organisation/os:1",
+        "ghcr.io/os:1",
+        "ghcr.io:443/org/os:1",
+      ]
+    ) {
+      assert.equal(await status(ref), 403, ref);
+    }
+    assert.deepEqual(hosts, []);
+  } finally {
+    await handler.close();
+  }
+});
+
+Deno.test("createBootHandler() refuses a malformed or empty allow-list", () => {
+  for (
+    const [allow, message] of [
+      [[], /^The allow-list is empty: list the registries/],
+      [
+        ["ubuntu"],
+        /^Invalid allow-list entry "ubuntu": it names no registry: start it with one, e\.g\. ghcr\.io\/ubuntu/,
+      ],
+      [["ghcr.io/org/os:1.0"], /without tag or digest$/],
+      [["ghcr.io/Org"], /lowercase repository prefix/],
+      [["https://ghcr.io"], /use a registry such as ghcr\.io/],
+      [[""], /use a registry such as ghcr\.io/],
+    ] as const
+  ) {
+    assert.throws(
+      () => createBootHandler({ client: client(), allow }),
+      (e: unknown) => e instanceof TypeError && message.test(e.message),
+    );
   }
 });

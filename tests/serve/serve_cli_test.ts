@@ -4,9 +4,10 @@ import { digestHex, digestOf } from "../../src/oci/digest.ts";
 import { RegistryClient } from "../../src/registry/client.ts";
 import { Store } from "../../src/store/store.ts";
 import { pushImage } from "../../src/transfer/push_image.ts";
-import { CLI_PATH, runCliProcess } from "../_helpers/cli.ts";
+import { CLI_PATH, runCliProcess, snapshotStore } from "../_helpers/cli.ts";
 import { randomBytes, writeFiles } from "../_helpers/fixtures.ts";
 import { startRegistry } from "../_helpers/registry.ts";
+import { startTrap } from "../_helpers/trap.ts";
 import { withTempDir } from "../_helpers/temp.ts";
 
 /** Reads a child's stderr into a string as it arrives. */
@@ -38,6 +39,37 @@ async function waitFor(
   throw new Error(`Timed out waiting for ${what}`);
 }
 
+/** Starts `serve` on an ephemeral loopback port, its store under `dir`. */
+function spawnServe(dir: string, ...flags: string[]): Deno.ChildProcess {
+  return new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-all",
+      "--quiet",
+      CLI_PATH,
+      "serve",
+      "--listen",
+      "127.0.0.1:0",
+      "--plain-http",
+      "--store-path",
+      `${dir}/cache`,
+      ...flags,
+    ],
+    env: { DOCKER_CONFIG: dir, NO_COLOR: "1" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+}
+
+/** The server's base URL, once its stderr says where it listens. */
+function listeningAt(stderr: { text: () => string }): Promise<string> {
+  return waitFor(
+    "the listening address",
+    () => /Listening on (http:\/\/127\.0\.0\.1:\d+)\//.exec(stderr.text())?.[1],
+  );
+}
+
 Deno.test("ironcore-image serve streams layers and finishes downloads in flight on SIGTERM", async () => {
   await using reg = await startRegistry();
   await withTempDir(async (dir) => {
@@ -56,35 +88,13 @@ Deno.test("ironcore-image serve streams layers and finishes downloads in flight 
       client: new RegistryClient({ plainHttp: true }),
     });
 
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--allow-all",
-        "--quiet",
-        CLI_PATH,
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--plain-http",
-        "--cache",
-        "--store-path",
-        `${dir}/cache`,
-        "--platform",
-        "linux/amd64",
-      ],
-      env: { DOCKER_CONFIG: dir, NO_COLOR: "1" },
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
+    const child = spawnServe(dir, "--cache", "--platform", "linux/amd64");
     const stderr = collect(child.stderr);
     const stdout = collect(child.stdout);
     try {
-      const base = await waitFor(
-        "the listening address",
-        () =>
-          /Listening on (http:\/\/127\.0\.0\.1:\d+)\//.exec(stderr.text())?.[1],
-      );
+      const base = await listeningAt(stderr);
+      // On loopback without --allow-registry, any registry is served.
+      assert.match(stderr.text(), /; serving every registry\)\n/);
       const health = await fetch(`${base}/healthz`);
       assert.equal(await health.text(), "ok\n");
       const kernel = await fetch(
@@ -164,5 +174,131 @@ Deno.test("ironcore-image serve rejects a listen address without a host", async 
     ]);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /--resolve-interval takes a duration/);
+  });
+});
+
+Deno.test("ironcore-image serve needs --allow-registry to listen beyond loopback", async () => {
+  await withTempDir(async (dir) => {
+    const store = `${dir}/store`;
+    // Addresses no interface has and a name that never resolves: even a
+    // server that skipped the check could not end up listening beyond
+    // loopback. With the check, they are refused before any attempt.
+    for (const listen of ["192.0.2.1:0", "[2001:db8::1]:0", "boot.invalid:0"]) {
+      const { code, stdout, stderr } = await runCliProcess([
+        "serve",
+        "--listen",
+        listen,
+        "--store-path",
+        store,
+      ]);
+      assert.equal(code, 2, stderr);
+      assert.equal(stdout, "");
+      assert.match(
+        stderr,
+        /^Error: Listening on \S+, not a loopback address, needs --allow-registry: name the registries or repository prefixes to serve, e\.g\. --allow-registry ghcr\.io\/org\n$/,
+      );
+    }
+    const bad = await runCliProcess([
+      "serve",
+      "--allow-registry",
+      "ghcr.io,ubuntu",
+      "--store-path",
+      store,
+    ]);
+    assert.equal(bad.code, 2, bad.stderr);
+    assert.match(
+      bad.stderr,
+      /^Error: Invalid allow-list entry "ubuntu": it names no registry: .* \(in --allow-registry\)\n$/,
+    );
+    assert.deepEqual(await snapshotStore(store), {});
+  });
+});
+
+Deno.test("ironcore-image serve --allow-registry answers 403 for other registries without connecting to them", async () => {
+  await using reg = await startRegistry();
+  await using trap = startTrap();
+  await withTempDir(async (dir) => {
+    const files = await writeFiles(dir, { vmlinuz: randomBytes(10_000) });
+    const source = await Store.open(`${dir}/source`);
+    const ref = `${reg.host}/cli/os:1.0`;
+    await buildImage(
+      source,
+      [{ arch: "amd64", layers: { kernel: files.vmlinuz } }],
+      {
+        tag: ref,
+      },
+    );
+    await pushImage(source, ref, {
+      client: new RegistryClient({ plainHttp: true }),
+    });
+
+    const child = spawnServe(
+      dir,
+      "--allow-registry",
+      `${reg.host}/cli,ghcr.io`,
+      "--allow-registry",
+      "registry.example.com:5000/os/",
+    );
+    const stderr = collect(child.stderr);
+    const stdout = collect(child.stdout);
+    try {
+      const base = await listeningAt(stderr);
+      assert.match(
+        stderr.text(),
+        new RegExp(
+          `serving only ${reg.host}/cli, ghcr\\.io, registry\\.example\\.com:5000/os/\\)`,
+        ),
+      );
+      const kernel = await fetch(`${base}/v1/images/${ref}/kernel`);
+      assert.equal(kernel.status, 200);
+      assert.equal(
+        digestOf(new Uint8Array(await kernel.arrayBuffer())),
+        digestOf(await Deno.readFile(files.vmlinuz)),
+      );
+      const refused = await fetch(
+        `${base}/v1/images/${trap.host}/cli/os:1.0/kernel`,
+      );
+      assert.equal(refused.status, 403);
+      assert.equal(
+        await refused.text(),
+        `Image ${trap.host}/cli/os:1.0 is not served here: this server serves only images under ${reg.host}/cli/, ghcr.io, registry.example.com:5000/os/\n`,
+      );
+      assert.equal(trap.connections(), 0);
+    } finally {
+      child.kill("SIGTERM");
+      await child.status;
+      await Promise.all([stderr.done, stdout.done]);
+    }
+  });
+});
+
+Deno.test("ironcore-image serve logs each request on one line, whatever the path decodes to", async () => {
+  await withTempDir(async (dir) => {
+    const child = spawnServe(dir);
+    const stderr = collect(child.stderr);
+    const stdout = collect(child.stdout);
+    try {
+      const base = await listeningAt(stderr);
+      // Decoded, the reference holds a newline and what looks like a
+      // log line of its own; it is refused as malformed.
+      const forged =
+        "a%0A2000-01-01T00:00:00.000Z 10.0.0.1 GET /v1/images/x/kernel 200 1 1ms";
+      const res = await fetch(`${base}/v1/images/${forged}/kernel`);
+      assert.equal(res.status, 400);
+      await res.body?.cancel();
+    } finally {
+      child.kill("SIGTERM");
+      await child.status;
+      await Promise.all([stderr.done, stdout.done]);
+    }
+    const lines = stderr.text().trimEnd().split("\n");
+    assert.match(lines[0]!, /^Listening on /);
+    assert.equal(lines.at(-1), "Stopped");
+    const requests = lines.slice(1, -1);
+    assert.equal(requests.length, 1, stderr.text());
+    assert.match(
+      requests[0]!,
+      /^\S+Z 127\.0\.0\.1:\d+ GET \/v1\/images\/a%0A\S+ 400 \d+ \d+ms \(Invalid reference "a\\u000a2000-01-01T.*\)$/,
+    );
   });
 });

@@ -246,6 +246,38 @@ Deno.test("validateDocuments() requires os and architecture on every index entry
       /linux\/arm64 is already listed by index.manifests\[0\]/,
     );
   });
+  await t.step("an architecture not named as Go names it is an error", () => {
+    for (
+      const [arch, fix] of [
+        [
+          "AMD64",
+          /^architecture "AMD64" is not a Go architecture name: use "amd64"$/,
+        ],
+        [
+          "x86_64",
+          /^architecture "x86_64" is not a Go architecture name: use "amd64"$/,
+        ],
+        ["aarch64", /use "arm64"$/],
+        ["linux/amd64", /use the name Go gives it, such as amd64, arm64, /],
+        ["amd46", /use the name Go gives it, such as amd64, arm64, /],
+      ] as const
+    ) {
+      assertOnly(
+        validateDocuments(indexed([amd, arm], ["arm64", arch])),
+        "error",
+        "index.manifests[1].platform.architecture",
+        fix,
+      );
+    }
+    for (
+      const arch of ["386", "arm", "loong64", "ppc64le", "riscv64", "s390x"]
+    ) {
+      assert.equal(
+        validateDocuments(indexed([amd, arm], ["amd64", arch])).ok,
+        true,
+      );
+    }
+  });
   await t.step("an index without entries is an error", () => {
     assertOnly(
       validateDocuments(indexed([], [])),

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { digestOf } from "../../src/oci/digest.ts";
+import { partialName } from "../../src/store/_partial_blob.ts";
 import { Store } from "../../src/store/store.ts";
 import { withTempDir } from "../_helpers/temp.ts";
 import { blobStoreOf } from "../../src/store/_internal.ts";
@@ -98,3 +99,98 @@ for (
     });
   });
 }
+
+/** Worker stand-ins: one that cannot be constructed, one that fails to load. */
+const BROKEN_WORKERS = {
+  "cannot be constructed": class {
+    constructor() {
+      throw new TypeError("Workers are not available");
+    }
+  },
+  "fails to load": class {
+    onmessage: ((e: MessageEvent) => void) | null = null;
+    onerror: ((e: ErrorEvent) => void) | null = null;
+    postMessage(): void {
+      setTimeout(() =>
+        this.onerror?.(
+          new ErrorEvent("error", {
+            message: "Module not found",
+            cancelable: true,
+          }),
+        )
+      );
+    }
+    terminate(): void {}
+  },
+};
+
+for (const [label, broken] of Object.entries(BROKEN_WORKERS)) {
+  Deno.test(`a large blob is hashed on the main thread when the worker ${label}`, async () => {
+    const real = globalThis.Worker;
+    globalThis.Worker = broken as unknown as typeof Worker;
+    try {
+      await withTempDir(async (dir) => {
+        const store = await Store.open(`${dir}/store`, {
+          hashWorkerThreshold: 1,
+        });
+        const data = content(5 * MIB + 3);
+        const descriptor = { digest: digestOf(data), size: data.byteLength };
+        // A resumed download re-hashes the bytes already there.
+        await Deno.mkdir(`${dir}/store/.tmp`, { recursive: true });
+        await Deno.writeFile(
+          `${dir}/store/.tmp/${partialName(descriptor.digest)}`,
+          data.subarray(0, MIB),
+        );
+        const partial = await blobStoreOf(store).beginBlob(descriptor);
+        assert.ok(partial);
+        try {
+          assert.equal(partial.onWorker, false);
+          assert.equal(partial.offset, MIB);
+          await partial.append(streamOf(data.subarray(MIB)));
+          await partial.commit();
+        } finally {
+          partial.close();
+        }
+        const stored = await Deno.readFile(store.blobPath(descriptor.digest));
+        assert.equal(digestOf(stored), descriptor.digest);
+        assert.deepEqual(
+          await blobStoreOf(store).tempFiles(),
+          [],
+          "no partial file left",
+        );
+      });
+    } finally {
+      globalThis.Worker = real;
+    }
+  });
+}
+
+/** A directory made before the test, so the test can be granted only it. */
+const NARROW_DIR = Deno.makeTempDirSync({ prefix: "ironcore-image-test-" });
+
+Deno.test({
+  name: "the hash worker starts with read and write access to the store alone",
+  permissions: { read: [NARROW_DIR], write: [NARROW_DIR] },
+  async fn() {
+    try {
+      const store = await Store.open(`${NARROW_DIR}/store`, {
+        hashWorkerThreshold: 1,
+      });
+      const data = content(MIB + 1);
+      const descriptor = { digest: digestOf(data), size: data.byteLength };
+      const partial = await blobStoreOf(store).beginBlob(descriptor);
+      assert.ok(partial);
+      try {
+        assert.equal(partial.onWorker, true);
+        await partial.append(streamOf(data));
+        await partial.commit();
+      } finally {
+        partial.close();
+      }
+      const stored = await Deno.readFile(store.blobPath(descriptor.digest));
+      assert.equal(digestOf(stored), descriptor.digest);
+    } finally {
+      await Deno.remove(NARROW_DIR, { recursive: true });
+    }
+  },
+});

@@ -466,6 +466,56 @@ Deno.test("untag() of a tag that does not exist throws NotFoundError and keeps t
   });
 });
 
+Deno.test("findTag() prefers the exact text, then the normalised name, then another spelling of it", async () => {
+  await withTempDir(async (dir) => {
+    const store = await Store.open(`${dir}/store`);
+    const a = await buildDemo(store, dir, "a:1", "a");
+    const b = await buildDemo(store, dir, "b:1", "b");
+    const plain = (r: BuildImageResult) => {
+      const { annotations: _a, ...d } = r.index;
+      return d;
+    };
+    // Names as other tools store them: without a tag, or as typed.
+    await tagIndexOf(store).update((index) => ({
+      ...index,
+      manifests: [
+        ...index.manifests,
+        ...[["docker.io/library/os", a], ["os:2", b]].map(([name, r]) => ({
+          ...plain(r as BuildImageResult),
+          annotations: {
+            "org.opencontainers.image.ref.name": name as string,
+          },
+        })),
+      ],
+    }));
+    const found = async (input: string) =>
+      (await store.findTag(input))?.reference;
+    assert.equal(await found("os"), "docker.io/library/os");
+    assert.equal(await found("os:latest"), "docker.io/library/os");
+    assert.equal(
+      await found("docker.io/library/os:latest"),
+      "docker.io/library/os",
+    );
+    assert.equal(await found("docker.io/library/os:2"), "os:2");
+    assert.equal(await found("os:3"), undefined);
+    assert.equal(await found("not a reference"), undefined);
+
+    // The normalised name wins over another spelling.
+    await tagIndexOf(store).setTags([{
+      reference: "docker.io/library/os:latest",
+      descriptor: plain(b),
+    }]);
+    assert.equal(await found("os"), "docker.io/library/os:latest");
+    assert.ok(
+      !(await store.tags()).some((t) => t.reference === "docker.io/library/os"),
+      "the other spelling is replaced",
+    );
+
+    assert.equal(await store.untag("os:2"), "os:2");
+    assert.equal(await found("os:2"), undefined);
+  });
+});
+
 Deno.test("defaultStorePath() prefers IRONCORE_IMAGE_STORE, then HOME, and fails without either", () => {
   const env = (vars: Record<string, string>) => (n: string) => vars[n];
   assert.equal(

@@ -1,6 +1,9 @@
 /** Builds the registry client the way every remote command needs it. */
 
-import { RegistryClient } from "../../registry/client.ts";
+import {
+  RegistryClient,
+  type RegistryClientOptions,
+} from "../../registry/client.ts";
 import {
   DockerConfig,
   type DockerConfigOptions,
@@ -18,12 +21,27 @@ export const CONCURRENCY_FLAG = {
   default: "4",
 } as const;
 
+/**
+ * `--plain-http`: `true` or `false` when given, `undefined` (plain HTTP for
+ * loopback registries only) when not.
+ */
+export function plainHttpFlag(ctx: CommandContext): boolean | undefined {
+  return ctx.args.flags.get("plain-http") as boolean | undefined;
+}
+
+/**
+ * `--docker-config-path`: the file given, or `undefined` for the default
+ * file (also when given as "").
+ */
+export function dockerConfigPath(ctx: CommandContext): string | undefined {
+  return ctx.string("docker-config-path") || undefined;
+}
+
 /** A registry client with credentials from the Docker config. */
 export function registryClient(ctx: CommandContext): RegistryClient {
-  const path = ctx.string("docker-config-path");
+  const path = dockerConfigPath(ctx);
   let config: Promise<DockerConfig> | undefined;
-  return new RegistryClient({
-    plainHttp: ctx.bool("plain-http"),
+  const options: RegistryClientOptions = {
     retries: retries(ctx),
     credentials: async (registry) => {
       const options: DockerConfigOptions = { env: ctx.io.env };
@@ -37,7 +55,10 @@ export function registryClient(ctx: CommandContext): RegistryClient {
       config ??= DockerConfig.load(options);
       return await (await config).get(registry);
     },
-  });
+  };
+  const plainHttp = plainHttpFlag(ctx);
+  if (plainHttp !== undefined) options.plainHttp = plainHttp;
+  return new RegistryClient(options);
 }
 
 /** Parses `--retries`. */

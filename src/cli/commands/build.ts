@@ -1,5 +1,9 @@
 import { parseArchConfig } from "../../build/arch_config.ts";
-import { buildImage, type BuildImageOptions } from "../../build/build_image.ts";
+import {
+  buildImage,
+  type BuildImageOptions,
+  checkArchConfig,
+} from "../../build/build_image.ts";
 import { familiarReference, parseReference } from "../../oci/reference.ts";
 import { UsageError } from "../_args.ts";
 import { checkPositionals, type Command } from "../_command.ts";
@@ -74,6 +78,10 @@ export const buildCommand: Command = {
         );
       }
       arches.add(c.arch);
+      const problem = checkArchConfig(c);
+      if (problem !== undefined) {
+        throw new UsageError(`Invalid --config for ${c.arch}: ${problem}`);
+      }
     }
     const options: BuildImageOptions = {
       annotations: parseAnnotations(ctx.strings("annotations")),

@@ -2,6 +2,15 @@ import { familiarReference, parseReference } from "../../oci/reference.ts";
 import { deleteImage } from "../../store/images.ts";
 import { checkPositionals, type Command } from "../_command.ts";
 
+/** A stored tag as `list` shows it; other tools may store any text. */
+function familiar(stored: string): string {
+  try {
+    return familiarReference(parseReference(stored, { defaultTag: false }));
+  } catch {
+    return stored;
+  }
+}
+
 /** `delete`: remove a tag. */
 export const deleteCommand: Command = {
   name: "delete",
@@ -10,15 +19,14 @@ export const deleteCommand: Command = {
   examples: ["ironcore-image delete my-os:1.0"],
   flags: [],
   positionals: { min: 1, max: 1, names: "one REF" },
+  complete: "tags",
   async run(ctx) {
     checkPositionals(this, ctx);
     const removed = await deleteImage(
       await ctx.store(),
       ctx.args.positionals[0]!,
     );
-    for (const r of removed) {
-      await ctx.out(`Deleted ${familiarReference(parseReference(r))}\n`);
-    }
+    for (const r of removed) await ctx.out(`Deleted ${familiar(r)}\n`);
     if (removed.length === 0) {
       await ctx.out(`Deleted ${ctx.args.positionals[0]}\n`);
     }

@@ -84,6 +84,7 @@ export const exportCommand: Command = {
     },
   ],
   positionals: { min: 1, max: 1, names: "one REF" },
+  complete: "tags",
   async run(ctx) {
     checkPositionals(this, ctx);
     const output = ctx.string("output");

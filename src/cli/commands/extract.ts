@@ -26,6 +26,7 @@ export const extractCommand: Command = {
       name: "layer",
       type: "string",
       value: "KIND",
+      choices: LAYER_KINDS,
       help: `Layer to write: ${LAYER_KINDS.join(", ")}`,
     },
     {
@@ -48,6 +49,7 @@ export const extractCommand: Command = {
     },
   ],
   positionals: { min: 1, max: 1, names: "one REF" },
+  complete: "tags",
   async run(ctx) {
     checkPositionals(this, ctx);
     const layer = ctx.string("layer");

@@ -67,6 +67,7 @@ export const importCommand: Command = {
     },
   ],
   positionals: { min: 1, max: 1, names: "one FILE, or - for standard input" },
+  complete: "files",
   async run(ctx) {
     checkPositionals(this, ctx);
     const path = ctx.args.positionals[0]!;

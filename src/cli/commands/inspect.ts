@@ -5,13 +5,18 @@ import { checkPositionals, type Command } from "../_command.ts";
 export const inspectCommand: Command = {
   name: "inspect",
   summary: "Print an image's descriptor, manifest or index, and config as JSON",
-  usage: "inspect REF",
+  usage: "inspect REF [--json]",
   examples: [
     "ironcore-image inspect my-os:1.0",
     "ironcore-image inspect 3f2a9c",
   ],
-  flags: [],
+  flags: [{
+    name: "json",
+    type: "boolean",
+    help: "Print JSON (what inspect always prints)",
+  }],
   positionals: { min: 1, max: 1, names: "one REF" },
+  complete: "tags",
   async run(ctx) {
     checkPositionals(this, ctx);
     const details = await inspectImage(

@@ -10,6 +10,7 @@ import {
   type Command,
   type CommandContext,
 } from "../_command.ts";
+import { dockerConfigPath, plainHttpFlag } from "./_registry.ts";
 
 const HOST_RE =
   /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9A-Fa-f:]+\])(?::[0-9]{1,5})?$/;
@@ -35,7 +36,7 @@ export function registryArgument(arg: string): string {
 /** Loads the Docker config chosen by `--docker-config-path` or the environment. */
 export function loadDockerConfig(ctx: CommandContext): Promise<DockerConfig> {
   const options: DockerConfigOptions = { env: ctx.io.env };
-  const path = ctx.string("docker-config-path");
+  const path = dockerConfigPath(ctx);
   if (path !== undefined) options.path = path;
   return DockerConfig.load(options);
 }
@@ -107,9 +108,9 @@ export const loginCommand: Command = {
       );
     }
     const credential = { username, password };
-    const options: VerifyCredentialsOptions = {
-      plainHttp: ctx.bool("plain-http"),
-    };
+    const options: VerifyCredentialsOptions = {};
+    const plainHttp = plainHttpFlag(ctx);
+    if (plainHttp !== undefined) options.plainHttp = plainHttp;
     if (ctx.io.signal) options.signal = ctx.io.signal;
     const { scheme } = await verifyCredentials(registry, credential, options);
     const config = await loadDockerConfig(ctx);

@@ -2,6 +2,7 @@
 
 import type { Command } from "../_command.ts";
 import { buildCommand } from "./build.ts";
+import { completionCommand } from "./completion.ts";
 import { copyCommand } from "./copy.ts";
 import { deleteCommand } from "./delete.ts";
 import { exportCommand } from "./export.ts";
@@ -40,4 +41,5 @@ export const COMMANDS: readonly Command[] = [
   exportCommand,
   importCommand,
   validateCommand,
+  completionCommand,
 ];

@@ -25,6 +25,7 @@ export const pushCommand: Command = {
     },
   ],
   positionals: { min: 1, max: 1, names: "one REF" },
+  complete: "tags",
   async run(ctx) {
     checkPositionals(this, ctx);
     const options: PushImageOptions = {

@@ -5,6 +5,7 @@ import {
 } from "../../oci/platform.ts";
 import {
   type AccessLogEntry,
+  type BootHandler,
   type BootHandlerOptions,
   createBootHandler,
 } from "../../serve/boot_handler.ts";
@@ -66,8 +67,29 @@ function formatLog(e: AccessLogEntry): string {
   return `${new Date().toISOString()} ${
     e.remoteAddr ?? "-"
   } ${e.method} ${e.path} ${e.status} ${e.bytes} ${e.durationMs}ms${
-    e.error ? ` (${e.error})` : ""
+    e.error ? ` (${escapeControls(e.error)})` : ""
   }\n`;
+}
+
+/**
+ * Writes control characters as `\uXXXX`: an error can quote a decoded
+ * request path, and a newline from a client must not start a log line of
+ * its own.
+ */
+function escapeControls(text: string): string {
+  return text.replace(
+    /\p{Cc}/gu,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+}
+
+/**
+ * Whether a listen address reaches only this machine. Only literal loopback
+ * addresses count: a host name might resolve to anything.
+ */
+function isLoopback(hostname: string): boolean {
+  return hostname.toLowerCase() === "localhost" || hostname === "::1" ||
+    /^(?:::ffff:)?127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/i.test(hostname);
 }
 
 function urlHost(hostname: string): string {
@@ -80,9 +102,9 @@ export const serveCommand: Command = {
   summary:
     "Serve kernels, initramfs and root file systems of images over HTTP for network boot",
   usage:
-    "serve [--listen 127.0.0.1:8080] [--cache] [--resolve-interval 60s] [--platform os/arch]",
+    "serve [--listen 127.0.0.1:8080] [--allow-registry REGISTRY[/PREFIX]]... [--cache] [--resolve-interval 60s] [--platform os/arch]",
   examples: [
-    "ironcore-image serve --listen 0.0.0.0:8080 --cache",
+    "ironcore-image serve --listen 0.0.0.0:8080 --allow-registry ghcr.io/org --cache",
     "curl -O http://127.0.0.1:8080/v1/images/ghcr.io%2Forg%2Fos%3A1.0/kernel",
     "curl http://127.0.0.1:8080/v1/images/ghcr.io%2Forg%2Fos%3A1.0",
   ],
@@ -94,6 +116,13 @@ export const serveCommand: Command = {
       help:
         `Address to listen on (default ${DEFAULT_LISTEN}; 0.0.0.0:PORT for every interface)`,
       default: DEFAULT_LISTEN,
+    },
+    {
+      name: "allow-registry",
+      type: "strings",
+      value: "REGISTRY[/PREFIX]",
+      help:
+        "Serve only images of this registry or repository prefix, e.g. ghcr.io/org (repeatable, or comma-separated); required unless listening on loopback",
     },
     {
       name: "cache",
@@ -133,6 +162,14 @@ export const serveCommand: Command = {
         throw new UsageError((e as Error).message);
       }
     }
+    const allow = ctx.strings("allow-registry").flatMap((v) => v.split(","));
+    if (allow.length === 0 && !isLoopback(listen.hostname)) {
+      // Any client that can reach the server could make it connect to any
+      // host it names.
+      throw new UsageError(
+        `Listening on ${listen.hostname}, not a loopback address, needs --allow-registry: name the registries or repository prefixes to serve, e.g. --allow-registry ghcr.io/org`,
+      );
+    }
     const cache = ctx.bool("cache");
     const store = await ctx.store();
     const quiet = ctx.bool("quiet");
@@ -144,11 +181,20 @@ export const serveCommand: Command = {
       resolveInterval,
       retries: retries(ctx),
     };
+    if (allow.length > 0) options.allow = allow;
     if (!quiet) {
       // Best effort: a closed stderr must not fail a download.
       options.onLog = (e) => void ctx.err(formatLog(e)).catch(() => {});
     }
-    const handler = createBootHandler(options);
+    let handler: BootHandler;
+    try {
+      handler = createBootHandler(options);
+    } catch (e) {
+      if (e instanceof TypeError) {
+        throw new UsageError(`${e.message} (in --allow-registry)`);
+      }
+      throw e;
+    }
     let server: Deno.HttpServer<Deno.NetAddr>;
     try {
       server = Deno.serve({
@@ -181,7 +227,9 @@ export const serveCommand: Command = {
         urlHost(server.addr.hostname)
       }:${server.addr.port}/ (${
         cache ? `caching in ${store.path}` : "no cache"
-      }; default platform ${formatPlatform(platform)})\n`,
+      }; default platform ${formatPlatform(platform)}; serving ${
+        allow.length > 0 ? `only ${allow.join(", ")}` : "every registry"
+      })\n`,
     );
     try {
       await server.finished;

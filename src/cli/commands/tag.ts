@@ -9,6 +9,7 @@ export const tagCommand: Command = {
   examples: ["ironcore-image tag my-os:1.0 registry.example.com/os/my-os:1.0"],
   flags: [],
   positionals: { min: 2, max: 2, names: "SOURCE and TARGET" },
+  complete: "tags",
   async run(ctx) {
     checkPositionals(this, ctx);
     const [source, target] = ctx.args.positionals as [string, string];

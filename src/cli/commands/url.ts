@@ -17,6 +17,7 @@ export const urlCommand: Command = {
       name: "layer",
       type: "string",
       value: "KIND",
+      choices: LAYER_KINDS,
       help: `Layer to point at: ${LAYER_KINDS.join(", ")}`,
     },
     {

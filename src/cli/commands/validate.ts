@@ -41,6 +41,7 @@ export const validateCommand: Command = {
     },
   ],
   positionals: { min: 1, max: 1, names: "one REF" },
+  complete: "tags",
   async run(ctx) {
     checkPositionals(this, ctx);
     const reference = ctx.args.positionals[0]!;

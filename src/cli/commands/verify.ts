@@ -15,6 +15,7 @@ export const verifyCommand: Command = {
     help: "Print JSON: {ok, blobs, bytes, problems: [{kind, digest, message}]}",
   }],
   positionals: { min: 0, max: 1, names: "at most one REF" },
+  complete: "tags",
   async run(ctx) {
     checkPositionals(this, ctx);
     const options: Parameters<typeof verifyStore>[1] = {};

@@ -1,0 +1,192 @@
+/**
+ * How the registry code reaches a registry: the choice between HTTP and
+ * HTTPS, and what a connection that failed becomes.
+ *
+ * @module
+ */
+
+import { NetworkError, type NetworkErrorKind } from "../errors.ts";
+import { registryApiHost } from "../oci/reference.ts";
+
+/**
+ * The `plainHttp` option: `true` for every registry, `false` for none, a
+ * function to decide per registry, or absent for the default (plain HTTP
+ * for loopback hosts only). A function that returns `undefined` leaves that
+ * registry to the default.
+ */
+export type PlainHttpOption =
+  | boolean
+  | ((registry: string) => boolean | undefined)
+  | undefined;
+
+const MAX_REASON = 120;
+
+/**
+ * Tells whether a registry host (with or without port) is this machine:
+ * `localhost`, `127.0.0.0/8` or `::1`, as containerd and oras decide it.
+ */
+export function isLoopbackRegistry(registry: string): boolean {
+  let hostname: string;
+  try {
+    // The URL parser strips the port and normalises IPv6 (`[0:0::1]` is
+    // `[::1]`) and IPv4 (`127.1` is `127.0.0.1`).
+    hostname = new URL(`http://${registry}`).hostname;
+  } catch {
+    // A bare IPv6 address has no brackets to tell it from a port.
+    if (!registry.includes(":") || !/^[0-9a-f:]+$/i.test(registry)) {
+      return false;
+    }
+    return isLoopbackRegistry(`[${registry}]`);
+  }
+  hostname = hostname.toLowerCase().replace(/\.$/, "");
+  return hostname === "localhost" || hostname === "[::1]" ||
+    /^127\.\d+\.\d+\.\d+$/.test(hostname);
+}
+
+/**
+ * Whether to talk plain HTTP to a registry under the given option.
+ *
+ * @param registry The registry host, as in a reference.
+ * @param option The `plainHttp` option.
+ * @returns `true` for `http://`.
+ */
+export function usesPlainHttp(
+  registry: string,
+  option: PlainHttpOption,
+): boolean {
+  const answer = typeof option === "function" ? option(registry) : option;
+  return answer ?? isLoopbackRegistry(registry);
+}
+
+/**
+ * The base URL of a registry's API, e.g. `https://ghcr.io/v2/`.
+ *
+ * @param registry The registry host, as in a reference.
+ * @param plain Whether to use `http://`.
+ * @returns The URL.
+ */
+export function apiBaseUrl(registry: string, plain: boolean): string {
+  return `${plain ? "http" : "https"}://${registryApiHost(registry)}/v2/`;
+}
+
+/**
+ * The message of an error and of its causes: Deno's fetch throws a bare
+ * "fetch failed" and keeps what went wrong (refused, DNS, TLS) in `cause`.
+ */
+export function errorText(e: unknown): string {
+  const parts: string[] = [];
+  for (let c = e, i = 0; c !== undefined && c !== null && i < 5; i++) {
+    parts.push(c instanceof Error ? c.message : String(c));
+    c = c instanceof Error ? c.cause : undefined;
+  }
+  return parts.join(": ");
+}
+
+/**
+ * Shortens text to at most `max` characters on one line, cutting between
+ * words and marking the cut with an ellipsis.
+ */
+export function clip(text: string, max: number): string {
+  const line = text.replace(/\s+/g, " ").trim();
+  if (line.length <= max) return line;
+  const cut = line.slice(0, max);
+  const space = cut.lastIndexOf(" ");
+  return `${
+    (space > max / 2 ? cut.slice(0, space) : cut).replace(/[\s,;:]+$/, "")
+  }…`;
+}
+
+/**
+ * What went wrong, without the wrappers around it: fetch's "fetch failed",
+ * "error sending request for url (…)" and "client error (Connect)" say
+ * nothing the host name does not.
+ */
+function reason(e: unknown): string {
+  const text = errorText(e);
+  const inner = /client error \([^)]*\):\s*(.+)$/.exec(text)?.[1] ??
+    text.replace(/^fetch failed:\s*/, "").replace(
+      /^error sending request[^(]*\([^)]*\):\s*/,
+      "",
+    );
+  return clip(inner, MAX_REASON);
+}
+
+/**
+ * Turns a failed `fetch` into a {@linkcode NetworkError} with one line of
+ * message: refused, unknown host, TLS failure (with the fix: `plainHttp` or
+ * `DENO_CERT`), or else the cause. The runtime describes network failures
+ * only in text; this is the one place that reads it. Everything after
+ * classifies by the error's `kind`.
+ *
+ * @param host The registry host.
+ * @param e What fetch threw.
+ * @param plain Whether the request was plain HTTP.
+ * @returns The error to throw.
+ */
+export function fetchFailure(
+  host: string,
+  e: unknown,
+  plain: boolean,
+): NetworkError {
+  const msg = errorText(e);
+  const detail = reason(e);
+  const fail = (kind: NetworkErrorKind, message: string) =>
+    new NetworkError(message, { host, kind, detail, cause: e });
+  if (/connection refused/i.test(msg)) {
+    return fail(
+      "refused",
+      `Cannot connect to registry ${host}: connection refused, check that it is running and the address is right`,
+    );
+  }
+  if (/dns error|failed to lookup|name or service not known/i.test(msg)) {
+    return fail(
+      "dns",
+      `Cannot connect to registry ${host}: the host name does not resolve`,
+    );
+  }
+  if (
+    !plain &&
+    /(tls|ssl|certificate|InvalidContentType|corrupt message)/i.test(msg)
+  ) {
+    const why = /InvalidContentType|corrupt message/i.test(msg)
+      ? "it does not answer TLS"
+      : detail;
+    return fail(
+      "tls",
+      `Cannot connect to registry ${host} over HTTPS (${why}): set plainHttp for a registry without TLS, or DENO_CERT for a private CA`,
+    );
+  }
+  if (plain && /invalid HTTP version/i.test(msg)) {
+    return fail(
+      "tls",
+      `Cannot connect to registry ${host} over plain HTTP (it does not answer HTTP, it may expect TLS): set plainHttp: false to use HTTPS`,
+    );
+  }
+  const kind: NetworkErrorKind =
+    /reset|broken pipe|unexpected eof|connection closed/i.test(msg)
+      ? "reset"
+      : /timed? ?out/i.test(msg)
+      ? "timeout"
+      : "other";
+  return fail(kind, `Cannot connect to registry ${host}: ${detail}`);
+}
+
+/**
+ * Tells whether an HTTP error answer is a TLS server's reply to a plain
+ * HTTP request (Go's servers answer 400 with this text).
+ *
+ * @param status The HTTP status.
+ * @param body The start of the answer's body.
+ */
+export function isPlainToTlsAnswer(status: number, body: string): boolean {
+  return status === 400 && /HTTP request to an HTTPS server/i.test(body);
+}
+
+/**
+ * The message for a registry that wants HTTPS but got plain HTTP.
+ *
+ * @param host The registry host.
+ */
+export function plainToTlsMessage(host: string): string {
+  return `Registry ${host} expects HTTPS, but the request was plain HTTP: set plainHttp: false to use HTTPS`;
+}
