@@ -10,7 +10,6 @@
 import { digestMismatch } from "../_errors.ts";
 import {
   InvalidImageError,
-  NetworkError,
   NotFoundError,
   RegistryError,
   UnauthorizedError,
@@ -31,13 +30,20 @@ import { backoffDelay, sleep } from "../net/retry.ts";
 import { Authenticator } from "./_auth.ts";
 import {
   apiBaseUrl,
-  clip,
   fetchFailure,
   isPlainToTlsAnswer,
   plainToTlsMessage,
   usesPlainHttp,
 } from "./_network.ts";
 import type { CredentialLookup } from "./credentials.ts";
+import {
+  appendQuery,
+  checkStored,
+  errorDetails,
+  type RegistryRequest,
+  type Transport,
+} from "./_transport.ts";
+import { uploadBlob } from "./_upload.ts";
 
 /** A repository in a registry. */
 export interface Repository {
@@ -147,54 +153,10 @@ export const MANIFEST_ACCEPT: string = [
 const RETRY_STATUS = new Set([408, 429, 500, 502, 503, 504]);
 const MAX_REDIRECTS = 10;
 
-interface RequestInit2 {
-  method: string;
-  headers?: Record<string, string> | undefined;
-  body?: (() => BodyInit | null | Promise<BodyInit | null>) | undefined;
-  /** Follow redirects by hand, dropping Authorization across hosts. */
-  follow?: boolean | undefined;
-  /** Scope actions: `pull` or `pull,push`. */
-  actions: string;
-  /** Extra scopes (e.g. pull on a mount source). */
-  extraScopes?: string[] | undefined;
-  /** Whether the request may be sent again after a failure. */
-  idempotent: boolean;
-  signal?: AbortSignal | undefined;
-}
-
-async function errorDetails(
-  res: Response,
-): Promise<{ text: string; codes: string[] }> {
-  const raw = await readLimited(res, 64 * 1024).catch(() => "");
-  try {
-    const body = JSON.parse(raw);
-    if (Array.isArray(body?.errors)) {
-      const codes: string[] = [];
-      const parts: string[] = [];
-      for (const e of body.errors.slice(0, 5)) {
-        const code = typeof e?.code === "string" ? e.code : "";
-        const message = typeof e?.message === "string" ? e.message : "";
-        if (code) codes.push(code);
-        parts.push([code, message].filter(Boolean).join(": "));
-      }
-      return { text: parts.join("; "), codes };
-    }
-  } catch {
-    // Not JSON: fall through to the raw text.
-  }
-  return { text: clip(raw, 200), codes: [] };
-}
-
 /** The full reference of a tag or digest in a repository. */
 function imageReference(repo: Repository, tagOrDigest: string): string {
   const sep = isDigest(tagOrDigest) ? "@" : ":";
   return `${repo.registry}/${repo.repository}${sep}${tagOrDigest}`;
-}
-
-function appendQuery(url: string, params: Record<string, string>): string {
-  const u = new URL(url);
-  for (const [k, v] of Object.entries(params)) u.searchParams.set(k, v);
-  return u.toString();
 }
 
 /**
@@ -214,6 +176,11 @@ export class RegistryClient {
   readonly #options: RegistryClientOptions;
   readonly #auth: Authenticator;
   readonly #fetch: typeof fetch;
+  readonly #transport: Transport = {
+    request: (repo, url, init) => this.#request(repo, url, init),
+    fail: (repo, res, what) => this.#fail(repo, res, what),
+    baseUrl: (registry) => this.baseUrl(registry),
+  };
 
   /**
    * Creates a client.
@@ -276,7 +243,7 @@ export class RegistryClient {
   async #request(
     repo: Repository,
     url: string,
-    init: RequestInit2,
+    init: RegistryRequest,
   ): Promise<Response> {
     const host = repo.registry;
     const scope = [this.#scope(repo, init.actions), ...(init.extraScopes ?? [])]
@@ -361,7 +328,7 @@ export class RegistryClient {
 
   async #send(
     url: string,
-    init: RequestInit2,
+    init: RegistryRequest,
     auth: string | undefined,
     host: string,
   ): Promise<{ res: Response; foreign: boolean }> {
@@ -496,7 +463,7 @@ export class RegistryClient {
     options: RequestOptions = {},
   ): Promise<FetchedManifest> {
     const reference = tagOrDigest;
-    const init: RequestInit2 = {
+    const init: RegistryRequest = {
       method: "GET",
       headers: { accept: MANIFEST_ACCEPT },
       actions: "pull",
@@ -622,14 +589,7 @@ export class RegistryClient {
       );
     }
     await res.body?.cancel();
-    const announced = res.headers.get("docker-content-digest");
-    if (announced && announced.startsWith("sha256:") && announced !== digest) {
-      throw digestMismatch(
-        digest,
-        announced,
-        `manifest stored by ${repo.registry}`,
-      );
-    }
+    checkStored(repo, res, digest, "manifest");
     return digest;
   }
 
@@ -646,7 +606,7 @@ export class RegistryClient {
     digest: Digest,
     options: RequestOptions = {},
   ): Promise<boolean> {
-    const init: RequestInit2 = {
+    const init: RegistryRequest = {
       method: "HEAD",
       actions: "pull",
       idempotent: true,
@@ -680,7 +640,7 @@ export class RegistryClient {
     if (options.length !== undefined && options.length > 0) {
       headers.range = `bytes=${offset}-${offset + options.length - 1}`;
     } else if (offset) headers.range = `bytes=${offset}-`;
-    const init: RequestInit2 = {
+    const init: RegistryRequest = {
       method: "GET",
       headers,
       actions: "pull",
@@ -743,36 +703,6 @@ export class RegistryClient {
     return await this.#fail(repo, res, `blob mount ${digest}`);
   }
 
-  async #startUpload(
-    repo: Repository,
-    signal: AbortSignal | undefined,
-  ): Promise<string> {
-    const init: RequestInit2 = {
-      method: "POST",
-      actions: "pull,push",
-      idempotent: true,
-      signal,
-    };
-    const res = await this.#request(
-      repo,
-      `${this.baseUrl(repo.registry)}${repo.repository}/blobs/uploads/`,
-      init,
-    );
-    await res.body?.cancel();
-    if (res.status !== 202) await this.#fail(repo, res, "upload start");
-    const loc = res.headers.get("location");
-    if (!loc) {
-      throw new RegistryError(
-        `Registry ${repo.registry} started an upload without a location`,
-        {
-          host: repo.registry,
-          status: res.status,
-        },
-      );
-    }
-    return new URL(loc, this.baseUrl(repo.registry)).toString();
-  }
-
   /**
    * Uploads a blob: one streaming PUT when the registry allows it, chunked
    * PATCH requests otherwise.
@@ -781,166 +711,18 @@ export class RegistryClient {
    * @param blob The blob's digest and size, and how to read it.
    * @param options Abort signal and byte progress.
    */
-  async uploadBlob(
+  uploadBlob(
     repo: Repository,
     blob: BlobUpload,
     options: UploadBlobOptions = {},
   ): Promise<void> {
-    const { digest, size, open } = blob;
-    if (!this.#options.forceChunked) {
-      const location = await this.#startUpload(repo, options.signal);
-      const init: RequestInit2 = {
-        method: "PUT",
-        headers: { "content-type": "application/octet-stream" },
-        body: () => open(0),
-        actions: "pull,push",
-        idempotent: false,
-        signal: options.signal,
-      };
-      let res: Response;
-      try {
-        res = await this.#request(
-          repo,
-          appendQuery(location, { digest }),
-          init,
-        );
-      } catch (e) {
-        // The connection broke mid-upload: carry on with chunks, which can
-        // resume from what the registry received.
-        if (!(e instanceof NetworkError)) throw e;
-        options.signal?.throwIfAborted();
-        await this.#uploadChunked(repo, blob, options);
-        return;
-      }
-      if (res.status === 201) {
-        await res.body?.cancel();
-        this.#checkStored(repo, res, digest);
-        options.onBytes?.(size);
-        return;
-      }
-      // A registry that refuses single-request uploads gets chunks instead.
-      if (![405, 413, 416].includes(res.status)) {
-        await this.#fail(repo, res, `blob upload ${digest}`);
-      }
-      await res.body?.cancel();
-    }
-    await this.#uploadChunked(repo, blob, options);
-  }
-
-  #checkStored(repo: Repository, res: Response, digest: Digest): void {
-    const announced = res.headers.get("docker-content-digest");
-    if (announced && announced.startsWith("sha256:") && announced !== digest) {
-      throw digestMismatch(
-        digest,
-        announced,
-        `blob stored by ${repo.registry}`,
-      );
-    }
-  }
-
-  async #uploadChunked(
-    repo: Repository,
-    blob: BlobUpload,
-    options: UploadBlobOptions,
-  ): Promise<void> {
-    const { digest, size, open } = blob;
-    const chunk = this.#options.chunkSize ?? 64 * 1024 * 1024;
-    let location = await this.#startUpload(repo, options.signal);
-    let offset = 0;
-    let failures = 0;
-    const retries = this.#options.retries ?? 4;
-    while (offset < size) {
-      const len = Math.min(chunk, size - offset);
-      const start = offset;
-      const init: RequestInit2 = {
-        method: "PATCH",
-        headers: {
-          "content-type": "application/octet-stream",
-          "content-range": `${start}-${start + len - 1}`,
-          "content-length": String(len),
-        },
-        body: () => open(start, len),
-        actions: "pull,push",
-        idempotent: false,
-        signal: options.signal,
-      };
-      let res: Response;
-      try {
-        res = await this.#request(repo, location, init);
-      } catch (e) {
-        if (!(e instanceof NetworkError) || failures >= retries) throw e;
-        failures++;
-        options.signal?.throwIfAborted();
-        await sleep(
-          backoffDelay(this.#options.retryDelay ?? 250, failures),
-          options.signal,
-        );
-        // Ask the registry how much of the upload it kept, and go on from there.
-        const status = await this.#uploadStatus(
-          repo,
-          location,
-          options.signal,
-        ).catch(() => undefined);
-        // "0-0" means both nothing and one byte: start afresh then.
-        if (status === undefined || status.received <= 1) {
-          location = await this.#startUpload(repo, options.signal);
-          offset = 0;
-        } else {
-          location = status.location;
-          offset = status.received;
-        }
-        continue;
-      }
-      await res.body?.cancel();
-      if (res.status !== 202) {
-        await this.#fail(repo, res, `blob chunk upload ${digest}`);
-      }
-      const loc = res.headers.get("location");
-      if (loc) location = new URL(loc, this.baseUrl(repo.registry)).toString();
-      const range = /^(?:bytes=)?0-(\d+)$/.exec(res.headers.get("range") ?? "");
-      offset = range ? Number(range[1]) + 1 : start + len;
-      options.onBytes?.(offset);
-    }
-    const init: RequestInit2 = {
-      method: "PUT",
-      headers: { "content-length": "0" },
-      actions: "pull,push",
-      idempotent: false,
-      signal: options.signal,
-    };
-    const res = await this.#request(
-      repo,
-      appendQuery(location, { digest }),
-      init,
-    );
-    await res.body?.cancel();
-    if (res.status !== 201) {
-      await this.#fail(repo, res, `blob upload ${digest}`);
-    }
-    this.#checkStored(repo, res, digest);
-  }
-
-  async #uploadStatus(
-    repo: Repository,
-    location: string,
-    signal: AbortSignal | undefined,
-  ): Promise<{ location: string; received: number } | undefined> {
-    const res = await this.#request(repo, location, {
-      method: "GET",
-      actions: "pull,push",
-      idempotent: true,
-      signal,
+    return uploadBlob(this.#transport, repo, blob, {
+      ...options,
+      forceChunked: this.#options.forceChunked ?? false,
+      chunkSize: this.#options.chunkSize ?? 64 * 1024 * 1024,
+      retries: this.#options.retries ?? 4,
+      retryDelay: this.#options.retryDelay ?? 250,
     });
-    await res.body?.cancel();
-    if (res.status !== 204 && res.status !== 202) return undefined;
-    const m = /^(?:bytes=)?0-(\d+)$/.exec(res.headers.get("range") ?? "");
-    const loc = res.headers.get("location");
-    return {
-      location: loc
-        ? new URL(loc, this.baseUrl(repo.registry)).toString()
-        : location,
-      received: m ? Number(m[1]) + 1 : 0,
-    };
   }
 
   /**
