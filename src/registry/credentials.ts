@@ -16,6 +16,7 @@
  */
 
 import { basename, dirname, join } from "node:path";
+import { ImageError } from "../errors.ts";
 
 /**
  * A registry credential: a username and password, or an identity token
@@ -97,7 +98,7 @@ export function defaultDockerConfigPath(
   if (dockerConfig) return join(dockerConfig, "config.json");
   const home = read("HOME") || read("USERPROFILE");
   if (home) return join(home, ".docker", "config.json");
-  throw new Error(
+  throw new ImageError(
     "Cannot locate the Docker config: set DOCKER_CONFIG or HOME, or pass the path of config.json",
   );
 }
@@ -175,7 +176,7 @@ async function readConfig(path: string): Promise<JsonObject> {
     text = await Deno.readTextFile(path);
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) return {};
-    throw new Error(
+    throw new ImageError(
       `Cannot read Docker config ${path}: ${(err as Error).message}`,
       { cause: err },
     );
@@ -478,7 +479,7 @@ export class DockerConfig {
       }
       const colon = decoded?.indexOf(":") ?? -1;
       if (decoded === undefined || colon === -1) {
-        throw new Error(
+        throw new ImageError(
           `Docker config ${this.path} has an invalid "auth" for ${found}: it must be base64 of "username:password"; log in again or fix the entry`,
         );
       }
@@ -517,7 +518,7 @@ export class DockerConfig {
       typeof parsed.Secret !== "string"
     ) {
       // The output may hold the secret, so it is not quoted.
-      throw new Error(
+      throw new ImageError(
         `Credential helper ${HELPER_PREFIX}${helper} returned invalid output for ${key}: expected JSON with "Username" and "Secret"; check the helper's version`,
       );
     }
@@ -547,12 +548,12 @@ export class DockerConfig {
       }).spawn();
     } catch (err) {
       if (err instanceof Deno.errors.NotFound) {
-        throw new Error(
+        throw new ImageError(
           `Credential helper ${program} is not installed: install it or remove credsStore/credHelpers from ${this.path}`,
           { cause: err },
         );
       }
-      throw new Error(
+      throw new ImageError(
         `Cannot run credential helper ${program}: ${(err as Error).message}`,
         { cause: err },
       );
@@ -620,7 +621,7 @@ async function writeConfig(path: string, data: JsonObject): Promise<void> {
     await Deno.rename(tmp, target);
   } catch (err) {
     await Deno.remove(tmp).catch(() => {});
-    throw new Error(
+    throw new ImageError(
       `Cannot write Docker config ${path}: ${(err as Error).message}`,
       { cause: err },
     );

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { ImageError } from "../../src/errors.ts";
 import { join } from "node:path";
 import {
   credentialKey,
@@ -296,7 +297,7 @@ Deno.test("get() rejects an auth that is not base64 of user:password without ech
     const config = await DockerConfig.load({ path });
     for (const host of ["bad64.example", "nocolon.example"]) {
       await assert.rejects(config.get(host), (e: unknown) => {
-        assert.ok(e instanceof Error);
+        assert.ok(e instanceof ImageError);
         assert.match(
           e.message,
           /has an invalid "auth" for .*: it must be base64/,
