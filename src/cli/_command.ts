@@ -68,7 +68,7 @@ export interface Command {
    * What shell completion offers for the positionals: the tags of the local
    * store, file names, or fixed words. Nothing when absent.
    */
-  complete?: "tags" | "files" | readonly string[];
+  complete?: "tags" | "files" | readonly string[] | undefined;
   /** Runs the command; returns the exit code. */
   run(ctx: CommandContext): Promise<number>;
 }

@@ -1,6 +1,28 @@
 /**
- * Text formatting for the CLI: sizes, tables, durations.
+ * Text formatting for the CLI: references, sizes, tables, durations.
  */
+
+import {
+  familiarReference,
+  parseReference,
+  type ParseReferenceOptions,
+} from "../oci/reference.ts";
+
+/**
+ * A reference in Docker's short form for display (`my-os:1.0` for
+ * `docker.io/library/my-os:1.0`); text that is no reference (a digest
+ * prefix, a tag another tool stored) as it is.
+ */
+export function familiar(
+  text: string,
+  options: ParseReferenceOptions = {},
+): string {
+  try {
+    return familiarReference(parseReference(text, options));
+  } catch {
+    return text;
+  }
+}
 
 /** Formats a byte count with binary units, e.g. `1.5 GiB`. */
 export function formatBytes(n: number): string {

@@ -1,4 +1,3 @@
-import { familiarReference, parseReference } from "../../oci/reference.ts";
 import {
   type CopyEndpoint,
   copyImage,
@@ -16,6 +15,7 @@ import {
   registryClient,
   retries,
 } from "./_registry.ts";
+import { familiar } from "../_output.ts";
 
 /** Marks an argument that names an image in the local store. */
 const LOCAL_PREFIX = "local:";
@@ -41,14 +41,6 @@ async function endpoint(
     };
   }
   return { endpoint: { reference: arg }, label: arg };
-}
-
-function display(reference: string): string {
-  try {
-    return familiarReference(parseReference(reference));
-  } catch {
-    return reference;
-  }
 }
 
 /** `copy`: an image between registries, or between a registry and the store. */
@@ -102,10 +94,10 @@ export const copyCommand: Command = {
       await ctx.out(JSON.stringify(result) + "\n");
       return 0;
     }
-    for (const t of result.subTags) await ctx.out(`Tagged ${display(t)}\n`);
+    for (const t of result.subTags) await ctx.out(`Tagged ${familiar(t)}\n`);
     // A local end is shown as typed: it may be a digest prefix.
-    const from = src.endpoint.store ? src.label : display(result.source);
-    const to = dst.endpoint.store ? dst.label : display(result.destination);
+    const from = src.endpoint.store ? src.label : familiar(result.source);
+    const to = dst.endpoint.store ? dst.label : familiar(result.destination);
     await ctx.out(
       `Copied ${from} to ${to}: ${result.descriptor.digest} (${result.copied} copied, ${result.mounted} mounted, ${result.skipped} skipped)\n`,
     );

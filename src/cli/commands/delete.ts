@@ -1,15 +1,6 @@
-import { familiarReference, parseReference } from "../../oci/reference.ts";
 import { deleteImage } from "../../store/images.ts";
 import { checkPositionals, type Command } from "../_command.ts";
-
-/** A stored tag as `list` shows it; other tools may store any text. */
-function familiar(stored: string): string {
-  try {
-    return familiarReference(parseReference(stored, { defaultTag: false }));
-  } catch {
-    return stored;
-  }
-}
+import { familiar } from "../_output.ts";
 
 /** `delete`: remove a tag. */
 export const deleteCommand: Command = {
@@ -26,7 +17,9 @@ export const deleteCommand: Command = {
       await ctx.store(),
       ctx.args.positionals[0]!,
     );
-    for (const r of removed) await ctx.out(`Deleted ${familiar(r)}\n`);
+    for (const r of removed) {
+      await ctx.out(`Deleted ${familiar(r, { defaultTag: false })}\n`);
+    }
     if (removed.length === 0) {
       await ctx.out(`Deleted ${ctx.args.positionals[0]}\n`);
     }

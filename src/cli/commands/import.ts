@@ -1,11 +1,11 @@
 import { NotFoundError } from "../../errors.ts";
-import { familiarReference, parseReference } from "../../oci/reference.ts";
 import {
   importArchive,
   type ImportArchiveOptions,
 } from "../../archive/import_archive.ts";
 import { UsageError } from "../_args.ts";
 import { checkPositionals, type Command } from "../_command.ts";
+import { familiar } from "../_output.ts";
 
 async function openArchive(path: string): Promise<ReadableStream<Uint8Array>> {
   let file: Deno.FsFile;
@@ -32,14 +32,6 @@ async function openArchive(path: string): Promise<ReadableStream<Uint8Array>> {
   }
   // Closed when the stream ends or is cancelled.
   return file.readable;
-}
-
-function familiar(reference: string): string {
-  try {
-    return familiarReference(parseReference(reference));
-  } catch {
-    return reference;
-  }
 }
 
 /** `import`: an OCI archive into the store. */

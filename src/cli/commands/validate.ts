@@ -1,19 +1,10 @@
-import { familiarReference, parseReference } from "../../oci/reference.ts";
 import {
   validateImage,
   type ValidationReport,
 } from "../../image/validate_image.ts";
 import { checkPositionals, type Command } from "../_command.ts";
 import { registryClient } from "./_registry.ts";
-
-function display(reference: string): string {
-  try {
-    return familiarReference(parseReference(reference));
-  } catch {
-    // A digest or digest prefix of a local image.
-    return reference;
-  }
-}
+import { familiar } from "../_output.ts";
 
 function count(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? "" : "s"}`;
@@ -72,7 +63,7 @@ export const validateCommand: Command = {
     }
     const errors = report.findings.filter((f) => f.level === "error").length;
     const warnings = report.findings.length - errors;
-    const name = display(report.reference);
+    const name = familiar(report.reference);
     text += report.ok
       ? `${name} is a valid IronCore image${
         warnings ? ` (${count(warnings, "warning")})` : ""
