@@ -352,6 +352,8 @@ export interface RegistryErrorOptions extends ImageErrorOptions {
   status: number;
   /** Error codes from the registry's JSON error body. */
   codes?: readonly string[] | undefined;
+  /** Milliseconds the registry asked to wait before trying again (`Retry-After`). */
+  retryAfter?: number | undefined;
 }
 
 /**
@@ -372,11 +374,13 @@ export class RegistryError extends ImageError {
   readonly status: number;
   /** Error codes from the registry's JSON error body. */
   readonly codes: readonly string[];
+  /** Milliseconds the registry asked to wait before trying again, if it said. */
+  readonly retryAfter: number | undefined;
   /**
    * Creates the error.
    *
    * @param message What failed.
-   * @param options Host, status, error codes and cause.
+   * @param options Host, status, error codes, `Retry-After` and cause.
    */
   constructor(message: string, options: RegistryErrorOptions) {
     super(message, options);
@@ -384,6 +388,7 @@ export class RegistryError extends ImageError {
     this.host = options.host;
     this.status = options.status;
     this.codes = options.codes ?? [];
+    this.retryAfter = options.retryAfter;
   }
 }
 

@@ -112,26 +112,30 @@ function reason(e: unknown): string {
 }
 
 /**
- * Turns a failed `fetch` into a {@linkcode NetworkError} with one line of
- * message: refused, unknown host, TLS failure (with the fix: `plainHttp` or
- * `DENO_CERT`), or else the cause. The runtime describes network failures
- * only in text; this is the one place that reads it. Everything after
- * classifies by the error's `kind`.
+ * Turns a failed `fetch`, or a response body that broke off, into a
+ * {@linkcode NetworkError} with one line of message: refused, unknown host,
+ * TLS failure (with the fix: `plainHttp` or `DENO_CERT`), or else the cause.
+ * The runtime describes network failures only in text; this is the one
+ * place that reads it. Everything after classifies by the error's `kind`.
  *
  * @param host The registry host.
- * @param e What fetch threw.
- * @param plain Whether the request was plain HTTP.
+ * @param e What fetch, or the read of a body, threw.
+ * @param plain Whether the request was plain HTTP; absent for a body that
+ * broke off, when the connection had been made.
  * @returns The error to throw.
  */
 export function fetchFailure(
   host: string,
   e: unknown,
-  plain: boolean,
+  plain?: boolean,
 ): NetworkError {
   const msg = errorText(e);
   const detail = reason(e);
   const fail = (kind: NetworkErrorKind, message: string) =>
     new NetworkError(message, { host, kind, detail, cause: e });
+  if (plain === undefined) {
+    return fail("reset", `Connection to registry ${host} broke off: ${detail}`);
+  }
   if (/connection refused/i.test(msg)) {
     return fail(
       "refused",

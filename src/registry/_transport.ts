@@ -88,6 +88,21 @@ export function checkStored(
 }
 
 /**
+ * How long an answer asks to wait before the next request, from its
+ * `Retry-After` header (seconds or an HTTP date).
+ *
+ * @param res The answer.
+ * @returns Milliseconds, or `undefined` without a usable header.
+ */
+export function retryAfterOf(res: Response): number | undefined {
+  const value = res.headers.get("retry-after")?.trim();
+  if (!value) return undefined;
+  if (/^\d+$/.test(value)) return Number(value) * 1000;
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
+}
+
+/**
  * What a registry's error answer says: the codes and messages of its JSON
  * error body, or the start of its text.
  *

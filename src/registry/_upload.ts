@@ -6,8 +6,8 @@
  * @module
  */
 
-import { NetworkError, RegistryError } from "../errors.ts";
-import { backoffDelay, sleep } from "../net/retry.ts";
+import { RegistryError } from "../errors.ts";
+import { isRetriable, retry } from "../net/retry.ts";
 import type { BlobUpload, Repository, UploadBlobOptions } from "./client.ts";
 import {
   appendQuery,
@@ -94,8 +94,8 @@ export async function uploadBlob(
     } catch (e) {
       // The connection broke mid-upload: carry on with chunks, which can
       // resume from what the registry received.
-      if (!(e instanceof NetworkError)) throw e;
       options.signal?.throwIfAborted();
+      if (!isRetriable(e)) throw e;
       await uploadChunked(t, repo, blob, options);
       return;
     }
@@ -121,70 +121,73 @@ async function uploadChunked(
   options: UploadSettings,
 ): Promise<void> {
   const { digest, size, open } = blob;
-  const chunk = options.chunkSize;
-  let location = await startUpload(t, repo, options.signal);
+  const signal = options.signal;
+  let location = await startUpload(t, repo, signal);
   let offset = 0;
-  let failures = 0;
-  const retries = options.retries;
-  while (offset < size) {
-    const len = Math.min(chunk, size - offset);
-    const start = offset;
-    const init: RegistryRequest = {
-      method: "PATCH",
-      headers: {
-        "content-type": "application/octet-stream",
-        "content-range": `${start}-${start + len - 1}`,
-        "content-length": String(len),
-      },
-      body: () => open(start, len),
-      actions: "pull,push",
-      idempotent: false,
-      signal: options.signal,
-    };
-    let res: Response;
-    try {
-      res = await t.request(repo, location, init);
-    } catch (e) {
-      if (!(e instanceof NetworkError) || failures >= retries) throw e;
-      failures++;
-      options.signal?.throwIfAborted();
-      await sleep(
-        backoffDelay(options.retryDelay, failures),
-        options.signal,
-      );
+  await retry(async (retries) => {
+    // After a broken chunk: whether the session goes on where the registry
+    // said it stands.
+    let resumed = false;
+    if (retries > 0) {
       // Ask the registry how much of the upload it kept, and go on from there.
-      const status = await uploadStatus(
-        t,
-        repo,
-        location,
-        options.signal,
-      ).catch(() => undefined);
+      const status = await uploadStatus(t, repo, location, signal)
+        .catch(() => undefined);
       // "0-0" means both nothing and one byte: start afresh then.
       if (status === undefined || status.received <= 1) {
-        location = await startUpload(t, repo, options.signal);
+        location = await startUpload(t, repo, signal);
         offset = 0;
       } else {
         location = status.location;
         offset = status.received;
+        resumed = true;
       }
-      continue;
     }
-    await res.body?.cancel();
-    if (res.status !== 202) {
-      await t.fail(repo, res, `blob chunk upload ${digest}`);
+    while (offset < size) {
+      const len = Math.min(options.chunkSize, size - offset);
+      const start = offset;
+      const res = await t.request(repo, location, {
+        method: "PATCH",
+        headers: {
+          "content-type": "application/octet-stream",
+          "content-range": `${start}-${start + len - 1}`,
+          "content-length": String(len),
+        },
+        body: () => open(start, len),
+        actions: "pull,push",
+        idempotent: false,
+        signal,
+      });
+      await res.body?.cancel();
+      if (resumed && (res.status === 404 || res.status === 416)) {
+        // The registry dropped the session or no longer agrees on its
+        // length: it may still have been writing the broken chunk when it
+        // answered where the upload stood. Start over in a new session.
+        location = await startUpload(t, repo, signal);
+        offset = 0;
+        resumed = false;
+        continue;
+      }
+      if (res.status !== 202) {
+        await t.fail(repo, res, `blob chunk upload ${digest}`);
+      }
+      resumed = false;
+      const loc = res.headers.get("location");
+      if (loc) location = new URL(loc, t.baseUrl(repo.registry)).toString();
+      const range = /^(?:bytes=)?0-(\d+)$/.exec(res.headers.get("range") ?? "");
+      offset = range ? Number(range[1]) + 1 : start + len;
+      options.onBytes?.(offset);
     }
-    const loc = res.headers.get("location");
-    if (loc) location = new URL(loc, t.baseUrl(repo.registry)).toString();
-    const range = /^(?:bytes=)?0-(\d+)$/.exec(res.headers.get("range") ?? "");
-    offset = range ? Number(range[1]) + 1 : start + len;
-    options.onBytes?.(offset);
-  }
+  }, {
+    maxAttempts: options.retries + 1,
+    minTimeout: options.retryDelay,
+    signal,
+  });
   const init: RegistryRequest = {
     method: "PUT",
     headers: { "content-length": "0" },
     actions: "pull,push",
     idempotent: false,
-    signal: options.signal,
+    signal,
   };
   const res = await t.request(
     repo,

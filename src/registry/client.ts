@@ -26,7 +26,7 @@ import {
   parseManifest,
 } from "../oci/manifest.ts";
 import { readLimited, readLimitedBytes } from "../net/_limited.ts";
-import { backoffDelay, sleep } from "../net/retry.ts";
+import { isRetriable, retry } from "../net/retry.ts";
 import { Authenticator } from "./_auth.ts";
 import {
   apiBaseUrl,
@@ -41,6 +41,7 @@ import {
   checkStored,
   errorDetails,
   type RegistryRequest,
+  retryAfterOf,
   type Transport,
 } from "./_transport.ts";
 import { uploadBlob } from "./_upload.ts";
@@ -150,8 +151,23 @@ export const MANIFEST_ACCEPT: string = [
   DOCKER_MANIFEST_MEDIA_TYPE,
 ].join(", ");
 
-const RETRY_STATUS = new Set([408, 429, 500, 502, 503, 504]);
 const MAX_REDIRECTS = 10;
+
+/**
+ * An answer the request loop may ask again for (408, 429, 5xx), carrying the
+ * response so the last one reaches the caller as it came.
+ */
+class RetriableAnswer extends RegistryError {
+  readonly response: Response;
+  constructor(host: string, response: Response) {
+    super(`Registry ${host} answered HTTP ${response.status}`, {
+      host,
+      status: response.status,
+      retryAfter: retryAfterOf(response),
+    });
+    this.response = response;
+  }
+}
 
 /** The full reference of a tag or digest in a repository. */
 function imageReference(repo: Repository, tagOrDigest: string): string {
@@ -248,81 +264,69 @@ export class RegistryClient {
     const host = repo.registry;
     const scope = [this.#scope(repo, init.actions), ...(init.extraScopes ?? [])]
       .join(" ");
-    const retries = this.#options.retries ?? 4;
-    const baseDelay = this.#options.retryDelay ?? 250;
     let authTried = false;
-    for (let attempt = 0;; attempt++) {
-      init.signal?.throwIfAborted();
-      const auth = await this.#auth.headerFor(host, scope);
-      let res: Response;
-      let foreign: boolean;
-      try {
-        ({ res, foreign } = await this.#send(url, init, auth, host));
-      } catch (e) {
-        if (e instanceof DOMException && e.name === "AbortError") throw e;
-        if (init.signal?.aborted) throw init.signal.reason;
-        // A missing net permission is the user's to fix, not the network's.
-        if (e instanceof Deno.errors.NotCapable) throw e;
-        if (e instanceof RegistryError || e instanceof UnauthorizedError) {
+    const attempt = async (): Promise<Response> => {
+      for (;;) {
+        const auth = await this.#auth.headerFor(host, scope);
+        let res: Response;
+        let foreign: boolean;
+        try {
+          ({ res, foreign } = await this.#send(url, init, auth, host));
+        } catch (e) {
+          // Deno's fetch throws a TypeError for every network failure.
+          if (e instanceof TypeError) {
+            throw fetchFailure(host, e, this.#plain(host));
+          }
           throw e;
         }
-        if (!(e instanceof TypeError)) {
-          throw fetchFailure(host, e, this.#plain(host));
+        // A 401 or 403 from a redirect target on another origin (a CDN whose
+        // signed URL expired) is not the registry's: answering its challenge
+        // would hand the registry's credentials to that origin.
+        if (res.status === 401 && !authTried && !foreign) {
+          authTried = true;
+          const header = await this.#auth.onUnauthorized(host, res, scope);
+          await res.body?.cancel();
+          if (header !== undefined) continue;
+          throw new UnauthorizedError(
+            `Authentication failed for ${host}: the registry requires credentials, log in first`,
+            { host, status: 401 },
+          );
         }
-        const failure = fetchFailure(host, e, this.#plain(host));
-        // A refused connection, an unknown name or a TLS failure will not
-        // heal in a second.
-        const lasting = failure.kind === "refused" || failure.kind === "dns" ||
-          failure.kind === "tls";
-        if (
-          !init.idempotent || attempt >= retries || (lasting && attempt >= 1)
-        ) {
-          throw failure;
+        if (!foreign && (res.status === 401 || res.status === 403)) {
+          const { text } = await errorDetails(res);
+          throw new UnauthorizedError(
+            res.status === 401
+              ? `Authentication failed for ${host}: the registry refused the credentials${
+                text ? ` (${text})` : ""
+              }, check them or log in again`
+              : `Access denied by ${host} to ${repo.repository}${
+                text ? ` (${text})` : ""
+              }: check your permissions`,
+            { host, status: res.status },
+          );
         }
-        await sleep(backoffDelay(baseDelay, attempt), init.signal);
-        continue;
-      }
-      // A 401 or 403 from a redirect target on another origin (a CDN whose
-      // signed URL expired) is not the registry's: answering its challenge
-      // would hand the registry's credentials to that origin.
-      if (res.status === 401 && !authTried && !foreign) {
-        authTried = true;
-        const header = await this.#auth.onUnauthorized(host, res, scope);
-        await res.body?.cancel();
-        if (header !== undefined) {
-          attempt--;
-          continue;
+        if (init.idempotent && !res.ok) {
+          const answer = new RetriableAnswer(host, res);
+          if (isRetriable(answer)) throw answer;
         }
-        throw new UnauthorizedError(
-          `Authentication failed for ${host}: the registry requires credentials, log in first`,
-          { host, status: 401 },
-        );
+        return res;
       }
-      if (!foreign && (res.status === 401 || res.status === 403)) {
-        const { text } = await errorDetails(res);
-        throw new UnauthorizedError(
-          res.status === 401
-            ? `Authentication failed for ${host}: the registry refused the credentials${
-              text ? ` (${text})` : ""
-            }, check them or log in again`
-            : `Access denied by ${host} to ${repo.repository}${
-              text ? ` (${text})` : ""
-            }: check your permissions`,
-          { host, status: res.status },
-        );
-      }
-      if (
-        RETRY_STATUS.has(res.status) && init.idempotent && attempt < retries
-      ) {
-        const after = Number(res.headers.get("retry-after"));
-        await res.body?.cancel();
-        const delay = Number.isFinite(after) && after > 0
-          ? Math.min(after * 1000, 10_000)
-          : backoffDelay(baseDelay, attempt);
-        await sleep(delay, init.signal);
-        continue;
-      }
-      return res;
+    };
+    try {
+      return await retry(attempt, {
+        maxAttempts: (this.#options.retries ?? 4) + 1,
+        minTimeout: this.#options.retryDelay ?? 250,
+        // A request that sent a body is not sent twice.
+        isRetriable: (e, n) => init.idempotent && isRetriable(e, n),
+        signal: init.signal,
+        onRetry: (e) => {
+          if (e instanceof RetriableAnswer) e.response.body?.cancel();
+        },
+      });
+    } catch (e) {
+      // The last answer is the caller's to turn into an error.
+      if (e instanceof RetriableAnswer) return e.response;
+      throw e;
     }
   }
 
@@ -424,7 +428,12 @@ export class RegistryClient {
       `Registry ${repo.registry} answered HTTP ${res.status} for ${what}${
         text ? `: ${text}` : ""
       }`,
-      { host: repo.registry, status: res.status, codes },
+      {
+        host: repo.registry,
+        status: res.status,
+        codes,
+        retryAfter: retryAfterOf(res),
+      },
     );
   }
 

@@ -13,33 +13,18 @@
  * disconnect: the next boot of the same image then finds the blob cached.
  */
 
-import { sizeMismatch, stalled } from "../_errors.ts";
-import { backoffDelay, sleep } from "../net/retry.ts";
-import {
-  DigestMismatchError,
-  InvalidImageError,
-  NotFoundError,
-  RegistryError,
-  SizeMismatchError,
-  StallError,
-  UnauthorizedError,
-} from "../errors.ts";
+import { sizeMismatch } from "../_errors.ts";
 import type { Digest } from "../oci/digest.ts";
 import type { Descriptor } from "../oci/manifest.ts";
 import { fileStream } from "../store/_file_stream.ts";
 import { partialName } from "../store/_partial_blob.ts";
 import type { Store } from "../store/store.ts";
 import { ClientGoneError, relay, type RelayEnd } from "./_relay.ts";
-import { contentRangeStart } from "../transfer/_resume.ts";
+import { fillPartial, type ResumeSource } from "../transfer/_resume.ts";
 import { blobStoreOf } from "../store/_internal.ts";
 
 /** Where a blob comes from when the store lacks it. */
-export interface BlobSource {
-  /** Registry host, for messages. */
-  host: string;
-  /** Opens the registry body of the blob from an offset. */
-  fetch: (offset: number, signal: AbortSignal) => Promise<Response>;
-}
+export type BlobSource = ResumeSource;
 
 /** Tuning of fills. */
 export interface BlobCacheOptions {
@@ -231,97 +216,23 @@ export class BlobCache {
     const partial = await blobStoreOf(this.#store).beginBlob(d);
     // Another process finished the blob while we waited for its lock.
     if (!partial) return;
-    const retries = this.#options.retries ?? 5;
-    const stallMs = this.#options.stallTimeout ?? 30_000;
-    const baseDelay = this.#options.retryDelay ?? 250;
     try {
       fill.partialPath = await this.#partialPath(d.digest);
-      let highest = partial.offset;
-      for (let attempt = 0;; attempt++) {
-        this.#signal.throwIfAborted();
-        // A failed append may have dropped bytes it had not written yet.
-        if (partial.offset < highest) fill.resets.push(partial.offset);
-        highest = partial.offset;
-        const controller = new AbortController();
-        const onAbort = () => controller.abort(this.#signal.reason);
-        this.#signal.addEventListener("abort", onAbort, { once: true });
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        let committing = false;
-        let fetched = false;
-        const arm = () => {
-          clearTimeout(timer);
-          timer = setTimeout(
-            () => controller.abort(stalled(stallMs)),
-            stallMs,
-          );
-        };
-        try {
-          if (partial.offset < d.size) {
-            arm();
-            const offset = partial.offset;
-            const res = await source.fetch(offset, controller.signal);
-            fetched = true;
-            if (
-              offset > 0 &&
-              (res.status !== 206 || contentRangeStart(res) !== offset)
-            ) {
-              // The registry sent the whole blob (or another range).
-              await partial.restart();
-              fill.resets.push(0);
-              highest = 0;
-              if (res.status !== 200) {
-                await res.body?.cancel();
-                throw new TypeError("Unexpected range in registry response");
-              }
-            }
-            fill.writing();
-            await partial.append(res.body!, {
-              onBytes: (n) => {
-                arm();
-                if (n > highest) highest = n;
-                fill.notify();
-              },
-              signal: controller.signal,
-            });
-          }
-          fill.writing();
-          clearTimeout(timer);
-          committing = true;
-          await partial.commit();
-          return;
-        } catch (e) {
-          clearTimeout(timer);
-          if (this.#signal.aborted) throw this.#signal.reason;
-          // Wrong content, missing content and refused access do not heal;
-          // drops, resets, stalls and 5xx are worth a resume.
-          // A body longer than the blob fails the append; a short one, the
-          // commit.
-          const wrong = e instanceof DigestMismatchError ||
-            (e instanceof SizeMismatchError && !committing);
-          // The registry client has already retried a request that got no
-          // answer; a fill resumes transfers that broke off.
-          const final = wrong || e instanceof NotFoundError ||
-            e instanceof UnauthorizedError || e instanceof InvalidImageError ||
-            (e instanceof RegistryError && !(e instanceof StallError) &&
-              (!fetched || (e.status >= 400 && e.status < 500)));
-          if (final || attempt >= retries) {
-            if (wrong) await partial.discard();
-            if (controller.signal.reason instanceof StallError) {
-              throw new StallError(
-                `Download of blob ${d.digest} from ${source.host} stalled: no data for ${
-                  stallMs / 1000
-                } s`,
-                { host: source.host, timeout: stallMs, cause: e },
-              );
-            }
-            throw e;
-          }
-          await sleep(backoffDelay(baseDelay, attempt), this.#signal);
-        } finally {
-          clearTimeout(timer);
-          this.#signal.removeEventListener("abort", onAbort);
-        }
-      }
+      await fillPartial(partial, source, {
+        retries: this.#options.retries,
+        stallTimeout: this.#options.stallTimeout,
+        retryDelay: this.#options.retryDelay,
+        signal: this.#signal,
+        onStart: () => fill.writing(),
+        onBytes: () => fill.notify(),
+        onReset: (offset) => fill.resets.push(offset),
+        failure: ({ retries, stalled, cause }) =>
+          `Download of blob ${d.digest} from ${source.host} ${
+            stalled === undefined
+              ? `failed after ${retries} retries (${cause.message})`
+              : `stalled: no data for ${stalled / 1000} s`
+          }`,
+      });
     } finally {
       partial.close();
     }

@@ -412,7 +412,7 @@ export function createBootHandler(options: BootHandlerOptions): BootHandler {
         d,
         {
           host,
-          fetch: (offset, sig) =>
+          open: (offset, sig) =>
             client.getBlob(image.repo, d.digest, { offset, signal: sig }),
         },
         start,

@@ -189,6 +189,11 @@ export class PartialBlob {
     }
   }
 
+  /** The blob's size: where {@linkcode offset} ends. */
+  get size(): number {
+    return this.#size;
+  }
+
   /** Whether a worker thread hashes and writes this blob. */
   get onWorker(): boolean {
     return this.#worker !== undefined;

@@ -2,25 +2,16 @@
  * Downloads one blob into the store with resume: an interrupted or stalled
  * transfer continues with an HTTP range request from the bytes already on
  * disk, in this run (with capped exponential backoff and jitter) or the next.
+ *
+ * @module
  */
 
-import { stalled } from "../_errors.ts";
-import {
-  DigestMismatchError,
-  InvalidImageError,
-  NotFoundError,
-  RegistryError,
-  SizeMismatchError,
-  StallError,
-  UnauthorizedError,
-} from "../errors.ts";
 import type { Descriptor } from "../oci/manifest.ts";
 import type { ProgressCallback } from "../progress.ts";
-import { backoffDelay, sleep } from "../net/retry.ts";
 import type { RegistryClient, Repository } from "../registry/client.ts";
-import type { Store } from "../store/store.ts";
-import { contentRangeStart } from "./_resume.ts";
 import { blobStoreOf } from "../store/_internal.ts";
+import type { Store } from "../store/store.ts";
+import { fillPartial } from "./_resume.ts";
 
 /** How hard to try. */
 export interface DownloadOptions {
@@ -56,115 +47,29 @@ export async function downloadBlob(
     progress?.({ name, digest, done: size, total: size, phase: "skip" });
     return false;
   }
-  const retries = options.retries ?? 5;
-  const stallMs = options.stallTimeout ?? 30_000;
-  const baseDelay = options.retryDelay ?? 250;
+  const event = (phase: "start" | "progress" | "done", done: number) =>
+    progress?.({ name, digest, done, total: size, phase });
   try {
-    progress?.({
-      name,
-      digest,
-      done: partial.offset,
-      total: size,
-      phase: "start",
+    event("start", partial.offset);
+    await fillPartial(partial, {
+      host: repo.registry,
+      open: (offset, signal) =>
+        client.getBlob(repo, digest, { offset, signal }),
+    }, {
+      retries: options.retries,
+      stallTimeout: options.stallTimeout,
+      retryDelay: options.retryDelay,
+      signal: options.signal,
+      onBytes: progress ? (n) => event("progress", n) : undefined,
+      failure: ({ retries, stalled, cause }) =>
+        `Download of ${name} from ${repo.registry} ${
+          stalled === undefined
+            ? `failed after ${retries} retries (${cause.message})`
+            : `stalled: no data for ${stalled / 1000} s, ${retries} retries`
+        }; run pull again to resume`,
     });
-    for (let attempt = 0;; attempt++) {
-      options.signal?.throwIfAborted();
-      const controller = new AbortController();
-      const onOuterAbort = () => controller.abort(options.signal!.reason);
-      options.signal?.addEventListener("abort", onOuterAbort, { once: true });
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const arm = () => {
-        clearTimeout(timer);
-        timer = setTimeout(
-          () => controller.abort(stalled(stallMs)),
-          stallMs,
-        );
-      };
-      const startOffset = partial.offset;
-      try {
-        if (partial.offset < size) {
-          arm();
-          const offset = partial.offset;
-          const res = await client.getBlob(repo, digest, {
-            offset,
-            signal: controller.signal,
-          });
-          if (
-            offset > 0 &&
-            (res.status !== 206 || contentRangeStart(res) !== offset)
-          ) {
-            // The server sent the whole blob (or a range we did not ask for).
-            if (res.status === 200) {
-              await partial.restart();
-            } else {
-              await res.body?.cancel();
-              await partial.restart();
-              throw new TypeError("Unexpected range in response");
-            }
-          }
-          await partial.append(res.body!, {
-            onBytes: (n) => {
-              arm();
-              progress?.({
-                name,
-                digest,
-                done: n,
-                total: size,
-                phase: "progress",
-              });
-            },
-            signal: controller.signal,
-          });
-        }
-        clearTimeout(timer);
-        await partial.commit();
-        progress?.({ name, digest, done: size, total: size, phase: "done" });
-        return true;
-      } catch (e) {
-        clearTimeout(timer);
-        if (options.signal?.aborted) throw options.signal.reason;
-        // Wrong content, missing content and refused access do not heal;
-        // everything else (drops, resets, stalls, 5xx) is worth a resume.
-        const short = e instanceof SizeMismatchError && partial.offset < size;
-        const retriable = !(
-          (e instanceof SizeMismatchError &&
-            !(short && partial.offset > startOffset)) ||
-          e instanceof DigestMismatchError ||
-          e instanceof NotFoundError || e instanceof UnauthorizedError ||
-          e instanceof InvalidImageError ||
-          (e instanceof RegistryError && e.status !== 0 && e.status < 500)
-        );
-        const wrong = e instanceof SizeMismatchError ||
-          e instanceof DigestMismatchError;
-        if (!retriable || attempt >= retries) {
-          if (wrong) {
-            await partial.discard();
-            throw e;
-          }
-          if (controller.signal.reason instanceof StallError) {
-            throw new StallError(
-              `Download of ${name} from ${repo.registry} stalled: no data for ${
-                stallMs / 1000
-              } s, ${attempt} retries; run pull again to resume`,
-              { host: repo.registry, timeout: stallMs, cause: e },
-            );
-          }
-          if (retriable) {
-            throw new RegistryError(
-              `Download of ${name} from ${repo.registry} failed after ${attempt} retries (${
-                (e as Error).message
-              }); run pull again to resume`,
-              { host: repo.registry, status: 0, cause: e },
-            );
-          }
-          throw e;
-        }
-        await sleep(backoffDelay(baseDelay, attempt), options.signal);
-      } finally {
-        clearTimeout(timer);
-        options.signal?.removeEventListener("abort", onOuterAbort);
-      }
-    }
+    event("done", size);
+    return true;
   } finally {
     partial.close();
   }

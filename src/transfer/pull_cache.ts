@@ -9,14 +9,10 @@
 import { formatPlatform, type Platform } from "../oci/platform.ts";
 import { formatReference, parseReference } from "../oci/reference.ts";
 import type { ProgressCallback } from "../progress.ts";
-import { backoffDelay, sleep } from "../net/retry.ts";
+import { retry } from "../net/retry.ts";
 import { RegistryClient } from "../registry/client.ts";
 import type { Store } from "../store/store.ts";
-import {
-  pullImage,
-  type PullImageOptions,
-  type PullImageResult,
-} from "./pull_image.ts";
+import { pullImage, type PullImageResult } from "./pull_image.ts";
 
 /** State of one reference in a {@linkcode PullCache}. */
 export type PullState =
@@ -143,27 +139,28 @@ export class PullCache {
     reference: string,
     platform?: Platform | undefined,
   ): Promise<PullImageResult> {
-    const attempts = this.#options.attempts ?? 3;
-    const delay = this.#options.retryDelay ?? 1000;
-    for (let attempt = 1;; attempt++) {
-      this.#set(key, { state: "pulling", attempt });
-      try {
-        const opts: PullImageOptions = {
+    let attempts = 0;
+    try {
+      return await retry(async () => {
+        this.#set(key, { state: "pulling", attempt: ++attempts });
+        const result = await pullImage(this.#store, reference, {
           client: this.#client,
           platform,
           concurrency: this.#options.concurrency,
           onProgress: this.#options.onProgress,
-        };
-        const result = await pullImage(this.#store, reference, opts);
+        });
         this.#set(key, { state: "ready", result });
         return result;
-      } catch (error) {
-        if (attempt >= attempts) {
-          this.#set(key, { state: "failed", error, attempts: attempt });
-          throw error;
-        }
-        await sleep(backoffDelay(delay, attempt - 1));
-      }
+      }, {
+        maxAttempts: this.#options.attempts ?? 3,
+        minTimeout: this.#options.retryDelay ?? 1000,
+        // Every failure: a controller asks for images that may not have been
+        // pushed yet, and each pull has retried its own requests already.
+        isRetriable: () => true,
+      });
+    } catch (error) {
+      this.#set(key, { state: "failed", error, attempts });
+      throw error;
     }
   }
 

@@ -605,6 +605,88 @@ Deno.test("a registry that refuses a monolithic PUT gets the blob in PATCH chunk
   assert.equal(puts[1]!.body.byteLength, 0);
 });
 
+Deno.test("a resumed chunk the registry refuses starts a new upload session", async () => {
+  // distribution drops a session whose length moved after it answered where
+  // the upload stood (it was still writing the broken chunk): the resumed
+  // PATCH gets 404 BLOB_UPLOAD_INVALID.
+  const sessions = new Map<string, Uint8Array>();
+  let opened = 0;
+  await using fake = startFakeRegistry((req) => {
+    if (req.method === "POST") {
+      const id = `session-${++opened}`;
+      sessions.set(id, new Uint8Array());
+      return new Response(null, {
+        status: 202,
+        headers: { location: `/v2/r/blobs/uploads/${id}`, range: "0-0" },
+      });
+    }
+    const id = req.path.split("/").at(-1)!;
+    const kept = sessions.get(id);
+    if (kept === undefined) return notFound();
+    if (req.method === "GET") {
+      return new Response(null, {
+        status: 204,
+        headers: { location: req.path, range: `0-${kept.byteLength - 1}` },
+      });
+    }
+    if (req.method === "PATCH") {
+      if (id === "session-1" && kept.byteLength > 0) {
+        sessions.delete(id);
+        return registryError(404, "BLOB_UPLOAD_INVALID", "blob upload invalid");
+      }
+      const joined = new Uint8Array(kept.byteLength + req.body.byteLength);
+      joined.set(kept);
+      joined.set(req.body, kept.byteLength);
+      sessions.set(id, joined);
+      return new Response(null, {
+        status: 202,
+        headers: { location: req.path, range: `0-${joined.byteLength - 1}` },
+      });
+    }
+    if (req.method === "PUT") {
+      const digest = req.url.searchParams.get("digest");
+      if (digest !== digestOf(kept)) {
+        return registryError(400, "DIGEST_INVALID", "digest mismatch");
+      }
+      return new Response(null, {
+        status: 201,
+        headers: { "docker-content-digest": digest },
+      });
+    }
+    return notFound();
+  });
+  let patches = 0;
+  const client = new RegistryClient({
+    plainHttp: true,
+    retryDelay: 1,
+    forceChunked: true,
+    chunkSize: 4000,
+    fetch: (input, init) => {
+      // The second PATCH breaks before an answer comes.
+      if (init?.method === "PATCH" && ++patches === 2) {
+        return Promise.reject(new TypeError("error sending request"));
+      }
+      return fetch(input, init);
+    },
+  });
+  const bytes = randomBytes(10_000);
+  await upload(client, { registry: fake.host, repository: "r" }, bytes);
+  assert.equal(opened, 2, "a second session");
+  const puts = fake.requests.filter((r) => r.method === "PUT");
+  assert.equal(puts.length, 1);
+  assert.match(puts[0]!.path, /session-2$/);
+  const refused = fake.requests.findIndex((r) =>
+    r.method === "PATCH" && r.path.endsWith("session-1") &&
+    r.headers.get("content-range") === "4000-7999"
+  );
+  assert.ok(refused > 0, "the chunk was resumed in the first session");
+  assert.deepEqual(
+    fake.requests.slice(refused + 1).filter((r) => r.method === "PATCH")
+      .map((r) => r.headers.get("content-range")),
+    ["0-3999", "4000-7999", "8000-9999"],
+  );
+});
+
 Deno.test("an upload the registry stores under another digest is an error", async () => {
   const received = { bytes: new Uint8Array(), announce: digestOf("other") };
   await using fake = startFakeRegistry(uploadHandler(true, received));
