@@ -15,9 +15,9 @@
  * @module
  */
 
-import { digestMismatch } from "../_errors.ts";
 import { InvalidImageError, NotFoundError } from "../errors.ts";
-import { digestHex, Sha256 } from "../oci/digest.ts";
+import { digestHex } from "../oci/digest.ts";
+import { DigestVerifier } from "../oci/digest_verifier.ts";
 import {
   ANNOTATION_REF_NAME,
   type Descriptor,
@@ -34,10 +34,9 @@ import {
   shortName,
 } from "./_layout.ts";
 import { TarWriter } from "./_tar_writer.ts";
+import { fileChunks } from "../store/_file_stream.ts";
 import { blobStoreOf } from "../store/_internal.ts";
 
-/** Bytes read from a store blob at once while exporting. */
-const READ_SIZE = 1024 * 1024;
 /** What skopeo (containers/image) accepts as the name in `oci:DIR:NAME`. */
 const REF_NAME_RE = /^[A-Za-z0-9._-]+(?:[:@/][A-Za-z0-9._-]+)*$/;
 
@@ -84,13 +83,41 @@ async function writeBlob(
   signal: AbortSignal | undefined,
 ): Promise<void> {
   const name = shortName(blob.digest);
-  using file = await blobStoreOf(store).openBlob(blob.digest);
-  const size = (await file.stat()).size;
+  const file = await blobStoreOf(store).openBlob(blob.digest);
+  let size: number;
+  try {
+    size = (await file.stat()).size;
+  } catch (e) {
+    file.close();
+    throw e;
+  }
   if (size !== blob.size) {
+    file.close();
     throw new InvalidImageError(
       `Blob ${blob.digest} in store ${store.path} has ${size} bytes, expected ${blob.size}: pull or build the image again`,
     );
   }
+  // The blob's last bytes go into the archive only once its digest checked
+  // out: a damaged store never yields a complete-looking archive. The
+  // stream closes the file.
+  const verified = fileChunks(file).pipeThrough(
+    new DigestVerifier(blob, {
+      what:
+        `blob in store ${store.path} (run verify, then pull or build the image again)`,
+      holdBack: true,
+      onBytes: progress
+        ? (done) =>
+          progress({
+            name,
+            digest: blob.digest,
+            done,
+            total: size,
+            phase: "progress",
+          })
+        : undefined,
+    }),
+  );
+  const reader = verified.getReader();
   progress?.({
     name,
     digest: blob.digest,
@@ -98,57 +125,20 @@ async function writeBlob(
     total: size,
     phase: "start",
   });
-  await tar.add({
-    name: `blobs/sha256/${digestHex(blob.digest)}`,
-    type: "file",
-    size,
-  });
-  const hash = new Sha256();
-  // Fresh buffers: the sink may hold on to a chunk after its write resolves.
-  // The next read runs while the current chunk is written.
-  const read = async (): Promise<Uint8Array | null> => {
-    const buf = new Uint8Array(Math.min(READ_SIZE, Math.max(1, size)));
-    let filled = 0;
-    while (filled < buf.byteLength) {
-      const n = await file.read(buf.subarray(filled));
-      if (n === null) break;
-      filled += n;
-    }
-    return filled === 0 ? null : buf.subarray(0, filled);
-  };
-  let next = read();
   try {
+    await tar.add({
+      name: `blobs/sha256/${digestHex(blob.digest)}`,
+      type: "file",
+      size,
+    });
     for (;;) {
       signal?.throwIfAborted();
-      const chunk = await next;
-      if (chunk === null) break;
-      if (hash.bytes + chunk.byteLength > size) break;
-      next = read();
-      hash.update(chunk);
-      await tar.write(chunk);
-      progress?.({
-        name,
-        digest: blob.digest,
-        done: hash.bytes,
-        total: size,
-        phase: "progress",
-      });
+      const { done, value } = await reader.read();
+      if (done) break;
+      await tar.write(value);
     }
   } finally {
-    await next.catch(() => {});
-  }
-  if (hash.bytes !== size) {
-    throw new InvalidImageError(
-      `Blob ${blob.digest} in store ${store.path} changed while it was read: try again`,
-    );
-  }
-  const actual = hash.digest();
-  if (actual !== blob.digest) {
-    throw digestMismatch(
-      blob.digest,
-      actual,
-      `blob in store ${store.path} (run verify, then pull or build the image again)`,
-    );
+    await reader.cancel().catch(() => {});
   }
   progress?.({
     name,

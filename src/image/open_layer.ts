@@ -33,8 +33,9 @@ export interface LayerRequest {
 export interface OpenedLayer {
   /**
    * The layer's bytes. The stream errors with a `DigestMismatchError` or
-   * `SizeMismatchError` at the end when the bytes do not match the
-   * descriptor; cancel it when not read to the end. A local layer's blob is
+   * `SizeMismatchError` when the bytes do not match the descriptor, before
+   * its last chunk: a consumer never receives a complete wrong layer.
+   * Cancel it when not read to the end. A local layer's blob is
    * opened on the first read, so a stream never read holds no file open.
    */
   stream: ReadableStream<Uint8Array>;
@@ -74,8 +75,11 @@ function verifier(
   const name = kind;
   const total = layer.size;
   progress?.({ name, digest: layer.digest, done: 0, total, phase: "start" });
+  // The last bytes go out only once the digest checked out, so a consumer
+  // (standard output, a boot client) never gets a complete wrong layer.
   return new DigestVerifier(layer, {
     what: `${kind} layer ${layer.digest}`,
+    holdBack: true,
     ...(progress
       ? {
         onBytes: (done: number) =>

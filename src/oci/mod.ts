@@ -19,6 +19,7 @@
 
 export { type Digest, digestOf, isDigest, parseDigest } from "./digest.ts";
 export {
+  BlobHash,
   DigestVerifier,
   type DigestVerifierOptions,
 } from "./digest_verifier.ts";

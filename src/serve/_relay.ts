@@ -5,8 +5,8 @@
  * complete but wrong body.
  */
 
-import { digestMismatch, sizeMismatch } from "../_errors.ts";
-import { type Digest, Sha256 } from "../oci/digest.ts";
+import type { Digest } from "../oci/digest.ts";
+import { DigestVerifier } from "../oci/digest_verifier.ts";
 
 /** How a relay ended: bytes passed on, and the failure if any. */
 export type RelayEnd = (bytes: number, error?: unknown) => void;
@@ -106,6 +106,53 @@ class BlockReader {
 }
 
 /**
+ * The window `[skip, skip + take)` of a stream, in blocks of
+ * {@linkcode BLOCK_SIZE}; the source is cancelled after the window.
+ */
+function blocks(
+  source: ReadableStream<Uint8Array>,
+  skip: number,
+  take: number,
+): ReadableStream<Uint8Array> {
+  const reader = new BlockReader(source);
+  let left = take;
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        for (;;) {
+          const want = skip > 0 ? Math.min(BLOCK_SIZE, skip) : BLOCK_SIZE;
+          const block = await reader.read(Math.min(want, left));
+          if (block === null) {
+            if (left !== Infinity && left > 0) {
+              throw new TypeError(
+                `The registry ended the body ${left} bytes short of the range`,
+              );
+            }
+            controller.close();
+            return;
+          }
+          if (skip > 0) {
+            skip -= block.byteLength;
+            continue;
+          }
+          left -= block.byteLength;
+          controller.enqueue(block);
+          if (left === 0) {
+            await reader.cancel();
+            controller.close();
+          }
+          return;
+        }
+      } catch (e) {
+        await reader.cancel(e);
+        throw e;
+      }
+    },
+    cancel: (reason) => reader.cancel(reason),
+  });
+}
+
+/**
  * Wraps a source stream for a response body.
  *
  * @param source The bytes.
@@ -116,12 +163,15 @@ export function relay(
   source: ReadableStream<Uint8Array>,
   options: RelayOptions = {},
 ): ReadableStream<Uint8Array> {
-  const reader = new BlockReader(source);
+  let body = blocks(source, options.skip ?? 0, options.take ?? Infinity);
   const verify = options.verify;
-  const hash = verify ? new Sha256() : undefined;
-  let skip = options.skip ?? 0;
-  let left = options.take ?? Infinity;
-  let held: Uint8Array | undefined;
+  if (verify) {
+    // The last block goes out only once size and digest checked out.
+    body = body.pipeThrough(
+      new DigestVerifier(verify, { what: verify.what, holdBack: true }),
+    );
+  }
+  const reader = body.getReader();
   let sent = 0;
   let ended = false;
   const end = (error?: unknown) => {
@@ -129,87 +179,25 @@ export function relay(
     ended = true;
     options.onEnd?.(sent, error);
   };
-  const enqueue = (
-    controller: ReadableStreamDefaultController<Uint8Array>,
-    block: Uint8Array,
-  ) => {
-    controller.enqueue(block);
-    sent += block.byteLength;
-  };
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
       try {
-        for (;;) {
-          const want = skip > 0 ? Math.min(BLOCK_SIZE, skip) : BLOCK_SIZE;
-          const block = await reader.read(Math.min(want, left));
-          if (block === null) {
-            if (verify && hash) {
-              if (hash.bytes !== verify.size) {
-                throw sizeMismatch(
-                  verify.size,
-                  hash.bytes,
-                  verify.what,
-                );
-              }
-              const actual = hash.digest();
-              if (actual !== verify.digest) {
-                throw digestMismatch(
-                  verify.digest,
-                  actual,
-                  verify.what,
-                );
-              }
-            }
-            if (left !== Infinity && left > 0) {
-              throw new TypeError(
-                `The registry ended the body ${left} bytes short of the range`,
-              );
-            }
-            if (held) enqueue(controller, held);
-            held = undefined;
-            controller.close();
-            end();
-            return;
-          }
-          if (skip > 0) {
-            skip -= block.byteLength;
-            continue;
-          }
-          left -= block.byteLength;
-          if (verify && hash) {
-            // Send the block before, then hash this one while it goes out.
-            const previous = held;
-            if (previous) enqueue(controller, previous);
-            held = block;
-            if (hash.bytes + block.byteLength > verify.size) {
-              throw sizeMismatch(
-                verify.size,
-                hash.bytes + block.byteLength,
-                verify.what,
-              );
-            }
-            hash.update(block);
-            // A pull must enqueue something, or the stream stalls.
-            if (!previous) continue;
-            return;
-          }
-          enqueue(controller, block);
-          if (left === 0) {
-            await reader.cancel();
-            controller.close();
-            end();
-          }
+        const { done, value } = await reader.read();
+        if (done) {
+          controller.close();
+          end();
           return;
         }
+        controller.enqueue(value);
+        sent += value.byteLength;
       } catch (e) {
-        await reader.cancel(e);
         controller.error(e);
         end(e);
       }
     },
     async cancel(reason) {
       end(new ClientGoneError());
-      await reader.cancel(reason);
+      await reader.cancel(reason).catch(() => {});
     },
-  });
+  }, { highWaterMark: 0 });
 }

@@ -5,9 +5,9 @@
  * @module
  */
 
-import { digestMismatch, invalidReference, sizeMismatch } from "../_errors.ts";
+import { invalidReference } from "../_errors.ts";
 import { InvalidImageError, RegistryError } from "../errors.ts";
-import { Sha256 } from "../oci/digest.ts";
+import { BlobHash, DigestVerifier } from "../oci/digest_verifier.ts";
 import {
   type Descriptor,
   isManifestMediaType,
@@ -26,6 +26,7 @@ import type { Store } from "../store/store.ts";
 import { downloadBlob, type DownloadOptions } from "./_download.ts";
 import { putManifests, tagManifest } from "./_manifests.ts";
 import { runPool } from "./_pool.ts";
+import { contentRangeStart } from "./_resume.ts";
 import { blobStoreOf, tagIndexOf } from "../store/_internal.ts";
 
 /**
@@ -100,7 +101,7 @@ interface OpenOptions {
   /** Bytes passed so far, counted from the blob's start. */
   onBytes?: ((done: number) => void) | undefined;
   /** Hashes the bytes of an untrusted source on the way. */
-  check?: BlobCheck | undefined;
+  check?: SourceCheck | undefined;
   /** Tells the stream its consumer is done (stops progress polling). */
   done?: AbortSignal | undefined;
 }
@@ -213,21 +214,17 @@ async function registrySource(
       if (length !== undefined) getOptions.length = length;
       if (signal) getOptions.signal = signal;
       const res = await client.getBlob(repo, blob.digest, getOptions);
-      let skip = 0;
-      if (offset > 0 && res.status === 200) {
-        // The registry ignored the range and sends the whole blob.
-        skip = offset;
-      } else if (offset > 0 || length !== undefined) {
-        const start = /^bytes (\d+)-/.exec(
-          res.headers.get("content-range") ?? "",
+      // A registry that ignored the range sends the whole blob.
+      const from = offset > 0 && res.status === 200 ? 0 : offset;
+      if (
+        res.status === 206 && (offset > 0 || length !== undefined) &&
+        contentRangeStart(res) !== offset
+      ) {
+        await res.body?.cancel();
+        throw new RegistryError(
+          `Registry ${repo.registry} answered a range request for blob ${blob.digest} with the wrong range`,
+          { host: repo.registry, status: res.status },
         );
-        if (res.status === 206 && (!start || Number(start[1]) !== offset)) {
-          await res.body?.cancel();
-          throw new RegistryError(
-            `Registry ${repo.registry} answered a range request for blob ${blob.digest} with the wrong range`,
-            { host: repo.registry, status: res.status },
-          );
-        }
       }
       if (!res.body) {
         throw new RegistryError(
@@ -235,13 +232,18 @@ async function registrySource(
           { host: repo.registry, status: res.status },
         );
       }
+      const check = openOptions.check;
+      // The last byte leaves only once the digest is known to be right.
       return res.body.pipeThrough(
-        new RangeStream({
-          ...openOptions,
-          size: blob.size,
-          offset,
-          skip,
-          length,
+        new DigestVerifier(blob, {
+          what: `blob ${blob.digest}`,
+          offset: from,
+          start: offset,
+          end: length === undefined ? undefined : offset + length,
+          state: check?.hash,
+          holdBack: true,
+          onBytes: openOptions.onBytes,
+          onError: check ? (e) => check.fail(e) : undefined,
         }),
       );
     },
@@ -283,21 +285,16 @@ async function storeSource(
   };
 }
 
-/** Shared state of the streams opened for one blob, to verify its digest. */
-class BlobCheck {
-  readonly digest: string;
-  readonly size: number;
-  #hash = new Sha256();
-  #next = 0;
-  #unverifiable = false;
+/**
+ * The streams opened for one blob of an untrusted source: the running hash
+ * they share, and their first failure, which stops the upload (a wrong
+ * blob is not worth the upload's retries).
+ */
+class SourceCheck {
+  readonly hash: BlobHash = new BlobHash();
   #abort = new AbortController();
   /** The first failure of a source stream, which explains a failed upload. */
   error: Error | undefined;
-
-  constructor(blob: Descriptor) {
-    this.digest = blob.digest;
-    this.size = blob.size;
-  }
 
   /** Aborted on the first failure, so that the upload stops retrying. */
   get signal(): AbortSignal {
@@ -308,131 +305,6 @@ class BlobCheck {
   fail(e: unknown): void {
     this.error ??= e instanceof Error ? e : new Error(String(e));
     this.#abort.abort(this.error);
-  }
-
-  /** A stream starts at `offset`: hashing continues only where it left off. */
-  begin(offset: number): void {
-    if (offset === 0) {
-      this.#hash = new Sha256();
-      this.#next = 0;
-      this.#unverifiable = false;
-    } else if (offset !== this.#next) {
-      // Bytes were re-sent out of order; the registry still checks the
-      // digest when the upload completes.
-      this.#unverifiable = true;
-    }
-  }
-
-  update(bytes: Uint8Array): void {
-    this.#hash.update(bytes);
-    this.#next += bytes.byteLength;
-  }
-
-  /** Throws when every byte was hashed and the digest is wrong. */
-  verify(): void {
-    if (this.#unverifiable || this.#next !== this.size) return;
-    const actual = this.#hash.digest();
-    this.#unverifiable = true;
-    if (actual !== this.digest) {
-      throw digestMismatch(this.digest, actual, `blob ${this.digest}`);
-    }
-  }
-}
-
-interface RangeStreamOptions extends OpenOptions {
-  /** Size of the whole blob. */
-  size: number;
-  /** Offset of the first byte passed on. */
-  offset: number;
-  /** Leading bytes to drop (a registry that ignored the range). */
-  skip: number;
-  /** Bytes to pass on; `undefined` for up to the end of the blob. */
-  length: number | undefined;
-}
-
-/** Hash in large batches: node:crypto is fastest with megabytes at a time. */
-const HASH_BATCH = 2 * 1024 * 1024;
-
-/**
- * Passes on one range of a blob's bytes, refusing more or fewer than the
- * blob's size, and hashes them in large batches in the same pass so that a
- * corrupt blob fails before its last byte leaves.
- */
-class RangeStream extends TransformStream<Uint8Array, Uint8Array> {
-  constructor(options: RangeStreamOptions) {
-    const { size, offset, length, onBytes, check } = options;
-    const end = length === undefined ? size : offset + length;
-    const what = `blob ${check?.digest ?? "from registry"}`;
-    let skip = options.skip;
-    let position = offset;
-    let pending: Uint8Array[] = [];
-    let pendingBytes = 0;
-    check?.begin(offset);
-    const fail = (e: unknown): never => {
-      check?.fail(e);
-      throw e;
-    };
-    const drain = (
-      controller: TransformStreamDefaultController<Uint8Array>,
-    ) => {
-      if (pendingBytes === 0) return;
-      let batch: Uint8Array;
-      if (pending.length === 1) batch = pending[0]!;
-      else {
-        batch = new Uint8Array(pendingBytes);
-        let at = 0;
-        for (const p of pending) {
-          batch.set(p, at);
-          at += p.byteLength;
-        }
-      }
-      pending = [];
-      pendingBytes = 0;
-      check?.update(batch);
-      // The last byte leaves only once the digest is known to be right.
-      if (position === size) {
-        try {
-          check?.verify();
-        } catch (e) {
-          fail(e);
-        }
-      }
-      controller.enqueue(batch);
-    };
-    super({
-      transform(chunk, controller) {
-        if (skip > 0) {
-          const n = Math.min(skip, chunk.byteLength);
-          skip -= n;
-          chunk = chunk.subarray(n);
-        }
-        if (chunk.byteLength === 0) return;
-        if (position + chunk.byteLength > end) {
-          if (end === size) {
-            fail(
-              sizeMismatch(size, position + chunk.byteLength, what),
-            );
-          }
-          chunk = chunk.subarray(0, end - position);
-        }
-        position += chunk.byteLength;
-        pending.push(chunk);
-        pendingBytes += chunk.byteLength;
-        if (pendingBytes >= HASH_BATCH || position === end) drain(controller);
-        onBytes?.(position);
-        if (position === end && end < size) controller.terminate();
-      },
-      flush(controller) {
-        drain(controller);
-        if (position !== end) fail(sizeMismatch(size, position, what));
-        // An empty blob never reaches drain's check.
-        try {
-          check?.verify();
-        } catch (e) {
-          fail(e);
-        }
-      },
-    });
   }
 }
 
@@ -517,7 +389,7 @@ async function toRegistry(
           })
         : undefined;
       // A registry source is untrusted: its bytes are hashed on the way.
-      const check = source.repo ? new BlobCheck(blob) : undefined;
+      const check = source.repo ? new SourceCheck() : undefined;
       const stopPolling = new AbortController();
       const uploadSignal = check
         ? signal ? AbortSignal.any([signal, check.signal]) : check.signal

@@ -403,7 +403,10 @@ async function openFilesUnder(dir: string): Promise<number> {
 
 Deno.test("openLayer() opens no file until its stream is read", async () => {
   await withTempDir(async (dir) => {
-    const f = await writeFiles(dir, { vmlinuz: randomBytes(3 * 1024 * 1024) });
+    // Larger than what the stream reads ahead (a chunk in each stage, and
+    // the one held back until the digest checked out), so that the first
+    // read does not reach the end of the file.
+    const f = await writeFiles(dir, { vmlinuz: randomBytes(8 * 1024 * 1024) });
     const store = await Store.open(`${dir}/store`);
     await buildImage(
       store,
