@@ -11,6 +11,7 @@ import type { Descriptor } from "../oci/manifest.ts";
 import type { LayerKind, Variant } from "../spec/media_types.ts";
 import { layerKinds } from "../spec/image_from_manifest.ts";
 import type { ServedImage } from "./_image_resolver.ts";
+import { type Reply, reply } from "./_reply.ts";
 
 /** A blob in {@linkcode BootImageJson}: its descriptor and boot URL. */
 export interface BootBlobJson {
@@ -103,4 +104,32 @@ export function imageJson(image: ServedImage, prefix: string): BootImageJson {
     config: describe(image.image.configDescriptor, "config"),
     layers,
   };
+}
+
+/**
+ * The answer to a request for the JSON of an image: pretty-printed, never
+ * cached (a tag may move), without a body for `HEAD`.
+ *
+ * @param image The resolved image.
+ * @param prefix The start of every image URL, up to `/v1/images/`.
+ * @param method The request's method.
+ * @returns The reply.
+ */
+export function imageJsonReply(
+  image: ServedImage,
+  prefix: string,
+  method: string,
+): Reply {
+  const json = JSON.stringify(imageJson(image, prefix), null, 2) + "\n";
+  const body = method === "HEAD" ? null : json;
+  return reply(
+    new Response(body, {
+      headers: {
+        "content-type": "application/json",
+        "content-length": String(new TextEncoder().encode(json).length),
+        "cache-control": "no-cache",
+      },
+    }),
+    body,
+  );
 }

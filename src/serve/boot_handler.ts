@@ -7,54 +7,32 @@
  * @module
  */
 
-import {
-  DigestMismatchError,
-  InvalidImageError,
-  InvalidReferenceError,
-  NotFoundError,
-  RegistryError,
-  SizeMismatchError,
-  UnauthorizedError,
-} from "../errors.ts";
-import type { Descriptor } from "../oci/manifest.ts";
-import {
-  formatPlatform,
-  parsePlatform,
-  type Platform,
-} from "../oci/platform.ts";
-import { parseReference, type Reference } from "../oci/reference.ts";
-import { RegistryClient } from "../registry/client.ts";
-import type { LayerKind } from "../spec/media_types.ts";
-import { layerKinds } from "../spec/image_from_manifest.ts";
-import type { Store } from "../store/store.ts";
+import type { Platform } from "../oci/platform.ts";
 import { hostPlatform } from "../oci/platform.ts";
+import { RegistryClient } from "../registry/client.ts";
+import type { Store } from "../store/store.ts";
 import { AllowList } from "./_allow_list.ts";
 import { BlobCache } from "./_blob_cache.ts";
-import { parseRange } from "./_http_range.ts";
-import { imageJson } from "./_image_json.ts";
-import { ImageResolver, type ServedImage } from "./_image_resolver.ts";
-import { ClientGoneError, relay, type RelayEnd } from "./_relay.ts";
+import { blobResponse, type BlobSources } from "./_blob_response.ts";
+import { imageJsonReply } from "./_image_json.ts";
+import { ImageResolver } from "./_image_resolver.ts";
+import { ClientGoneError } from "./_relay.ts";
+import {
+  type AccessLog,
+  HttpError,
+  messageOf,
+  type Reply,
+  statusOf,
+  textResponse,
+} from "./_reply.ts";
+import { IMAGES_PREFIX, routeOf } from "./_routes.ts";
 
+export { BOOT_LAYERS, type BootLayer } from "./_routes.ts";
 export type {
   BootBlobJson,
   BootImageJson,
   BootLayerJson,
 } from "./_image_json.ts";
-
-/** What a boot URL can ask for: a layer kind, or the image's config. */
-export type BootLayer = LayerKind | "config";
-
-/** Every {@linkcode BootLayer}, in the order error messages list them. */
-export const BOOT_LAYERS: readonly BootLayer[] = [
-  "kernel",
-  "initramfs",
-  "rootfs",
-  "disk",
-  "squashfs",
-  "uki",
-  "iso",
-  "config",
-];
 
 /** One answered request, for an access log. */
 export interface AccessLogEntry {
@@ -148,66 +126,6 @@ export interface BootHandler {
   close(): Promise<void>;
 }
 
-const IMAGES_PREFIX = "/v1/images/";
-
-/** Writes the access log entry of a request once. */
-type AccessLog = (status: number, bytes: number, error?: unknown) => void;
-
-/** A response, with its body size when that is known now. */
-interface Reply {
-  response: Response;
-  /** Bytes of a body that is already complete; absent for a stream that logs itself. */
-  bytes?: number | undefined;
-}
-
-function reply(response: Response, body: string | null): Reply {
-  return {
-    response,
-    bytes: body === null ? 0 : new TextEncoder().encode(body).length,
-  };
-}
-
-class HttpError extends Error {
-  readonly status: number;
-  constructor(status: number, message: string) {
-    super(message);
-    this.name = "HttpError";
-    this.status = status;
-  }
-}
-
-function contentType(layer: BootLayer): string {
-  switch (layer) {
-    case "uki":
-      return "application/efi";
-    case "iso":
-      return "application/x-iso9660-image";
-    case "config":
-      return "application/json";
-    default:
-      return "application/octet-stream";
-  }
-}
-
-function statusOf(e: unknown): number {
-  if (e instanceof HttpError) return e.status;
-  if (e instanceof InvalidReferenceError) return 400;
-  if (e instanceof NotFoundError) return 404;
-  if (
-    e instanceof RegistryError || e instanceof UnauthorizedError ||
-    e instanceof DigestMismatchError || e instanceof SizeMismatchError ||
-    e instanceof InvalidImageError
-  ) {
-    return 502;
-  }
-  if (e instanceof DOMException && e.name === "AbortError") return 503;
-  return 500;
-}
-
-function messageOf(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
-
 function formatAddr(addr: Deno.Addr | undefined): string | undefined {
   if (!addr) return undefined;
   if (addr.transport === "tcp" || addr.transport === "udp") {
@@ -216,47 +134,6 @@ function formatAddr(addr: Deno.Addr | undefined): string | undefined {
       : `${addr.hostname}:${addr.port}`;
   }
   return "path" in addr ? addr.path : undefined;
-}
-
-function textResponse(
-  status: number,
-  text: string,
-  method: string,
-  headers: Record<string, string> = {},
-): Response {
-  return new Response(method === "HEAD" ? null : `${text}\n`, {
-    status,
-    headers: { "content-type": "text/plain; charset=utf-8", ...headers },
-  });
-}
-
-function textReply(
-  status: number,
-  text: string,
-  method: string,
-  headers: Record<string, string> = {},
-): Reply {
-  const response = textResponse(status, text, method, headers);
-  return reply(response, method === "HEAD" ? null : `${text}\n`);
-}
-
-function decodeSegment(raw: string, what: string): string {
-  try {
-    return decodeURIComponent(raw);
-  } catch {
-    throw new HttpError(
-      400,
-      `Malformed ${what} "${raw}": it has an invalid percent-encoding`,
-    );
-  }
-}
-
-function etagMatches(header: string | null, etag: string): boolean {
-  if (header === null) return false;
-  return header.split(",").some((t) => {
-    const v = t.trim().replace(/^W\//, "");
-    return v === "*" || v === etag;
-  });
 }
 
 /**
@@ -351,235 +228,40 @@ export function createBootHandler(options: BootHandlerOptions): BootHandler {
         : {}),
     })
     : undefined;
-  const caching = options.cache === true;
+  const sources: BlobSources = {
+    client,
+    blobs,
+    caching: options.cache === true,
+    signal,
+  };
 
   /** Where the image URLs of the JSON start. */
   function baseOf(req: URL): string {
     return options.baseUrl?.replace(/\/+$/, "") ?? `${req.origin}${basePath}`;
   }
 
-  async function serveBlob(
-    req: Request,
-    ref: Reference,
-    image: ServedImage,
-    layer: BootLayer,
-    d: Descriptor,
-    log: AccessLog,
-  ): Promise<Reply> {
-    const etag = `"${d.digest}"`;
-    const headers: Record<string, string> = {
-      "content-type": contentType(layer),
-      "etag": etag,
-      "accept-ranges": "bytes",
-      // A digest reference names these bytes forever; a tag may move.
-      "cache-control": ref.digest !== undefined
-        ? "public, max-age=31536000, immutable"
-        : "no-cache",
-    };
-    if (etagMatches(req.headers.get("if-none-match"), etag)) {
-      return reply(new Response(null, { status: 304, headers }), null);
-    }
-    const ifRange = req.headers.get("if-range");
-    const range = ifRange !== null && ifRange.trim() !== etag
-      ? { kind: "full" as const }
-      : parseRange(req.headers.get("range"), d.size);
-    if (range.kind === "unsatisfiable") {
-      return textReply(
-        416,
-        `Range ${
-          req.headers.get("range")
-        } is outside the ${d.size}-byte ${layer}`,
-        req.method,
-        { "content-range": `bytes */${d.size}`, etag },
-      );
-    }
-    const start = range.kind === "partial" ? range.start : 0;
-    const end = range.kind === "partial" ? range.end : d.size;
-    headers["content-length"] = String(end - start);
-    if (range.kind === "partial") {
-      headers["content-range"] = `bytes ${start}-${end - 1}/${d.size}`;
-    }
-    const status = range.kind === "partial" ? 206 : 200;
-    if (req.method === "HEAD") {
-      return reply(new Response(null, { status, headers }), null);
-    }
-    const onEnd: RelayEnd = (bytes, error) => log(status, bytes, error);
-    let body: ReadableStream<Uint8Array> | undefined;
-    if (blobs) body = await blobs.fromStore(d, start, end, onEnd);
-    const host = image.repo.registry;
-    if (!body && caching) {
-      body = await blobs!.stream(
-        d,
-        {
-          host,
-          open: (offset, sig) =>
-            client.getBlob(image.repo, d.digest, { offset, signal: sig }),
-        },
-        start,
-        end,
-        onEnd,
-      );
-    }
-    if (!body) {
-      const whole = start === 0 && end === d.size;
-      const res = await client.getBlob(image.repo, d.digest, {
-        ...(whole ? {} : { offset: start, length: end - start }),
-        signal,
-      });
-      if (!res.body) {
-        throw new RegistryError(
-          `Registry ${host} sent blob ${d.digest} without a body`,
-          { host, status: res.status },
-        );
-      }
-      if (whole) {
-        body = relay(res.body, {
-          verify: {
-            digest: d.digest,
-            size: d.size,
-            what: `${layer} blob ${d.digest}`,
-          },
-          onEnd,
-        });
-      } else if (res.status === 206) {
-        const m = /^bytes (\d+)-/.exec(res.headers.get("content-range") ?? "");
-        if (!m || Number(m[1]) !== start) {
-          await res.body.cancel();
-          throw new RegistryError(
-            `Registry ${host} answered a range request for blob ${d.digest} with another range`,
-            { host, status: 206 },
-          );
-        }
-        body = relay(res.body, { take: end - start, onEnd });
-      } else {
-        // The registry ignored the range: cut it out of the whole blob.
-        body = relay(res.body, { skip: start, take: end - start, onEnd });
-      }
-    }
-    return { response: new Response(body, { status, headers }) };
-  }
-
-  async function route(
+  async function answer(
     req: Request,
     url: URL,
     log: AccessLog,
   ): Promise<Reply> {
-    let path = url.pathname;
-    if (basePath !== "") {
-      if (path !== basePath && !path.startsWith(`${basePath}/`)) {
-        throw new HttpError(404, `Not found: ${path} is outside ${basePath}`);
-      }
-      path = path.slice(basePath.length) || "/";
-    }
-    const readOnly = req.method === "GET" || req.method === "HEAD";
-    if (path === "/healthz") {
-      if (!readOnly) {
-        return textReply(405, `Method ${req.method} not allowed`, "GET", {
-          allow: "GET, HEAD",
-        });
-      }
-      return textReply(200, "ok", req.method);
-    }
-    if (!path.startsWith(IMAGES_PREFIX)) {
-      throw new HttpError(
-        404,
-        `Not found: ${path}; use ${basePath}${IMAGES_PREFIX}{reference}/{layer}`,
-      );
-    }
-    if (!readOnly) {
-      return textReply(
-        405,
-        `Method ${req.method} not allowed: use GET or HEAD`,
-        "GET",
-        { allow: "GET, HEAD" },
-      );
-    }
+    const route = routeOf(req, url, { basePath, allowList });
+    if (route.kind === "reply") return route.reply;
     signal.throwIfAborted();
-    const segments = path.slice(IMAGES_PREFIX.length).split("/");
-    let layerText: string | undefined;
-    let refText: string;
-    if (segments.length === 1) refText = segments[0]!;
-    else {
-      layerText = segments.pop()!;
-      refText = segments.join("/");
-      if (layerText === "") layerText = undefined;
-    }
-    refText = decodeSegment(refText, "reference");
-    if (refText === "") {
-      throw new HttpError(
-        400,
-        `Missing image reference: use ${basePath}${IMAGES_PREFIX}{reference}/{layer} with a URL-encoded reference`,
+    const image = await resolver.resolve(route.ref, route.platform);
+    if (route.layer === undefined) {
+      return imageJsonReply(
+        image,
+        `${baseOf(url)}${IMAGES_PREFIX}`,
+        req.method,
       );
     }
-    let layer: BootLayer | undefined;
-    if (layerText !== undefined) {
-      const name = decodeSegment(layerText, "layer");
-      if (!(BOOT_LAYERS as readonly string[]).includes(name)) {
-        throw new HttpError(
-          400,
-          `Unknown layer "${name}": use one of ${
-            BOOT_LAYERS.join(", ")
-          } (for the image as JSON, URL-encode the reference or end the path with a slash)`,
-        );
-      }
-      layer = name as BootLayer;
-    }
-    let ref: Reference;
-    try {
-      ref = parseReference(refText);
-    } catch (e) {
-      throw new HttpError(400, messageOf(e));
-    }
-    // Checked on the reference as parsed, which is what would be fetched:
-    // no spelling of the path reaches a registry the list does not name.
-    if (allowList && !allowList.allows(ref)) {
-      throw new HttpError(403, allowList.refusal(ref));
-    }
-    const platformText = url.searchParams.get("platform");
-    let platform: Platform | undefined;
-    if (platformText !== null) {
-      try {
-        platform = parsePlatform(platformText);
-      } catch (e) {
-        throw new HttpError(400, messageOf(e));
-      }
-    }
-    const image = await resolver.resolve(ref, platform);
-    if (layer === undefined) {
-      const json = JSON.stringify(
-        imageJson(image, `${baseOf(url)}${IMAGES_PREFIX}`),
-        null,
-        2,
-      ) +
-        "\n";
-      const body = req.method === "HEAD" ? null : json;
-      return reply(
-        new Response(body, {
-          headers: {
-            "content-type": "application/json",
-            "content-length": String(new TextEncoder().encode(json).length),
-            "cache-control": "no-cache",
-          },
-        }),
-        body,
-      );
-    }
-    const d = layer === "config"
-      ? image.image.configDescriptor
-      : image.image[layer];
-    if (!d) {
-      const have = layerKinds(image.image);
-      const where = image.platform
-        ? ` for ${formatPlatform(image.platform)}`
-        : "";
-      throw new HttpError(
-        404,
-        `Image ${image.reference}${where} has no ${layer} layer: it has ${
-          have.length ? have.join(", ") : "no layers"
-        }`,
-      );
-    }
-    return await serveBlob(req, ref, image, layer, d, log);
+    return await blobResponse(
+      req,
+      { ref: route.ref, image, layer: route.layer },
+      sources,
+      log,
+    );
   }
 
   async function handle(
@@ -612,7 +294,7 @@ export function createBootHandler(options: BootHandlerOptions): BootHandler {
       if (signal.aborted) {
         throw new HttpError(503, "The server is shutting down");
       }
-      const reply = await route(req, url, log);
+      const reply = await answer(req, url, log);
       if (reply.bytes !== undefined) log(reply.response.status, reply.bytes);
       return reply.response;
     } catch (e) {
