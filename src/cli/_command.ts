@@ -2,7 +2,7 @@
  * What every CLI command gets and provides.
  */
 
-import type { ProgressCallback } from "../progress.ts";
+import type { OperationOptions, ProgressCallback } from "../progress.ts";
 import type { Store } from "../store/store.ts";
 import { type FlagSpec, type ParsedArgs, UsageError } from "./_args.ts";
 
@@ -48,6 +48,13 @@ export interface CommandContext {
   progress: ProgressCallback | undefined;
   /** Ends the progress display (prints a summary off a terminal). */
   endProgress(): Promise<void>;
+  /** The abort signal (Ctrl-C) and the progress display, for a long operation. */
+  operation(): OperationOptions;
+  /**
+   * With `--json`, prints a value as JSON, indented or (`compact`) on one
+   * line, and returns `true`; without, returns `false`.
+   */
+  printJson(value: unknown, options?: { compact?: boolean }): Promise<boolean>;
 }
 
 /** A CLI command. */
@@ -71,6 +78,16 @@ export interface Command {
   complete?: "tags" | "files" | readonly string[] | undefined;
   /** Runs the command; returns the exit code. */
   run(ctx: CommandContext): Promise<number>;
+}
+
+/**
+ * The `--json` flag of a command.
+ *
+ * @param help What the JSON holds.
+ * @returns The flag's spec.
+ */
+export function jsonFlag(help: string): FlagSpec {
+  return { name: "json", type: "boolean", help };
 }
 
 /** Requires the given number of positionals. */

@@ -335,6 +335,13 @@ export async function runCli(
         view?.finish(cmd.name === "build" ? "Stored" : "Transferred");
         return Promise.resolve();
       },
+      operation: () => ({ signal: io.signal, onProgress: view?.update }),
+      async printJson(value, options = {}) {
+        if (parsed.flags.get("json") !== true) return false;
+        const indent = options.compact ? undefined : 2;
+        await out(JSON.stringify(value, null, indent) + "\n");
+        return true;
+      },
     };
     return await cmd.run(ctx);
   } catch (e) {

@@ -86,6 +86,26 @@ export type ParsedManifest =
   | { kind: "manifest"; manifest: ImageManifest }
   | { kind: "index"; index: ImageIndex };
 
+/**
+ * The media type of a parsed manifest or index: the one it declares, or
+ * OCI's for its kind.
+ *
+ * @param parsed The parsed document.
+ * @returns The media type.
+ *
+ * @example
+ * ```ts
+ * import { mediaTypeOf } from "./manifest.ts";
+ * mediaTypeOf({ kind: "index", index: { schemaVersion: 2, manifests: [] } });
+ * // "application/vnd.oci.image.index.v1+json"
+ * ```
+ */
+export function mediaTypeOf(parsed: ParsedManifest): string {
+  return parsed.kind === "index"
+    ? parsed.index.mediaType ?? OCI_INDEX_MEDIA_TYPE
+    : parsed.manifest.mediaType ?? OCI_MANIFEST_MEDIA_TYPE;
+}
+
 const MEDIA_TYPE_RE =
   /^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}\/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$/;
 
@@ -107,6 +127,30 @@ function checkMediaType(value: unknown, where: string): string {
 function show(value: unknown): string {
   const s = JSON.stringify(value) ?? String(value);
   return s.length > 80 ? `${s.slice(0, 77)}...` : s;
+}
+
+/**
+ * Checks what a manifest and an index start with: a JSON object, schema
+ * version 2, and (if set) a media type of their kind.
+ */
+function checkHeader(
+  value: unknown,
+  what: string,
+  isKind: (mediaType: string) => boolean,
+  expected: string,
+): asserts value is Record<string, unknown> {
+  if (!isObject(value)) fail(what, "expected a JSON object");
+  if (value.schemaVersion !== 2) {
+    fail(
+      `${what} schemaVersion`,
+      `expected 2, got ${show(value.schemaVersion)}`,
+    );
+  }
+  if (value.mediaType === undefined) return;
+  const mediaType = checkMediaType(value.mediaType, `${what} mediaType`);
+  if (!isKind(mediaType)) {
+    fail(`${what} mediaType`, `expected ${expected}, got ${mediaType}`);
+  }
 }
 
 function checkAnnotations(
@@ -208,25 +252,7 @@ function checkDescriptors(
  * ```
  */
 export function validateManifest(value: unknown): ImageManifest {
-  if (!isObject(value)) fail("manifest", "expected a JSON object");
-  if (value.schemaVersion !== 2) {
-    fail(
-      "manifest schemaVersion",
-      `expected 2, got ${show(value.schemaVersion)}`,
-    );
-  }
-  if (value.mediaType !== undefined) {
-    checkMediaType(value.mediaType, "manifest mediaType");
-    if (
-      value.mediaType !== OCI_MANIFEST_MEDIA_TYPE &&
-      value.mediaType !== DOCKER_MANIFEST_MEDIA_TYPE
-    ) {
-      fail(
-        "manifest mediaType",
-        `expected ${OCI_MANIFEST_MEDIA_TYPE}, got ${value.mediaType}`,
-      );
-    }
-  }
+  checkHeader(value, "manifest", isManifestMediaType, OCI_MANIFEST_MEDIA_TYPE);
   if ("manifests" in value) {
     fail("manifest", "has a manifests field; it looks like an index");
   }
@@ -263,22 +289,7 @@ export function validateIndex(
   value: unknown,
   options: ValidateIndexOptions = {},
 ): ImageIndex {
-  if (!isObject(value)) fail("index", "expected a JSON object");
-  if (value.schemaVersion !== 2) {
-    fail("index schemaVersion", `expected 2, got ${show(value.schemaVersion)}`);
-  }
-  if (value.mediaType !== undefined) {
-    checkMediaType(value.mediaType, "index mediaType");
-    if (
-      value.mediaType !== OCI_INDEX_MEDIA_TYPE &&
-      value.mediaType !== DOCKER_MANIFEST_LIST_MEDIA_TYPE
-    ) {
-      fail(
-        "index mediaType",
-        `expected ${OCI_INDEX_MEDIA_TYPE}, got ${value.mediaType}`,
-      );
-    }
-  }
+  checkHeader(value, "index", isIndexMediaType, OCI_INDEX_MEDIA_TYPE);
   if ("layers" in value || "config" in value) {
     fail("index", "has layers or config; it looks like a manifest");
   }

@@ -20,6 +20,7 @@ import {
   DOCKER_MANIFEST_LIST_MEDIA_TYPE,
   DOCKER_MANIFEST_MEDIA_TYPE,
   MAX_MANIFEST_BYTES,
+  mediaTypeOf,
   OCI_INDEX_MEDIA_TYPE,
   OCI_MANIFEST_MEDIA_TYPE,
   type ParsedManifest,
@@ -518,13 +519,14 @@ export class RegistryClient {
       bytes,
       contentType ? { mediaType: contentType } : {},
     );
-    const mediaType = parsed.kind === "index"
-      ? parsed.index.mediaType ?? OCI_INDEX_MEDIA_TYPE
-      : parsed.manifest.mediaType ?? OCI_MANIFEST_MEDIA_TYPE;
     return {
       ...parsed,
       bytes,
-      descriptor: { mediaType, digest, size: bytes.byteLength },
+      descriptor: {
+        mediaType: mediaTypeOf(parsed),
+        digest,
+        size: bytes.byteLength,
+      },
     };
   }
 

@@ -11,8 +11,7 @@ import type { Digest } from "../oci/digest.ts";
 import {
   type Descriptor,
   MAX_MANIFEST_BYTES,
-  OCI_INDEX_MEDIA_TYPE,
-  OCI_MANIFEST_MEDIA_TYPE,
+  mediaTypeOf,
   type ParsedManifest,
   parseManifest,
 } from "../oci/manifest.ts";
@@ -74,12 +73,6 @@ function remember<K, V>(map: Map<K, V>, key: K, value: V): void {
     const oldest = map.keys().next();
     if (!oldest.done) map.delete(oldest.value);
   }
-}
-
-function topMediaType(parsed: ParsedManifest): string {
-  return parsed.kind === "index"
-    ? parsed.index.mediaType ?? OCI_INDEX_MEDIA_TYPE
-    : parsed.manifest.mediaType ?? OCI_MANIFEST_MEDIA_TYPE;
 }
 
 /** Errors that say the registry could not answer, as opposed to "no". */
@@ -266,7 +259,7 @@ export class ImageResolver {
       expected ? { mediaType: expected.mediaType } : {},
     );
     return {
-      descriptor: { mediaType: topMediaType(parsed), digest, size },
+      descriptor: { mediaType: mediaTypeOf(parsed), digest, size },
       parsed,
       source: "store",
     };

@@ -141,25 +141,45 @@ function checkBytes(
   }
 }
 
+/** The media types of an index or a manifest: OCI's, and Docker's. */
+const DOCUMENT_TYPES = {
+  index: {
+    oci: OCI_INDEX_MEDIA_TYPE,
+    docker: DOCKER_MANIFEST_LIST_MEDIA_TYPE,
+    dockerName: "Docker manifest list",
+    noun: "an image index",
+  },
+  manifest: {
+    oci: OCI_MANIFEST_MEDIA_TYPE,
+    docker: DOCKER_MANIFEST_MEDIA_TYPE,
+    dockerName: "Docker manifest",
+    noun: "an image manifest",
+  },
+} as const;
+
+/**
+ * Checks the media type of an index or a manifest: OCI's is right, Docker's
+ * or none is a warning, anything else an error.
+ */
+function checkDocumentType(
+  out: Findings,
+  path: string,
+  type: string | undefined,
+  kind: keyof typeof DOCUMENT_TYPES,
+): void {
+  const { oci, docker, dockerName, noun } = DOCUMENT_TYPES[kind];
+  if (type === undefined) {
+    out.warning(path, `media type is not set, expected ${oci}`);
+  } else if (type === docker) {
+    out.warning(path, `${dockerName} ${type}: IronCore images use ${oci}`);
+  } else if (type !== oci) {
+    out.error(path, `media type ${type} is not ${noun}, expected ${oci}`);
+  }
+}
+
 function checkIndex(out: Findings, input: IndexInput): void {
   const { index } = input;
-  const type = index.mediaType;
-  if (type === undefined) {
-    out.warning(
-      "index.mediaType",
-      `media type is not set, expected ${OCI_INDEX_MEDIA_TYPE}`,
-    );
-  } else if (type === DOCKER_MANIFEST_LIST_MEDIA_TYPE) {
-    out.warning(
-      "index.mediaType",
-      `Docker manifest list ${type}: IronCore images use ${OCI_INDEX_MEDIA_TYPE}`,
-    );
-  } else if (type !== OCI_INDEX_MEDIA_TYPE) {
-    out.error(
-      "index.mediaType",
-      `media type ${type} is not an image index, expected ${OCI_INDEX_MEDIA_TYPE}`,
-    );
-  }
+  checkDocumentType(out, "index.mediaType", index.mediaType, "index");
   checkBytes(out, "index", "the index", input.descriptor, input.bytes);
   const entries = Array.isArray(index.manifests) ? index.manifests : [];
   if (entries.length === 0) {
@@ -168,18 +188,7 @@ function checkIndex(out: Findings, input: IndexInput): void {
   const seen = new Map<string, number>();
   entries.forEach((entry, i) => {
     const path = `index.manifests[${i}]`;
-    const mt = entry.mediaType;
-    if (mt === DOCKER_MANIFEST_MEDIA_TYPE) {
-      out.warning(
-        `${path}.mediaType`,
-        `Docker manifest ${mt}: IronCore images use ${OCI_MANIFEST_MEDIA_TYPE}`,
-      );
-    } else if (mt !== OCI_MANIFEST_MEDIA_TYPE) {
-      out.error(
-        `${path}.mediaType`,
-        `media type ${mt} is not an image manifest, expected ${OCI_MANIFEST_MEDIA_TYPE}`,
-      );
-    }
+    checkDocumentType(out, `${path}.mediaType`, entry.mediaType, "manifest");
     const p = entry.platform;
     if (p === undefined || p === null) {
       out.error(
@@ -337,22 +346,7 @@ function checkManifest(
 ): void {
   const { manifest } = input;
   const type = manifest.mediaType;
-  if (type === undefined) {
-    out.warning(
-      `${prefix}.mediaType`,
-      `media type is not set, expected ${OCI_MANIFEST_MEDIA_TYPE}`,
-    );
-  } else if (type === DOCKER_MANIFEST_MEDIA_TYPE) {
-    out.warning(
-      `${prefix}.mediaType`,
-      `Docker manifest ${type}: IronCore images use ${OCI_MANIFEST_MEDIA_TYPE}`,
-    );
-  } else if (type !== OCI_MANIFEST_MEDIA_TYPE) {
-    out.error(
-      `${prefix}.mediaType`,
-      `media type ${type} is not an image manifest, expected ${OCI_MANIFEST_MEDIA_TYPE}`,
-    );
-  }
+  checkDocumentType(out, `${prefix}.mediaType`, type, "manifest");
   if (type !== undefined && entry.mediaType !== type) {
     out.error(
       `${prefix}.mediaType`,

@@ -281,19 +281,14 @@ export class BlobStore {
       ? (done: number) =>
         progress({ name, done, total: before.size, phase: "progress" })
       : undefined;
+    // Through the hashing writer, for a file that may change meanwhile.
+    const streaming = () =>
+      this.#putFileStreaming(src, name, mediaType, options, before.size);
     // A file that changed in the last seconds may change again within the
     // timestamp granularity; stream it through the hashing writer instead.
     const settled = before.ctime !== null &&
       Date.now() - before.ctime.getTime() > 2000;
-    if (!settled) {
-      return await this.#putFileStreaming(
-        src,
-        name,
-        mediaType,
-        options,
-        before.size,
-      );
-    }
+    if (!settled) return await streaming();
     // When the store may already hold this file (a blob of the same size
     // exists), hash first and copy only if needed, so a rebuild writes
     // nothing. Otherwise copy in the kernel (copy_file_range or reflink)
@@ -315,13 +310,7 @@ export class BlobStore {
         const copied = await Deno.stat(tmp);
         if (!sameFile(before, after) || copied.size !== size) {
           await src.seek(0, Deno.SeekMode.Start);
-          return await this.#putFileStreaming(
-            src,
-            name,
-            mediaType,
-            options,
-            before.size,
-          );
+          return await streaming();
         }
         if (this.durable) await this.fsync(tmp);
         await Deno.rename(tmp, this.blobPath(digest));

@@ -16,8 +16,8 @@ import {
   type ImageIndex,
   isIndexMediaType,
   MAX_MANIFEST_BYTES,
+  mediaTypeOf,
   OCI_INDEX_MEDIA_TYPE,
-  OCI_MANIFEST_MEDIA_TYPE,
   type ParsedManifest,
   parseManifest,
   validateIndex,
@@ -440,9 +440,7 @@ export class TagIndex {
         }
         return {
           descriptor: {
-            mediaType: parsed.kind === "index"
-              ? parsed.index.mediaType ?? OCI_INDEX_MEDIA_TYPE
-              : parsed.manifest.mediaType ?? OCI_MANIFEST_MEDIA_TYPE,
+            mediaType: mediaTypeOf(parsed),
             digest: asDigest,
             size: st.size,
           },

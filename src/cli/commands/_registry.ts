@@ -10,6 +10,7 @@ import {
 } from "../../registry/credentials.ts";
 import type { CommandContext } from "../_command.ts";
 import { UsageError } from "../_args.ts";
+import { countFlag } from "./_flags.ts";
 import { parsePlatform, type Platform } from "../../oci/platform.ts";
 
 /** Flags shared by commands that talk to registries. */
@@ -63,28 +64,12 @@ export function registryClient(ctx: CommandContext): RegistryClient {
 
 /** Parses `--retries`. */
 export function retries(ctx: CommandContext): number {
-  const v = ctx.string("retries");
-  if (v === undefined) return 5;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0 || n > 100) {
-    throw new UsageError(
-      `Flag --retries takes a number from 0 to 100, got "${v}"`,
-    );
-  }
-  return n;
+  return countFlag(ctx, "retries", { min: 0, max: 100, fallback: 5 });
 }
 
 /** Parses `--concurrency`. */
 export function concurrency(ctx: CommandContext): number {
-  const v = ctx.string("concurrency");
-  if (v === undefined) return 4;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1 || n > 64) {
-    throw new UsageError(
-      `Flag --concurrency takes a number from 1 to 64, got "${v}"`,
-    );
-  }
-  return n;
+  return countFlag(ctx, "concurrency", { min: 1, max: 64, fallback: 4 });
 }
 
 /** Parses `--platform`. */

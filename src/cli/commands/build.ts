@@ -84,12 +84,11 @@ export const buildCommand: Command = {
       }
     }
     const options: BuildImageOptions = {
+      ...ctx.operation(),
       annotations: parseAnnotations(ctx.strings("annotations")),
     };
     const tag = ctx.string("tag");
     if (tag !== undefined) options.tag = tag;
-    if (ctx.progress) options.onProgress = ctx.progress;
-    if (ctx.io.signal) options.signal = ctx.io.signal;
     let result;
     try {
       result = await buildImage(await ctx.store(), configs, options);

@@ -8,6 +8,7 @@ import {
   checkPositionals,
   type Command,
   type CommandContext,
+  jsonFlag,
 } from "../_command.ts";
 import {
   concurrency,
@@ -64,12 +65,9 @@ export const copyCommand: Command = {
       default: "true",
     },
     CONCURRENCY_FLAG,
-    {
-      name: "json",
-      type: "boolean",
-      help:
-        "Print JSON: {source, destination, descriptor, copied, mounted, skipped, subTags}",
-    },
+    jsonFlag(
+      "Print JSON: {source, destination, descriptor, copied, mounted, skipped, subTags}",
+    ),
   ],
   positionals: {
     min: 2,
@@ -81,19 +79,15 @@ export const copyCommand: Command = {
     const src = await endpoint(ctx, ctx.args.positionals[0]!);
     const dst = await endpoint(ctx, ctx.args.positionals[1]!);
     const options: CopyImageOptions = {
+      ...ctx.operation(),
       client: registryClient(ctx),
       pushSubManifests: ctx.bool("push-sub-manifests", true),
       concurrency: concurrency(ctx),
       retries: retries(ctx),
     };
-    if (ctx.progress) options.onProgress = ctx.progress;
-    if (ctx.io.signal) options.signal = ctx.io.signal;
     const result = await copyImage(src.endpoint, dst.endpoint, options);
     await ctx.endProgress();
-    if (ctx.bool("json")) {
-      await ctx.out(JSON.stringify(result) + "\n");
-      return 0;
-    }
+    if (await ctx.printJson(result, { compact: true })) return 0;
     for (const t of result.subTags) await ctx.out(`Tagged ${familiar(t)}\n`);
     // A local end is shown as typed: it may be a digest prefix.
     const from = src.endpoint.store ? src.label : familiar(result.source);

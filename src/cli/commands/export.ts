@@ -94,11 +94,9 @@ export const exportCommand: Command = {
       );
     }
     const ref = ctx.args.positionals[0]!;
-    const options: Omit<ExportArchiveOptions, "writable"> = {};
+    const options: Omit<ExportArchiveOptions, "writable"> = ctx.operation();
     const name = ctx.string("name");
     if (name !== undefined) options.name = name;
-    if (ctx.progress) options.onProgress = ctx.progress;
-    if (ctx.io.signal) options.signal = ctx.io.signal;
     const store = await ctx.store();
     if (output === "-") {
       const result = await exportArchive(store, ref, {

@@ -1,6 +1,5 @@
 import { formatPlatform } from "../../oci/platform.ts";
 import { familiarReference, parseReference } from "../../oci/reference.ts";
-import type { OperationOptions } from "../../progress.ts";
 import { isLayerKind, LAYER_KINDS } from "../../spec/media_types.ts";
 import {
   type LayerRequest,
@@ -75,9 +74,7 @@ export const extractCommand: Command = {
     };
     const platform = platformFlag(ctx);
     if (platform) request.platform = platform;
-    const options: OperationOptions = {};
-    if (ctx.progress) options.onProgress = ctx.progress;
-    if (ctx.io.signal) options.signal = ctx.io.signal;
+    const options = ctx.operation();
     const source = ctx.bool("remote") ? registryClient(ctx) : await ctx.store();
     const opened = await openLayer(source, request, options);
     if (output === "-") {

@@ -4,7 +4,7 @@ import {
   type ImportArchiveOptions,
 } from "../../archive/import_archive.ts";
 import { UsageError } from "../_args.ts";
-import { checkPositionals, type Command } from "../_command.ts";
+import { checkPositionals, type Command, jsonFlag } from "../_command.ts";
 import { familiar } from "../_output.ts";
 
 async function openArchive(path: string): Promise<ReadableStream<Uint8Array>> {
@@ -52,22 +52,16 @@ export const importCommand: Command = {
       help:
         "Tag for the archive's image (default: the full reference named in the archive)",
     },
-    {
-      name: "json",
-      type: "boolean",
-      help: "Print JSON: {images: [{reference, digest, mediaType, size}], …}",
-    },
+    jsonFlag("Print JSON: {images: [{reference, digest, mediaType, size}], …}"),
   ],
   positionals: { min: 1, max: 1, names: "one FILE, or - for standard input" },
   complete: "files",
   async run(ctx) {
     checkPositionals(this, ctx);
     const path = ctx.args.positionals[0]!;
-    const options: ImportArchiveOptions = {};
+    const options: ImportArchiveOptions = ctx.operation();
     const tag = ctx.string("tag");
     if (tag !== undefined) options.tag = tag;
-    if (ctx.progress) options.onProgress = ctx.progress;
-    if (ctx.io.signal) options.signal = ctx.io.signal;
     const store = await ctx.store();
     let source: ReadableStream<Uint8Array>;
     if (path === "-") {
@@ -82,26 +76,18 @@ export const importCommand: Command = {
     }
     const result = await importArchive(store, source, options);
     await ctx.endProgress();
-    if (ctx.bool("json")) {
-      await ctx.out(
-        JSON.stringify(
-          {
-            images: result.images.map((i) => ({
-              reference: i.reference,
-              digest: i.descriptor.digest,
-              mediaType: i.descriptor.mediaType,
-              size: i.descriptor.size,
-            })),
-            ingested: result.ingested,
-            skipped: result.skipped,
-            bytes: result.bytes,
-          },
-          null,
-          2,
-        ) + "\n",
-      );
-      return 0;
-    }
+    const json = {
+      images: result.images.map((i) => ({
+        reference: i.reference,
+        digest: i.descriptor.digest,
+        mediaType: i.descriptor.mediaType,
+        size: i.descriptor.size,
+      })),
+      ingested: result.ingested,
+      skipped: result.skipped,
+      bytes: result.bytes,
+    };
+    if (await ctx.printJson(json)) return 0;
     for (const image of result.images) {
       await ctx.out(
         `Imported ${familiar(image.reference)}: ${image.descriptor.digest}\n`,

@@ -1,5 +1,5 @@
 import { inspectImage } from "../../store/images.ts";
-import { checkPositionals, type Command } from "../_command.ts";
+import { checkPositionals, type Command, jsonFlag } from "../_command.ts";
 
 /** `inspect`: JSON description of an image. */
 export const inspectCommand: Command = {
@@ -10,11 +10,7 @@ export const inspectCommand: Command = {
     "ironcore-image inspect my-os:1.0",
     "ironcore-image inspect 3f2a9c",
   ],
-  flags: [{
-    name: "json",
-    type: "boolean",
-    help: "Print JSON (what inspect always prints)",
-  }],
+  flags: [jsonFlag("Print JSON (what inspect always prints)")],
   positionals: { min: 1, max: 1, names: "one REF" },
   complete: "tags",
   async run(ctx) {

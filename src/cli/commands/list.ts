@@ -5,7 +5,7 @@ import {
   type Reference,
 } from "../../oci/reference.ts";
 import { listImages } from "../../store/images.ts";
-import { checkPositionals, type Command } from "../_command.ts";
+import { checkPositionals, type Command, jsonFlag } from "../_command.ts";
 import { formatBytes, formatTable } from "../_output.ts";
 
 const familiarRepositories = new Map<string, string>();
@@ -47,17 +47,17 @@ export const listCommand: Command = {
   name: "list",
   summary: "List the images in the local store",
   usage: "list [--json]",
-  flags: [{
-    name: "json",
-    type: "boolean",
-    help: "Print JSON: [{reference, repository, tag, digest, mediaType, size}]",
-  }],
+  flags: [
+    jsonFlag(
+      "Print JSON: [{reference, repository, tag, digest, mediaType, size}]",
+    ),
+  ],
   positionals: { min: 0, max: 0, names: "no arguments" },
   async run(ctx) {
     checkPositionals(this, ctx);
     const rows = await listImages(await ctx.store());
     if (ctx.bool("json")) {
-      const out = rows.map((r) => {
+      const json = rows.map((r) => {
         const [repository, tag] = r.reference
           ? splitReference(r.reference)
           : ["<none>", "<none>"];
@@ -70,7 +70,7 @@ export const listCommand: Command = {
           size: r.size,
         };
       });
-      await ctx.out(JSON.stringify(out, null, 2) + "\n");
+      await ctx.printJson(json);
       return 0;
     }
     const table = rows.map((r) => {

@@ -1,25 +1,7 @@
 import { DEFAULT_PRUNE_GRACE, pruneStore } from "../../store/prune_store.ts";
-import { UsageError } from "../_args.ts";
-import { checkPositionals, type Command } from "../_command.ts";
+import { checkPositionals, type Command, jsonFlag } from "../_command.ts";
 import { formatBytes } from "../_output.ts";
-
-/** Parses `90s`, `10m`, `2h`, `0`. */
-function parseDuration(text: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(text.trim());
-  if (!m) {
-    throw new UsageError(
-      `Invalid duration "${text}": use a number with s, m, h or d, e.g. 10m`,
-    );
-  }
-  const unit = {
-    ms: 1,
-    s: 1000,
-    m: 60_000,
-    h: 3_600_000,
-    d: 86_400_000,
-  }[m[2] ?? "s"]!;
-  return Number(m[1]) * unit;
-}
+import { durationFlag } from "./_flags.ts";
 
 /** `prune`: delete unreferenced blobs and stale temporary files. */
 export const pruneCommand: Command = {
@@ -40,26 +22,19 @@ export const pruneCommand: Command = {
         "Spare anything written or used this recently (a concurrent build may be about to tag it)",
       default: "10m",
     },
-    {
-      name: "json",
-      type: "boolean",
-      help:
-        "Print JSON: {blobs: [{digest, size}], temp: [{path, size}], freed, recent}",
-    },
+    jsonFlag(
+      "Print JSON: {blobs: [{digest, size}], temp: [{path, size}], freed, recent}",
+    ),
   ],
   positionals: { min: 0, max: 0, names: "no arguments" },
   async run(ctx) {
     checkPositionals(this, ctx);
-    const grace = ctx.string("grace");
     const dryRun = ctx.bool("dry-run");
     const result = await pruneStore(await ctx.store(), {
       dryRun,
-      grace: grace === undefined ? DEFAULT_PRUNE_GRACE : parseDuration(grace),
+      grace: durationFlag(ctx, "grace", DEFAULT_PRUNE_GRACE),
     });
-    if (ctx.bool("json")) {
-      await ctx.out(JSON.stringify({ dryRun, ...result }, null, 2) + "\n");
-      return 0;
-    }
+    if (await ctx.printJson({ dryRun, ...result })) return 0;
     const verb = dryRun ? "Would delete" : "Deleted";
     for (const b of result.blobs) {
       await ctx.out(`${verb} ${b.digest} (${formatBytes(b.size)})\n`);

@@ -1,6 +1,6 @@
 import { familiarReference, parseReference } from "../../oci/reference.ts";
 import { pullImage, type PullImageOptions } from "../../transfer/pull_image.ts";
-import { checkPositionals, type Command } from "../_command.ts";
+import { checkPositionals, type Command, jsonFlag } from "../_command.ts";
 import {
   concurrency,
   CONCURRENCY_FLAG,
@@ -25,34 +25,23 @@ export const pullCommand: Command = {
       help: "Pull only this platform of an index",
     },
     CONCURRENCY_FLAG,
-    {
-      name: "json",
-      type: "boolean",
-      help: "Print JSON: {reference, descriptor, downloaded, skipped}",
-    },
+    jsonFlag("Print JSON: {reference, descriptor, downloaded, skipped}"),
   ],
   positionals: { min: 1, max: 1, names: "one REF" },
   async run(ctx) {
     checkPositionals(this, ctx);
     const options: PullImageOptions = {
+      ...ctx.operation(),
       client: registryClient(ctx),
       concurrency: concurrency(ctx),
       retries: retries(ctx),
     };
     const platform = platformFlag(ctx);
     if (platform) options.platform = platform;
-    if (ctx.progress) options.onProgress = ctx.progress;
-    if (ctx.io.signal) options.signal = ctx.io.signal;
-    const result = await pullImage(
-      await ctx.store(),
-      ctx.args.positionals[0]!,
-      options,
-    );
+    const reference = ctx.args.positionals[0]!;
+    const result = await pullImage(await ctx.store(), reference, options);
     await ctx.endProgress();
-    if (ctx.bool("json")) {
-      await ctx.out(JSON.stringify(result) + "\n");
-      return 0;
-    }
+    if (await ctx.printJson(result, { compact: true })) return 0;
     await ctx.out(
       `Pulled ${
         familiarReference(parseReference(result.reference))

@@ -1,6 +1,6 @@
 import { familiarReference, parseReference } from "../../oci/reference.ts";
 import { pushImage, type PushImageOptions } from "../../transfer/push_image.ts";
-import { checkPositionals, type Command } from "../_command.ts";
+import { checkPositionals, type Command, jsonFlag } from "../_command.ts";
 import { concurrency, CONCURRENCY_FLAG, registryClient } from "./_registry.ts";
 
 /** `push`: local image to a registry. */
@@ -18,33 +18,22 @@ export const pushCommand: Command = {
       default: "true",
     },
     CONCURRENCY_FLAG,
-    {
-      name: "json",
-      type: "boolean",
-      help: "Print JSON: {reference, descriptor, uploaded, skipped, subTags}",
-    },
+    jsonFlag("Print JSON: {reference, descriptor, uploaded, skipped, subTags}"),
   ],
   positionals: { min: 1, max: 1, names: "one REF" },
   complete: "tags",
   async run(ctx) {
     checkPositionals(this, ctx);
     const options: PushImageOptions = {
+      ...ctx.operation(),
       client: registryClient(ctx),
       pushSubManifests: ctx.bool("push-sub-manifests", true),
       concurrency: concurrency(ctx),
     };
-    if (ctx.progress) options.onProgress = ctx.progress;
-    if (ctx.io.signal) options.signal = ctx.io.signal;
-    const result = await pushImage(
-      await ctx.store(),
-      ctx.args.positionals[0]!,
-      options,
-    );
+    const reference = ctx.args.positionals[0]!;
+    const result = await pushImage(await ctx.store(), reference, options);
     await ctx.endProgress();
-    if (ctx.bool("json")) {
-      await ctx.out(JSON.stringify(result) + "\n");
-      return 0;
-    }
+    if (await ctx.printJson(result, { compact: true })) return 0;
     const name = familiarReference(parseReference(result.reference));
     for (const t of result.subTags) {
       await ctx.out(`Pushed ${familiarReference(parseReference(t))}\n`);

@@ -12,6 +12,7 @@ import {
 import { hostPlatform } from "../../oci/platform.ts";
 import { UsageError } from "../_args.ts";
 import { checkPositionals, type Command } from "../_command.ts";
+import { durationFlag } from "./_flags.ts";
 import { registryClient, retries } from "./_registry.ts";
 
 const DEFAULT_LISTEN = "127.0.0.1:8080";
@@ -45,22 +46,6 @@ function parseListen(text: string): { hostname: string; port: number } {
     );
   }
   return { hostname, port };
-}
-
-/**
- * Parses a duration: `90s`, `5m`, `1h`, `500ms`, or a number of seconds.
- *
- * @returns Milliseconds.
- */
-function parseDuration(text: string, flag: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
-  if (!m) {
-    throw new UsageError(
-      `Flag --${flag} takes a duration such as 60s, 5m or 1h, got "${text}"`,
-    );
-  }
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] ?? "s"]!;
-  return Math.round(Number(m[1]) * unit);
 }
 
 function formatLog(e: AccessLogEntry): string {
@@ -149,10 +134,7 @@ export const serveCommand: Command = {
   async run(ctx) {
     checkPositionals(this, ctx);
     const listen = parseListen(ctx.string("listen") ?? DEFAULT_LISTEN);
-    const resolveInterval = parseDuration(
-      ctx.string("resolve-interval") ?? "60s",
-      "resolve-interval",
-    );
+    const resolveInterval = durationFlag(ctx, "resolve-interval", 60_000);
     let platform: Platform = hostPlatform();
     const platformText = ctx.string("platform");
     if (platformText !== undefined) {

@@ -2,7 +2,7 @@ import {
   validateImage,
   type ValidationReport,
 } from "../../image/validate_image.ts";
-import { checkPositionals, type Command } from "../_command.ts";
+import { checkPositionals, type Command, jsonFlag } from "../_command.ts";
 import { registryClient } from "./_registry.ts";
 import { familiar } from "../_output.ts";
 
@@ -25,37 +25,20 @@ export const validateCommand: Command = {
       type: "boolean",
       help: "Check the image in its registry instead of the local store",
     },
-    {
-      name: "json",
-      type: "boolean",
-      help: 'Print {"reference", "ok", "findings"} as JSON',
-    },
+    jsonFlag('Print {"reference", "ok", "findings"} as JSON'),
   ],
   positionals: { min: 1, max: 1, names: "one REF" },
   complete: "tags",
   async run(ctx) {
     checkPositionals(this, ctx);
     const reference = ctx.args.positionals[0]!;
-    const options = ctx.io.signal ? { signal: ctx.io.signal } : {};
     const source = ctx.bool("remote") ? registryClient(ctx) : await ctx.store();
-    const report: ValidationReport = await validateImage(
-      source,
-      reference,
-      options,
-    );
-    if (ctx.bool("json")) {
-      await ctx.out(
-        JSON.stringify(
-          {
-            reference: report.reference,
-            ok: report.ok,
-            findings: report.findings,
-          },
-          null,
-          2,
-        ) + "\n",
-      );
-      return report.ok ? 0 : 1;
+    const report: ValidationReport = await validateImage(source, reference, {
+      signal: ctx.io.signal,
+    });
+    const { ok, findings } = report;
+    if (await ctx.printJson({ reference: report.reference, ok, findings })) {
+      return ok ? 0 : 1;
     }
     let text = "";
     for (const f of report.findings) {

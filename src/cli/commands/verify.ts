@@ -1,5 +1,5 @@
 import { verifyStore } from "../../store/verify_store.ts";
-import { checkPositionals, type Command } from "../_command.ts";
+import { checkPositionals, type Command, jsonFlag } from "../_command.ts";
 import { formatBytes } from "../_output.ts";
 
 /** `verify`: re-hash and cross-check the store. */
@@ -9,11 +9,11 @@ export const verifyCommand: Command = {
     "Check that every blob matches its digest and every image is complete",
   usage: "verify [REF] [--json]",
   examples: ["ironcore-image verify", "ironcore-image verify my-os:1.0"],
-  flags: [{
-    name: "json",
-    type: "boolean",
-    help: "Print JSON: {ok, blobs, bytes, problems: [{kind, digest, message}]}",
-  }],
+  flags: [
+    jsonFlag(
+      "Print JSON: {ok, blobs, bytes, problems: [{kind, digest, message}]}",
+    ),
+  ],
   positionals: { min: 0, max: 1, names: "at most one REF" },
   complete: "tags",
   async run(ctx) {
@@ -23,9 +23,7 @@ export const verifyCommand: Command = {
     if (ref !== undefined) options.reference = ref;
     if (ctx.io.signal) options.signal = ctx.io.signal;
     const result = await verifyStore(await ctx.store(), options);
-    if (ctx.bool("json")) {
-      await ctx.out(JSON.stringify(result, null, 2) + "\n");
-    } else {
+    if (!(await ctx.printJson(result))) {
       for (const p of result.problems) {
         await ctx.out(`${p.kind}: ${p.message}\n`);
       }
