@@ -7,6 +7,7 @@
  */
 
 import { digestMismatch } from "../_errors.ts";
+import { RegistryError } from "../errors.ts";
 import type { Digest } from "../oci/digest.ts";
 import { readLimited } from "../net/_limited.ts";
 import type { Repository } from "./client.ts";
@@ -100,6 +101,29 @@ export function retryAfterOf(res: Response): number | undefined {
   if (/^\d+$/.test(value)) return Number(value) * 1000;
   const at = Date.parse(value);
   return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
+}
+
+/**
+ * An answer the request loop may ask again for (408, 429, 5xx), carrying the
+ * response so the last one reaches the caller as it came.
+ */
+export class RetriableAnswer extends RegistryError {
+  /** The answer. */
+  readonly response: Response;
+  /**
+   * Wraps an answer.
+   *
+   * @param host The registry host.
+   * @param response The answer.
+   */
+  constructor(host: string, response: Response) {
+    super(`Registry ${host} answered HTTP ${response.status}`, {
+      host,
+      status: response.status,
+      retryAfter: retryAfterOf(response),
+    });
+    this.response = response;
+  }
 }
 
 /**

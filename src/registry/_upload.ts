@@ -28,35 +28,207 @@ export interface UploadSettings extends UploadBlobOptions {
   retryDelay: number;
 }
 
-async function startUpload(
-  t: Transport,
-  repo: Repository,
-  signal: AbortSignal | undefined,
-): Promise<string> {
-  const init: RegistryRequest = {
-    method: "POST",
-    actions: "pull,push",
-    idempotent: true,
-    signal,
-  };
-  const res = await t.request(
-    repo,
-    `${t.baseUrl(repo.registry)}${repo.repository}/blobs/uploads/`,
-    init,
-  );
-  await res.body?.cancel();
-  if (res.status !== 202) await t.fail(repo, res, "upload start");
-  const loc = res.headers.get("location");
-  if (!loc) {
-    throw new RegistryError(
-      `Registry ${repo.registry} started an upload without a location`,
-      {
-        host: repo.registry,
-        status: res.status,
-      },
-    );
+/** Where an upload session stands, as the registry says. */
+interface SessionState {
+  /** The URL of the session's next request. */
+  location: string;
+  /** Bytes the registry holds. */
+  received: number;
+}
+
+/** `0-N` in a `Range` header of an upload session: N + 1 bytes received. */
+function receivedOf(res: Response): number | undefined {
+  const m = /^(?:bytes=)?0-(\d+)$/.exec(res.headers.get("range") ?? "");
+  return m ? Number(m[1]) + 1 : undefined;
+}
+
+/** One blob upload to one repository. */
+class Upload {
+  readonly #t: Transport;
+  readonly #repo: Repository;
+  readonly #blob: BlobUpload;
+  readonly #options: UploadSettings;
+
+  constructor(
+    t: Transport,
+    repo: Repository,
+    blob: BlobUpload,
+    options: UploadSettings,
+  ) {
+    this.#t = t;
+    this.#repo = repo;
+    this.#blob = blob;
+    this.#options = options;
   }
-  return new URL(loc, t.baseUrl(repo.registry)).toString();
+
+  /** A request of the upload, with push rights and the abort signal. */
+  #request(
+    url: string,
+    init: Omit<RegistryRequest, "actions" | "signal">,
+  ): Promise<Response> {
+    return this.#t.request(this.#repo, url, {
+      ...init,
+      actions: "pull,push",
+      signal: this.#options.signal,
+    });
+  }
+
+  /** An absolute URL from a `Location` header. */
+  #resolve(location: string): string {
+    return new URL(location, this.#t.baseUrl(this.#repo.registry)).toString();
+  }
+
+  /** Opens an upload session and returns its URL. */
+  async #start(): Promise<string> {
+    const { registry, repository } = this.#repo;
+    const res = await this.#request(
+      `${this.#t.baseUrl(registry)}${repository}/blobs/uploads/`,
+      { method: "POST", idempotent: true },
+    );
+    await res.body?.cancel();
+    if (res.status !== 202) await this.#t.fail(this.#repo, res, "upload start");
+    const loc = res.headers.get("location");
+    if (!loc) {
+      throw new RegistryError(
+        `Registry ${registry} started an upload without a location`,
+        { host: registry, status: res.status },
+      );
+    }
+    return this.#resolve(loc);
+  }
+
+  /** Where a session stands, or `undefined` when the registry will not say. */
+  async #status(location: string): Promise<SessionState | undefined> {
+    const res = await this.#request(location, {
+      method: "GET",
+      idempotent: true,
+    });
+    await res.body?.cancel();
+    if (res.status !== 204 && res.status !== 202) return undefined;
+    const loc = res.headers.get("location");
+    return {
+      location: loc ? this.#resolve(loc) : location,
+      received: receivedOf(res) ?? 0,
+    };
+  }
+
+  /**
+   * Completes a session with `PUT ?digest=`, with the whole blob as body or
+   * none after chunks.
+   *
+   * @returns The registry's answer when it refused; nothing once stored.
+   */
+  async #complete(
+    location: string,
+    body: RegistryRequest["body"],
+  ): Promise<Response | undefined> {
+    const { digest } = this.#blob;
+    const res = await this.#request(appendQuery(location, { digest }), {
+      method: "PUT",
+      headers: body
+        ? { "content-type": "application/octet-stream" }
+        : { "content-length": "0" },
+      body,
+      idempotent: false,
+    });
+    if (res.status !== 201) return res;
+    await res.body?.cancel();
+    checkStored(this.#repo, res, digest, "blob");
+    return undefined;
+  }
+
+  /** Uploads the blob in one request, falling back to chunks. */
+  async run(): Promise<void> {
+    const { digest, size, open } = this.#blob;
+    if (this.#options.forceChunked) return await this.#chunked();
+    const location = await this.#start();
+    let refused: Response | undefined;
+    try {
+      refused = await this.#complete(location, () => open(0));
+    } catch (e) {
+      // The connection broke mid-upload: carry on with chunks, which can
+      // resume from what the registry received.
+      this.#options.signal?.throwIfAborted();
+      if (!isRetriable(e)) throw e;
+      return await this.#chunked();
+    }
+    if (refused === undefined) {
+      this.#options.onBytes?.(size);
+      return;
+    }
+    // A registry that refuses single-request uploads gets chunks instead.
+    if (![405, 413, 416].includes(refused.status)) {
+      await this.#t.fail(this.#repo, refused, `blob upload ${digest}`);
+    }
+    await refused.body?.cancel();
+    await this.#chunked();
+  }
+
+  /** Uploads the blob in PATCH chunks, resuming after a broken one. */
+  async #chunked(): Promise<void> {
+    const { digest, size, open } = this.#blob;
+    const options = this.#options;
+    let location = await this.#start();
+    let offset = 0;
+    await retry(async (retries) => {
+      // After a broken chunk: whether the session goes on where the
+      // registry said it stands.
+      let resumed = false;
+      if (retries > 0) {
+        // Ask the registry how much of the upload it kept, and go on from
+        // there.
+        const state = await this.#status(location).catch(() => undefined);
+        // "0-0" means both nothing and one byte: start afresh then.
+        if (state === undefined || state.received <= 1) {
+          location = await this.#start();
+          offset = 0;
+        } else {
+          ({ location, received: offset } = state);
+          resumed = true;
+        }
+      }
+      while (offset < size) {
+        const len = Math.min(options.chunkSize, size - offset);
+        const start = offset;
+        const res = await this.#request(location, {
+          method: "PATCH",
+          headers: {
+            "content-type": "application/octet-stream",
+            "content-range": `${start}-${start + len - 1}`,
+            "content-length": String(len),
+          },
+          body: () => open(start, len),
+          idempotent: false,
+        });
+        await res.body?.cancel();
+        if (resumed && (res.status === 404 || res.status === 416)) {
+          // The registry dropped the session or no longer agrees on its
+          // length: it may still have been writing the broken chunk when it
+          // answered where the upload stood. Start over in a new session.
+          location = await this.#start();
+          offset = 0;
+          resumed = false;
+          continue;
+        }
+        if (res.status !== 202) {
+          await this.#t.fail(this.#repo, res, `blob chunk upload ${digest}`);
+        }
+        resumed = false;
+        const loc = res.headers.get("location");
+        if (loc) location = this.#resolve(loc);
+        offset = receivedOf(res) ?? start + len;
+        options.onBytes?.(offset);
+      }
+    }, {
+      maxAttempts: options.retries + 1,
+      minTimeout: options.retryDelay,
+      signal: options.signal,
+    });
+    const refused = await this.#complete(location, undefined);
+    if (refused) {
+      await this.#t.fail(this.#repo, refused, `blob upload ${digest}`);
+    }
+  }
 }
 
 /**
@@ -67,160 +239,11 @@ async function startUpload(
  * @param blob The blob and how to read it.
  * @param options Settings, abort signal and byte progress.
  */
-export async function uploadBlob(
+export function uploadBlob(
   t: Transport,
   repo: Repository,
   blob: BlobUpload,
   options: UploadSettings,
 ): Promise<void> {
-  const { digest, size, open } = blob;
-  if (!options.forceChunked) {
-    const location = await startUpload(t, repo, options.signal);
-    const init: RegistryRequest = {
-      method: "PUT",
-      headers: { "content-type": "application/octet-stream" },
-      body: () => open(0),
-      actions: "pull,push",
-      idempotent: false,
-      signal: options.signal,
-    };
-    let res: Response;
-    try {
-      res = await t.request(
-        repo,
-        appendQuery(location, { digest }),
-        init,
-      );
-    } catch (e) {
-      // The connection broke mid-upload: carry on with chunks, which can
-      // resume from what the registry received.
-      options.signal?.throwIfAborted();
-      if (!isRetriable(e)) throw e;
-      await uploadChunked(t, repo, blob, options);
-      return;
-    }
-    if (res.status === 201) {
-      await res.body?.cancel();
-      checkStored(repo, res, digest, "blob");
-      options.onBytes?.(size);
-      return;
-    }
-    // A registry that refuses single-request uploads gets chunks instead.
-    if (![405, 413, 416].includes(res.status)) {
-      await t.fail(repo, res, `blob upload ${digest}`);
-    }
-    await res.body?.cancel();
-  }
-  await uploadChunked(t, repo, blob, options);
-}
-
-async function uploadChunked(
-  t: Transport,
-  repo: Repository,
-  blob: BlobUpload,
-  options: UploadSettings,
-): Promise<void> {
-  const { digest, size, open } = blob;
-  const signal = options.signal;
-  let location = await startUpload(t, repo, signal);
-  let offset = 0;
-  await retry(async (retries) => {
-    // After a broken chunk: whether the session goes on where the registry
-    // said it stands.
-    let resumed = false;
-    if (retries > 0) {
-      // Ask the registry how much of the upload it kept, and go on from there.
-      const status = await uploadStatus(t, repo, location, signal)
-        .catch(() => undefined);
-      // "0-0" means both nothing and one byte: start afresh then.
-      if (status === undefined || status.received <= 1) {
-        location = await startUpload(t, repo, signal);
-        offset = 0;
-      } else {
-        location = status.location;
-        offset = status.received;
-        resumed = true;
-      }
-    }
-    while (offset < size) {
-      const len = Math.min(options.chunkSize, size - offset);
-      const start = offset;
-      const res = await t.request(repo, location, {
-        method: "PATCH",
-        headers: {
-          "content-type": "application/octet-stream",
-          "content-range": `${start}-${start + len - 1}`,
-          "content-length": String(len),
-        },
-        body: () => open(start, len),
-        actions: "pull,push",
-        idempotent: false,
-        signal,
-      });
-      await res.body?.cancel();
-      if (resumed && (res.status === 404 || res.status === 416)) {
-        // The registry dropped the session or no longer agrees on its
-        // length: it may still have been writing the broken chunk when it
-        // answered where the upload stood. Start over in a new session.
-        location = await startUpload(t, repo, signal);
-        offset = 0;
-        resumed = false;
-        continue;
-      }
-      if (res.status !== 202) {
-        await t.fail(repo, res, `blob chunk upload ${digest}`);
-      }
-      resumed = false;
-      const loc = res.headers.get("location");
-      if (loc) location = new URL(loc, t.baseUrl(repo.registry)).toString();
-      const range = /^(?:bytes=)?0-(\d+)$/.exec(res.headers.get("range") ?? "");
-      offset = range ? Number(range[1]) + 1 : start + len;
-      options.onBytes?.(offset);
-    }
-  }, {
-    maxAttempts: options.retries + 1,
-    minTimeout: options.retryDelay,
-    signal,
-  });
-  const init: RegistryRequest = {
-    method: "PUT",
-    headers: { "content-length": "0" },
-    actions: "pull,push",
-    idempotent: false,
-    signal,
-  };
-  const res = await t.request(
-    repo,
-    appendQuery(location, { digest }),
-    init,
-  );
-  await res.body?.cancel();
-  if (res.status !== 201) {
-    await t.fail(repo, res, `blob upload ${digest}`);
-  }
-  checkStored(repo, res, digest, "blob");
-}
-
-async function uploadStatus(
-  t: Transport,
-  repo: Repository,
-  location: string,
-  signal: AbortSignal | undefined,
-): Promise<{ location: string; received: number } | undefined> {
-  const res = await t.request(repo, location, {
-    method: "GET",
-    actions: "pull,push",
-    idempotent: true,
-    signal,
-  });
-  await res.body?.cancel();
-  if (res.status !== 204 && res.status !== 202) return undefined;
-  const m = /^(?:bytes=)?0-(\d+)$/.exec(res.headers.get("range") ?? "");
-  const loc = res.headers.get("location");
-  return {
-    location: loc
-      ? new URL(loc, t.baseUrl(repo.registry)).toString()
-      : location,
-    received: m ? Number(m[1]) + 1 : 0,
-  };
+  return new Upload(t, repo, blob, options).run();
 }

@@ -42,6 +42,7 @@ import {
   checkStored,
   errorDetails,
   type RegistryRequest,
+  RetriableAnswer,
   retryAfterOf,
   type Transport,
 } from "./_transport.ts";
@@ -153,22 +154,6 @@ export const MANIFEST_ACCEPT: string = [
 ].join(", ");
 
 const MAX_REDIRECTS = 10;
-
-/**
- * An answer the request loop may ask again for (408, 429, 5xx), carrying the
- * response so the last one reaches the caller as it came.
- */
-class RetriableAnswer extends RegistryError {
-  readonly response: Response;
-  constructor(host: string, response: Response) {
-    super(`Registry ${host} answered HTTP ${response.status}`, {
-      host,
-      status: response.status,
-      retryAfter: retryAfterOf(response),
-    });
-    this.response = response;
-  }
-}
 
 /** The full reference of a tag or digest in a repository. */
 function imageReference(repo: Repository, tagOrDigest: string): string {
@@ -331,6 +316,22 @@ export class RegistryClient {
     }
   }
 
+  /**
+   * A request that only reads: pull rights, sent again after a failure as
+   * often as the retry settings allow.
+   */
+  #read(
+    repo: Repository,
+    url: string,
+    init: Pick<RegistryRequest, "method" | "headers" | "follow" | "signal">,
+  ): Promise<Response> {
+    return this.#request(repo, url, {
+      ...init,
+      actions: "pull",
+      idempotent: true,
+    });
+  }
+
   async #send(
     url: string,
     init: RegistryRequest,
@@ -361,33 +362,18 @@ export class RegistryClient {
       }
       const location = res.headers.get("location");
       await res.body?.cancel();
-      if (!location) {
-        throw new RegistryError(
-          `Registry ${host} sent a redirect without a location`,
-          {
-            host,
-            status: res.status,
-          },
-        );
-      }
+      const bad = (what: string) =>
+        new RegistryError(`Registry ${host} ${what}`, {
+          host,
+          status: res.status,
+        });
+      if (!location) throw bad("sent a redirect without a location");
       if (hop >= MAX_REDIRECTS) {
-        throw new RegistryError(
-          `Registry ${host} redirected more than ${MAX_REDIRECTS} times`,
-          {
-            host,
-            status: res.status,
-          },
-        );
+        throw bad(`redirected more than ${MAX_REDIRECTS} times`);
       }
       const next = new URL(location, current);
       if (next.protocol !== "https:" && next.protocol !== "http:") {
-        throw new RegistryError(
-          `Registry ${host} redirected to a non-HTTP URL`,
-          {
-            host,
-            status: res.status,
-          },
-        );
+        throw bad("redirected to a non-HTTP URL");
       }
       current = next.toString();
       if (res.status === 303) method = "GET";
@@ -473,19 +459,12 @@ export class RegistryClient {
     options: RequestOptions = {},
   ): Promise<FetchedManifest> {
     const reference = tagOrDigest;
-    const init: RegistryRequest = {
+    const what = `manifest ${repo.repository}:${reference}`;
+    const res = await this.#read(repo, this.manifestUrl(repo, reference), {
       method: "GET",
       headers: { accept: MANIFEST_ACCEPT },
-      actions: "pull",
-      idempotent: true,
       signal: options.signal,
-    };
-    const what = `manifest ${repo.repository}:${reference}`;
-    const res = await this.#request(
-      repo,
-      this.manifestUrl(repo, reference),
-      init,
-    );
+    });
     if (!res.ok) {
       await this.#fail(repo, res, what, {
         reference: imageReference(repo, reference),
@@ -544,11 +523,9 @@ export class RegistryClient {
     options: RequestOptions = {},
   ): Promise<Descriptor | undefined> {
     const reference = tagOrDigest;
-    const res = await this.#request(repo, this.manifestUrl(repo, reference), {
+    const res = await this.#read(repo, this.manifestUrl(repo, reference), {
       method: "HEAD",
       headers: { accept: MANIFEST_ACCEPT },
-      actions: "pull",
-      idempotent: true,
       signal: options.signal,
     });
     await res.body?.cancel();
@@ -617,14 +594,11 @@ export class RegistryClient {
     digest: Digest,
     options: RequestOptions = {},
   ): Promise<boolean> {
-    const init: RegistryRequest = {
+    const res = await this.#read(repo, this.blobUrl(repo, digest), {
       method: "HEAD",
-      actions: "pull",
-      idempotent: true,
       follow: true,
       signal: options.signal,
-    };
-    const res = await this.#request(repo, this.blobUrl(repo, digest), init);
+    });
     await res.body?.cancel();
     if (res.status === 404) return false;
     if (res.ok) return true;
@@ -651,15 +625,12 @@ export class RegistryClient {
     if (options.length !== undefined && options.length > 0) {
       headers.range = `bytes=${offset}-${offset + options.length - 1}`;
     } else if (offset) headers.range = `bytes=${offset}-`;
-    const init: RegistryRequest = {
+    const res = await this.#read(repo, this.blobUrl(repo, digest), {
       method: "GET",
       headers,
-      actions: "pull",
-      idempotent: true,
       follow: true,
       signal: options.signal,
-    };
-    const res = await this.#request(repo, this.blobUrl(repo, digest), init);
+    });
     if (res.status !== 200 && res.status !== 206) {
       await this.#fail(repo, res, `blob ${digest}`, { digest });
     }
@@ -752,10 +723,8 @@ export class RegistryClient {
       this.baseUrl(repo.registry)
     }${repo.repository}/tags/list?n=1000`;
     for (let page = 0; url && page < 1000; page++) {
-      const res = await this.#request(repo, url, {
+      const res = await this.#read(repo, url, {
         method: "GET",
-        actions: "pull",
-        idempotent: true,
         signal: options.signal,
       });
       if (!res.ok) await this.#fail(repo, res, `tags of ${repo.repository}`);
