@@ -15,7 +15,7 @@
  * @param cap Longest delay in milliseconds. Default 10 s.
  * @returns The delay in milliseconds.
  *
- * @example
+ * @example Wait before the fourth attempt
  * ```ts
  * import { backoffDelay } from "./retry.ts";
  * const ms = backoffDelay(250, 3); // between 1000 and 2000
@@ -37,7 +37,7 @@ export function backoffDelay(
  * @param signal Ends the wait early with the signal's reason.
  * @returns A promise that settles after the wait.
  *
- * @example
+ * @example Wait a millisecond
  * ```ts
  * import { sleep } from "./retry.ts";
  * await sleep(1);

@@ -85,7 +85,7 @@ function isObject(value: unknown): value is JsonObject {
  *
  * @example Resolve from a given environment
  * ```ts
- * import { defaultDockerConfigPath } from "./credentials.ts";
+ * import { defaultDockerConfigPath } from "@ironcore/image/registry";
  * const vars: Record<string, string> = { HOME: "/home/ada" };
  * defaultDockerConfigPath((name) => vars[name]); // "/home/ada/.docker/config.json"
  * ```
@@ -260,7 +260,7 @@ interface HelperResult {
  *
  * @example Look up credentials for a registry
  * ```ts
- * import { DockerConfig } from "./credentials.ts";
+ * import { DockerConfig } from "@ironcore/image";
  * const dir = await Deno.makeTempDir();
  * const config = await DockerConfig.load({ path: `${dir}/config.json` });
  * await config.set("registry.example:5000", { username: "ada", password: "s3cret" });
@@ -292,7 +292,7 @@ export class DockerConfig {
    *
    * @example Load from an explicit path
    * ```ts
-   * import { DockerConfig } from "./credentials.ts";
+   * import { DockerConfig } from "@ironcore/image";
    * const config = await DockerConfig.load({ path: "/nonexistent/config.json" });
    * console.log(await config.get("ghcr.io")); // undefined
    * ```
@@ -314,7 +314,7 @@ export class DockerConfig {
    *
    * @example Read credentials
    * ```ts
-   * import { DockerConfig } from "./credentials.ts";
+   * import { DockerConfig } from "@ironcore/image";
    * const config = await DockerConfig.load({ path: "/nonexistent/config.json" });
    * const credential = await config.get("docker.io");
    * if (credential === undefined) console.log("anonymous");
@@ -344,7 +344,7 @@ export class DockerConfig {
    *
    * @example Log in
    * ```ts
-   * import { DockerConfig } from "./credentials.ts";
+   * import { DockerConfig } from "@ironcore/image";
    * const dir = await Deno.makeTempDir();
    * const config = await DockerConfig.load({ path: `${dir}/config.json` });
    * await config.set("ghcr.io", { username: "ada", password: "token" });
@@ -421,7 +421,7 @@ export class DockerConfig {
    *
    * @example Log out
    * ```ts
-   * import { DockerConfig } from "./credentials.ts";
+   * import { DockerConfig } from "@ironcore/image";
    * const config = await DockerConfig.load({ path: "/nonexistent/config.json" });
    * console.log(await config.erase("ghcr.io")); // false
    * ```
