@@ -176,6 +176,8 @@ async function readConfig(path: string): Promise<JsonObject> {
     text = await Deno.readTextFile(path);
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) return {};
+    // A missing permission is the caller's to grant, not a broken config.
+    if (err instanceof Deno.errors.NotCapable) throw err;
     throw new ImageError(
       `Cannot read Docker config ${path}: ${(err as Error).message}`,
       { cause: err },
@@ -553,6 +555,7 @@ export class DockerConfig {
           { cause: err },
         );
       }
+      if (err instanceof Deno.errors.NotCapable) throw err;
       throw new ImageError(
         `Cannot run credential helper ${program}: ${(err as Error).message}`,
         { cause: err },
@@ -621,6 +624,7 @@ async function writeConfig(path: string, data: JsonObject): Promise<void> {
     await Deno.rename(tmp, target);
   } catch (err) {
     await Deno.remove(tmp).catch(() => {});
+    if (err instanceof Deno.errors.NotCapable) throw err;
     throw new ImageError(
       `Cannot write Docker config ${path}: ${(err as Error).message}`,
       { cause: err },

@@ -114,6 +114,8 @@ export async function verifyCredentials(
       return await doFetch(url, init);
     } catch (e) {
       if (options.signal?.aborted) throw options.signal.reason;
+      // A missing net permission is the user's to grant, not the network's.
+      if (e instanceof Deno.errors.NotCapable) throw e;
       throw fetchFailure(registry, e, plain);
     }
   };
