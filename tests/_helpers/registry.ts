@@ -45,6 +45,12 @@ export interface StartRegistryOptions {
   /** Lifetime of issued tokens in seconds; defaults to 300. */
   tokenTtlSeconds?: number;
   /**
+   * The host name in the token realm URL; defaults to `127.0.0.1`. Some
+   * clients (crane) refuse a realm at a loopback IP address on another port
+   * than the registry's, but accept `localhost`.
+   */
+  tokenRealmHostname?: "127.0.0.1" | "localhost";
+  /**
    * The registry program; defaults to `$IRONCORE_TEST_REGISTRY`, else
    * `"distribution2"`.
    */
@@ -188,6 +194,7 @@ export async function startRegistry(
         username,
         password,
         ttl,
+        realmHostname: options.tokenRealmHostname ?? "127.0.0.1",
       });
       authConfig = {
         token: {
@@ -506,6 +513,7 @@ class TokenServer {
     username: string;
     password: string;
     ttl: number;
+    realmHostname: string;
   }): Promise<TokenServer> {
     const signer = await JwtSigner.create(init.keyPem, init.certPem);
     return new TokenServer(signer, init);
@@ -513,7 +521,12 @@ class TokenServer {
 
   private constructor(
     signer: JwtSigner,
-    init: { username: string; password: string; ttl: number },
+    init: {
+      username: string;
+      password: string;
+      ttl: number;
+      realmHostname: string;
+    },
   ) {
     this.#signer = signer;
     this.#username = init.username;
@@ -523,7 +536,7 @@ class TokenServer {
       { hostname: "127.0.0.1", port: 0, onListen() {} },
       (req) => this.#handle(req),
     );
-    this.realm = `http://127.0.0.1:${this.#server.addr.port}/token`;
+    this.realm = `http://${init.realmHostname}:${this.#server.addr.port}/token`;
   }
 
   async stop(): Promise<void> {
