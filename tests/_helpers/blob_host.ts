@@ -20,7 +20,7 @@ export interface BlobHostRequest {
 
 /** A running blob host; stop it with `stop()` or `await using`. */
 export interface TestBlobHost extends AsyncDisposable {
-  /** `http://HOSTNAME:PORT`, without a trailing slash. */
+  /** `http://NAME:PORT`, without a trailing slash. */
   readonly url: string;
   /** Every request received so far, in order. */
   readonly requests: readonly BlobHostRequest[];
@@ -34,27 +34,29 @@ export interface TestBlobHost extends AsyncDisposable {
  * pre-signed URL, it refuses a request that carries an `Authorization`
  * header (400), because the URL itself is the permission.
  *
- * `hostname` is a loopback address: `127.0.0.2` makes the host another host
- * to every client, as object storage is; `127.0.0.1` makes it another port of
- * the registry's host, which only clients that compare whole origins tell
- * apart from the registry.
+ * It listens on 127.0.0.1. `name` is the host name in its URL: `localhost`
+ * makes it another host to every client, as object storage is (a name
+ * rather than an address, because some clients refuse redirects to loopback
+ * addresses); `127.0.0.1` makes it another port of the registry's host,
+ * which only clients that compare whole origins tell apart from the
+ * registry.
  *
  * @param root The directory to serve.
- * @param hostname The loopback address to listen on.
+ * @param name The host name in the URL.
  * @returns The running host.
  *
  * @example Serve a registry's storage
  * ```ts ignore
- * await using host = startBlobHost(`${registryDir}/data`, "127.0.0.2");
+ * await using host = startBlobHost(`${registryDir}/data`, "localhost");
  * ```
  */
-export function startBlobHost(root: string, hostname: string): TestBlobHost {
-  if (!hostname.startsWith("127.")) {
-    throw new RangeError(`Cannot serve blobs on ${hostname}: not loopback`);
-  }
+export function startBlobHost(
+  root: string,
+  name: "localhost" | "127.0.0.1",
+): TestBlobHost {
   const requests: BlobHostRequest[] = [];
   const server = Deno.serve(
-    { hostname, port: 0, onListen() {} },
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
     async (req) => {
       const path = decodeURIComponent(new URL(req.url).pathname);
       requests.push({ method: req.method, path, headers: req.headers });
@@ -76,7 +78,7 @@ export function startBlobHost(root: string, hostname: string): TestBlobHost {
   let stopped: Promise<void> | undefined;
   const stop = () => stopped ??= server.shutdown();
   return {
-    url: `http://${hostname}:${server.addr.port}`,
+    url: `http://${name}:${server.addr.port}`,
     requests,
     stop,
     [Symbol.asyncDispose]: stop,

@@ -204,6 +204,8 @@ export async function writeDockerConfig(
   await Deno.mkdir(dir, { recursive: true });
   await Deno.writeTextFile(
     `${dir}/config.json`,
-    JSON.stringify({ auths: { [host]: { auth: btoa(`${username}:${password}`) } } }),
+    JSON.stringify({
+      auths: { [host]: { auth: btoa(`${username}:${password}`) } },
+    }),
   );
 }

@@ -58,7 +58,7 @@ export interface StartRegistryOptions {
   /**
    * Answer blob downloads with a 307 redirect (the registry's `redirect`
    * storage middleware) to a blob host that serves the registry's storage
-   * and records every request: on `"another-host"` (127.0.0.2, as object
+   * and records every request: on `"another-host"` (`localhost`, as object
    * storage is another host) or on `"another-port"` of 127.0.0.1. By default
    * blobs are served by the registry.
    */
@@ -158,7 +158,7 @@ export async function startRegistry(
     if (options.blobRedirect !== undefined) {
       blobHost = startBlobHost(
         `${dir}/data`,
-        options.blobRedirect === "another-host" ? "127.0.0.2" : "127.0.0.1",
+        options.blobRedirect === "another-host" ? "localhost" : "127.0.0.1",
       );
     }
     let authConfig: Record<string, unknown> | undefined;

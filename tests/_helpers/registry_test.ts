@@ -160,7 +160,7 @@ Deno.test("startRegistry() with blobRedirect sends blob downloads to a blob host
     assert.ok(blobHost);
     assert.equal(
       new URL(blobHost.url).hostname,
-      where === "another-host" ? "127.0.0.2" : "127.0.0.1",
+      where === "another-host" ? "localhost" : "127.0.0.1",
     );
     const authorization = basic(registry.username, registry.password);
     const digest = await pushBlob(registry, "ironcore/redirect", {
