@@ -32,6 +32,7 @@ interface Descriptor {
 }
 
 interface Manifest {
+  mediaType?: string;
   config: Descriptor;
   layers: Descriptor[];
 }
@@ -101,6 +102,13 @@ async function taggedDigest(store: string, ref: string): Promise<string> {
   return entry.digest;
 }
 
+/** `list` as sorted rows of its first three columns (REPOSITORY TAG IMAGE). */
+function columns(list: string): string[] {
+  return list.trim().split("\n").map((line) =>
+    line.trim().split(/\s+/).slice(0, 3).join(" ")
+  ).sort();
+}
+
 function kindsOf(manifest: Manifest): string[] {
   const kinds = Object.entries(LAYER_MEDIA_TYPES);
   return manifest.layers.map((l) =>
@@ -115,8 +123,10 @@ Deno.test("build: the Go tool and ours store the same layers, config and platfor
     const ref = "localhost/diff/os:1.0";
     const goStore = `${dir}/go`;
     const ourStore = `${dir}/ours`;
-    await tools.goOk(goStore, ["build", "--tag", ref, ...inputs.buildArgs]);
-    await tools.oursOk(ourStore, ["build", "--tag", ref, ...inputs.buildArgs]);
+    const annotations = ["--annotations", "org.example.a=1,b=x=y"];
+    const args = ["build", "--tag", ref, ...annotations, ...inputs.buildArgs];
+    await tools.goOk(goStore, args);
+    await tools.oursOk(ourStore, args);
     const cmdline = await Deno.readTextFile(inputs.cmdline);
     assert.ok(cmdline.endsWith("\n"));
 
@@ -129,6 +139,10 @@ Deno.test("build: the Go tool and ours store the same layers, config and platfor
       );
       // The same bytes under the same media types.
       assert.deepEqual(layerSet(ours.manifest), layerSet(go.manifest));
+      // Ours states the manifest's media type in the manifest, as the OCI
+      // image spec recommends; the Go tool leaves it to the descriptor.
+      assert.equal(go.manifest.mediaType, undefined);
+      assert.equal(ours.manifest.mediaType, go.descriptor.mediaType);
       for (const [kind, path] of Object.entries(inputs.files[arch])) {
         const layer = go.manifest.layers.find((l) =>
           l.mediaType === LAYER_MEDIA_TYPES[kind as GoLayerKind]
@@ -176,6 +190,8 @@ Deno.test("build: the Go tool and ours store the same layers, config and platfor
     const platforms = (index: { manifests: Descriptor[] }) =>
       index.manifests.map((m) => m.platform);
     assert.deepEqual(platforms(ours.index), platforms(goIndex));
+    assert.deepEqual(ours.index.annotations, goIndex.annotations);
+    assert.deepEqual(goIndex.annotations, { "org.example.a": "1", b: "x=y" });
     assert.deepEqual(platforms(goIndex), [
       { architecture: "amd64", os: "linux" },
       { architecture: "arm64", os: "linux" },
@@ -321,6 +337,12 @@ Deno.test("a store the Go tool wrote is read, built into, tagged, deleted from a
     await tools.goOk(store, ["build", "--tag", ref, ...inputs.buildArgs]);
     await tools.goOk(store, ["tag", ref, "example.com/os/go:stable"]);
 
+    // The first three columns of list are the Go tool's.
+    assert.deepEqual(
+      columns(await tools.oursOk(store, ["list"])),
+      columns(await tools.goOk(store, ["list"])),
+    );
+
     // ours reads every tag, and its inspect holds all the Go tool prints.
     const listed = JSON.parse(await tools.oursOk(store, ["list", "--json"]));
     const tagged = listed.map((e: { reference: string | null }) => e.reference)
@@ -351,6 +373,15 @@ Deno.test("a store the Go tool wrote is read, built into, tagged, deleted from a
       "--config",
       inputs.configs[1]!,
     ]);
+    // An image ID (digest prefix) names an image in ours; the Go tool takes
+    // it for a repository name.
+    const id = (await taggedDigest(store, `${ref}-amd64`)).slice(7, 19);
+    assert.equal(
+      (await tools.go(store, ["tag", id, "localhost/id:1"])).code,
+      1,
+    );
+    await tools.oursOk(store, ["tag", id, "localhost/id:1"]);
+    await tools.oursOk(store, ["delete", "localhost/id:1"]);
     await tools.oursOk(store, ["tag", ref, "localhost/go/os:latest"]);
     await tools.oursOk(store, ["delete", "example.com/os/go:stable"]);
     await tools.oursOk(store, ["prune", "--grace", "0s"]);
@@ -388,6 +419,32 @@ Deno.test("a store the Go tool wrote is read, built into, tagged, deleted from a
     ]);
     await tools.oursOk(store, ["inspect", "localhost/go/os:1.1-amd64"]);
     await tools.oursOk(store, ["verify"]);
+  });
+});
+
+Deno.test("push --push-sub-manifests=false: a registry refuses the Go tool's index without its manifests, ours pushes them untagged", async () => {
+  await using reg = await startRegistry();
+  await withTempDir(async (dir) => {
+    const tools = new Tools(dir);
+    const inputs = await writeImageInputs(dir);
+    const store = `${dir}/store`;
+    const ref = `${reg.host}/nosub/os:1.0`;
+    await tools.goOk(store, ["build", "--tag", ref, ...inputs.buildArgs]);
+    const go = await tools.go(store, [
+      "push",
+      "--push-sub-manifests=false",
+      ref,
+    ]);
+    assert.equal(go.code, 1);
+    assert.match(go.stderr, /400 Bad Request/);
+    await tools.oursOk(store, ["push", "--push-sub-manifests=false", ref]);
+    const pulled = `${dir}/pulled`;
+    await tools.oursOk(pulled, ["pull", ref]);
+    assert.equal(
+      await taggedDigest(pulled, ref),
+      await taggedDigest(store, ref),
+    );
+    assert.equal((await tools.ours(pulled, ["pull", `${ref}-amd64`])).code, 1);
   });
 });
 
