@@ -1,9 +1,30 @@
 /**
- * Measuring whole processes for the benchmark scripts: wall time, and with
- * GNU time the CPU and peak RSS of each measured command.
+ * Shared by the benchmark scripts: flags, payload files, and measuring whole
+ * processes (wall time, and with GNU time the CPU and peak RSS of each
+ * measured command).
  *
  * @module
  */
+
+/**
+ * Reads `--name value`, `--name=value` and bare `--name` (`"true"`).
+ *
+ * @param argv The arguments.
+ * @returns Values by flag name.
+ */
+export function parseFlags(argv: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (!a.startsWith("--")) continue;
+    const eq = a.indexOf("=");
+    if (eq > 0) out[a.slice(2, eq)] = a.slice(eq + 1);
+    else if (argv[i + 1] !== undefined && !argv[i + 1]!.startsWith("--")) {
+      out[a.slice(2)] = argv[++i]!;
+    } else out[a.slice(2)] = "true";
+  }
+  return out;
+}
 
 /** One measurement. */
 export interface Sample {

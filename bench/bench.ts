@@ -27,6 +27,7 @@ import {
 import {
   GNU_TIME,
   median,
+  parseFlags,
   payload,
   rm,
   type Sample,
@@ -44,18 +45,6 @@ const WORK = args.work ?? "/tmp/ironcore-bench";
 const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const CLI = `${REPO}/cli.ts`;
 const DENO = Deno.execPath();
-
-function parseFlags(argv: string[]): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (!a.startsWith("--")) continue;
-    const eq = a.indexOf("=");
-    if (eq > 0) out[a.slice(2, eq)] = a.slice(eq + 1);
-    else out[a.slice(2)] = argv[++i] ?? "";
-  }
-  return out;
-}
 
 interface Row {
   id: string;

@@ -23,7 +23,16 @@ import {
   startRegistry,
   type TestRegistry,
 } from "../tests/_helpers/registry.ts";
-import { median, payload, rm, type Sample, sh, timed, TW } from "./_measure.ts";
+import {
+  median,
+  parseFlags,
+  payload,
+  rm,
+  type Sample,
+  sh,
+  timed,
+  TW,
+} from "./_measure.ts";
 
 const args = parseFlags(Deno.args);
 const MIB = Number(args.mib ?? 1024);
@@ -37,18 +46,6 @@ const DENO = Deno.execPath();
 
 const TOOLS = ["ours", "go", "oras", "crane", "skopeo"] as const;
 type Tool = typeof TOOLS[number];
-
-function parseFlags(argv: string[]): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (!a.startsWith("--")) continue;
-    const eq = a.indexOf("=");
-    if (eq > 0) out[a.slice(2, eq)] = a.slice(eq + 1);
-    else out[a.slice(2)] = argv[++i] ?? "";
-  }
-  return out;
-}
 
 interface Row {
   image: string;
