@@ -12,11 +12,11 @@ import { REGISTRY_IMPLEMENTATION_ENV } from "../_helpers/registry.ts";
 const TEST_FILES = [
   "tests/_helpers/registry_test.ts",
   "tests/registry/client_test.ts",
-  "tests/registry/auth_test.ts",
-  "tests/transfer/push_test.ts",
-  "tests/transfer/pull_test.ts",
-  "tests/transfer/copy_test.ts",
-  "tests/transfer/url_test.ts",
+  "tests/registry/_auth_test.ts",
+  "tests/transfer/push_image_test.ts",
+  "tests/transfer/pull_image_test.ts",
+  "tests/transfer/copy_image_test.ts",
+  "tests/image/layer_url_test.ts",
   "tests/reliability/push_resume_test.ts",
   "tests/reliability/pull_resume_test.ts",
   "tests/cli/copy_login_cli_test.ts",
@@ -25,6 +25,10 @@ const TEST_FILES = [
 Deno.test("the registry tests pass against distribution v3", async () => {
   // Fails here, with the fix, when the binary is missing.
   peerPath("distribution-registry");
+  for (const file of TEST_FILES) {
+    const found = await Deno.stat(`${REPO_ROOT}/${file}`).catch(() => null);
+    assert.ok(found?.isFile, `${file} is gone: update TEST_FILES`);
+  }
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["test", "--allow-all", "--parallel", "--quiet", ...TEST_FILES],
     cwd: REPO_ROOT,
