@@ -5,7 +5,12 @@
  */
 
 import assert from "node:assert/strict";
-import { CLI_PATH, REPO_ROOT } from "../_helpers/cli.ts";
+import {
+  CLI_PATH,
+  type CliResult,
+  REPO_ROOT,
+  runProcess,
+} from "../_helpers/cli.ts";
 import { writeFiles } from "../_helpers/fixtures.ts";
 import { startRegistry } from "../_helpers/registry.ts";
 import { withTempDir } from "../_helpers/temp.ts";
@@ -96,13 +101,14 @@ function withOneLeftOut(flags: Flag[]): { flags: Flag[]; missing: string }[] {
   return out;
 }
 
-async function run(
+function run(
   perms: string[],
   args: string[],
   options: { main?: string; stdin?: string } = {},
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
+): Promise<CliResult> {
+  return runProcess(
+    Deno.execPath(),
+    [
       "run",
       "--no-prompt",
       "--quiet",
@@ -110,24 +116,12 @@ async function run(
       options.main ?? CLI_PATH,
       ...args,
     ],
-    env: { NO_COLOR: "1", PATH: Deno.env.get("PATH") ?? "" },
-    clearEnv: true,
-    stdin: options.stdin === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  if (options.stdin !== undefined) {
-    const w = child.stdin.getWriter();
-    await w.write(new TextEncoder().encode(options.stdin));
-    await w.close();
-  }
-  const out = await child.output();
-  const d = new TextDecoder();
-  return {
-    code: out.code,
-    stdout: d.decode(out.stdout),
-    stderr: d.decode(out.stderr),
-  };
+    {
+      env: { PATH: Deno.env.get("PATH") ?? "" },
+      clearEnv: true,
+      ...(options.stdin === undefined ? {} : { stdin: options.stdin }),
+    },
+  );
 }
 
 /** How the test runs one command of the table. */

@@ -10,7 +10,7 @@ import { digestOf } from "../../src/oci/digest.ts";
 import { RegistryClient } from "../../src/registry/client.ts";
 import { Store } from "../../src/store/store.ts";
 import { pushImage } from "../../src/transfer/push_image.ts";
-import { REPO_ROOT } from "../_helpers/cli.ts";
+import { type CliResult, REPO_ROOT, runProcess } from "../_helpers/cli.ts";
 import { writeFiles } from "../_helpers/fixtures.ts";
 import { importedSpecifiers, packageImportMap } from "../_helpers/package.ts";
 import { startRegistry } from "../_helpers/registry.ts";
@@ -22,23 +22,11 @@ async function examples(file: string): Promise<string[]> {
   return [...text.matchAll(/^```ts\n([\s\S]*?)^```$/gm)].map((m) => m[1]!);
 }
 
-async function deno(
+function deno(
   args: string[],
   options: { cwd: string; env?: Record<string, string> },
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args,
-    cwd: options.cwd,
-    env: { NO_COLOR: "1", ...options.env },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const d = new TextDecoder();
-  return {
-    code: out.code,
-    stdout: d.decode(out.stdout),
-    stderr: d.decode(out.stderr),
-  };
+): Promise<CliResult> {
+  return runProcess(Deno.execPath(), args, options);
 }
 
 Deno.test("the examples of the README and docs/library.md run against a registry", async () => {
