@@ -26,7 +26,7 @@ export type PullState =
 
 /** Event sent to subscribers when a reference changes state. */
 export interface PullEvent {
-  /** The full reference (with `@platform` when one was asked for). */
+  /** The full reference (with `@@os/arch` when a platform was asked for). */
   key: string;
   /** The new state. */
   state: PullState;
