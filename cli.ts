@@ -10,9 +10,12 @@
  * ```
  *
  * @example Run the CLI from code
- * ```ts ignore
- * import { main } from "./cli.ts";
- * const code = await main(["list"]);
+ * ```ts
+ * import { main } from "@ironcore/image/cli";
+ * const store = await Deno.makeTempDir();
+ * // Prints [] (an empty store) on standard output.
+ * const code = await main(["--store-path", store, "list", "--json"]);
+ * console.log(code); // 0
  * ```
  *
  * @module

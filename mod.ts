@@ -19,7 +19,7 @@
  *
  * @example Build an image and resolve it
  * ```ts
- * import { buildImage, resolveImage, Store } from "./mod.ts";
+ * import { buildImage, resolveImage, Store } from "@ironcore/image";
  *
  * const dir = await Deno.makeTempDir();
  * await Deno.writeTextFile(`${dir}/vmlinuz`, "kernel bytes");

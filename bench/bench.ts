@@ -21,6 +21,17 @@ import {
   type TestRegistry,
 } from "../tests/_helpers/registry.ts";
 import { blobStoreOf, tagIndexOf } from "../src/store/_internal.ts";
+import {
+  GNU_TIME,
+  median,
+  parseFlags,
+  payload,
+  rm,
+  type Sample,
+  sh,
+  timed as timedIn,
+  TW,
+} from "./_measure.ts";
 
 const args = parseFlags(Deno.args);
 const MIB = Number(args.mib ?? 1024);
@@ -31,25 +42,6 @@ const WORK = args.work ?? "/tmp/ironcore-bench";
 const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const CLI = `${REPO}/cli.ts`;
 const DENO = Deno.execPath();
-const GNU_TIME = "/usr/bin/time";
-
-function parseFlags(argv: string[]): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (!a.startsWith("--")) continue;
-    const eq = a.indexOf("=");
-    if (eq > 0) out[a.slice(2, eq)] = a.slice(eq + 1);
-    else out[a.slice(2)] = argv[++i] ?? "";
-  }
-  return out;
-}
-
-interface Sample {
-  wall: number;
-  cpu: number;
-  rss: number;
-}
 
 interface Row {
   id: string;
@@ -67,46 +59,8 @@ const rows: Row[] = [];
 let seq = 0;
 
 /** Runs one shell command line under GNU time; returns wall, CPU and peak RSS. */
-async function timed(
-  script: string,
-  env: Record<string, string> = {},
-): Promise<Sample> {
-  const tf = `${WORK}/time-${++seq}.txt`;
-  const t0 = performance.now();
-  const out = await new Deno.Command("bash", {
-    args: ["-c", script],
-    env: { ...env, TIMEFILE: tf, NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const wall = (performance.now() - t0) / 1000;
-  if (!out.success) {
-    throw new Error(
-      `Benchmark command failed (${out.code}): ${script}\n${
-        new TextDecoder().decode(out.stderr)
-      }`,
-    );
-  }
-  let cpu = 0;
-  let rss = 0;
-  const text = await Deno.readTextFile(tf).catch(() => "");
-  for (const line of text.split("\n")) {
-    const m = /^([\d.]+) ([\d.]+) (\d+)$/.exec(line.trim());
-    if (!m) continue;
-    cpu += Number(m[1]) + Number(m[2]);
-    rss = Math.max(rss, Number(m[3]) / 1024);
-  }
-  await Deno.remove(tf).catch(() => {});
-  return { wall, cpu, rss };
-}
-
-/** `tw CMD` in a script: run CMD under GNU time, appending to $TIMEFILE. */
-const TW = `tw() { ${GNU_TIME} -a -o "$TIMEFILE" -f '%U %S %M' "$@"; }; `;
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const n = s.length;
-  return n % 2 ? s[(n - 1) / 2]! : (s[n / 2 - 1]! + s[n / 2]!) / 2;
+function timed(script: string): Promise<Sample> {
+  return timedIn(script, `${WORK}/time-${++seq}.txt`);
 }
 
 async function bench(
@@ -143,33 +97,8 @@ function cli(...a: string[]): string {
   } ${CLI} --quiet --plain-http ${a.map((x) => `'${x}'`).join(" ")}`;
 }
 
-async function sh(script: string): Promise<string> {
-  const out = await new Deno.Command("bash", {
-    args: ["-c", script],
-    stdout: "piped",
-    stderr: "piped",
-  })
-    .output();
-  if (!out.success) {
-    throw new Error(`${script}: ${new TextDecoder().decode(out.stderr)}`);
-  }
-  return new TextDecoder().decode(out.stdout).trim();
-}
-
-async function payload(path: string, mib: number): Promise<void> {
-  const want = mib * 1024 * 1024;
-  if ((await Deno.stat(path).catch(() => null))?.size === want) return;
-  await sh(
-    `head -c ${want} /dev/urandom > '${path}.tmp' && mv '${path}.tmp' '${path}'`,
-  );
-}
-
 async function sha(path: string): Promise<string> {
   return (await sh(`openssl dgst -sha256 -r '${path}'`)).split(" ")[0]!;
-}
-
-function rm(path: string): Promise<void> {
-  return Deno.remove(path, { recursive: true }).catch(() => {});
 }
 
 function record(row: Row): void {

@@ -19,20 +19,7 @@ import { createBootHandler } from "../src/serve/boot_handler.ts";
 import { Store } from "../src/store/store.ts";
 import { pushImage } from "../src/transfer/push_image.ts";
 import { startRegistry } from "../tests/_helpers/registry.ts";
-
-function parseFlags(argv: string[]): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (!a.startsWith("--")) continue;
-    const eq = a.indexOf("=");
-    if (eq > 0) out[a.slice(2, eq)] = a.slice(eq + 1);
-    else if (argv[i + 1] !== undefined && !argv[i + 1]!.startsWith("--")) {
-      out[a.slice(2)] = argv[++i]!;
-    } else out[a.slice(2)] = "true";
-  }
-  return out;
-}
+import { parseFlags } from "./_measure.ts";
 
 const args = parseFlags(Deno.args);
 const MIB = Number(args.mib ?? 1024);

@@ -23,7 +23,7 @@ export interface ImageErrorOptions {
  *
  * @example Tell library errors from others
  * ```ts
- * import { ImageError, NotFoundError } from "./errors.ts";
+ * import { ImageError, NotFoundError } from "@ironcore/image";
  * const err: unknown = new NotFoundError("Image demo:v1 not found", { reference: "demo:v1" });
  * console.log(err instanceof ImageError); // true
  * ```
@@ -63,7 +63,7 @@ export interface NotFoundErrorOptions extends ImageErrorOptions {
  *
  * @example Branch on a missing image
  * ```ts
- * import { NotFoundError } from "./errors.ts";
+ * import { NotFoundError } from "@ironcore/image";
  * const err: unknown = new NotFoundError("Image not found: demo:v1", { reference: "demo:v1" });
  * if (err instanceof NotFoundError) console.error(err.reference);
  * ```
@@ -107,9 +107,9 @@ export interface AmbiguousReferenceErrorOptions extends ImageErrorOptions {
 /**
  * A reference or digest prefix matches more than one image.
  *
- * @example
+ * @example List the images a prefix matches
  * ```ts
- * import { AmbiguousReferenceError } from "./errors.ts";
+ * import { AmbiguousReferenceError } from "@ironcore/image";
  * const err = new AmbiguousReferenceError("Digest prefix ab matches 2 images", {
  *   reference: "ab",
  *   candidates: ["sha256:ab1", "sha256:ab2"],
@@ -146,9 +146,9 @@ export interface InvalidReferenceErrorOptions extends ImageErrorOptions {
  * A reference string does not parse, or is not the kind of reference the
  * call needs (a tag where a digest was given, …).
  *
- * @example
+ * @example Name the reference that failed to parse
  * ```ts
- * import { InvalidReferenceError } from "./errors.ts";
+ * import { InvalidReferenceError } from "@ironcore/image";
  * const err = new InvalidReferenceError(
  *   'Invalid reference "Bad:Ref": repository name must be lowercase',
  *   { reference: "Bad:Ref" },
@@ -183,9 +183,9 @@ export interface DigestMismatchErrorOptions extends ImageErrorOptions {
 /**
  * Content does not hash to the digest it was addressed by.
  *
- * @example
+ * @example Compare the digests
  * ```ts
- * import { DigestMismatchError } from "./errors.ts";
+ * import { DigestMismatchError } from "@ironcore/image";
  * const err = new DigestMismatchError("Digest mismatch for a blob", {
  *   expected: "sha256:aa",
  *   actual: "sha256:bb",
@@ -224,9 +224,9 @@ export interface SizeMismatchErrorOptions extends ImageErrorOptions {
  * Content has the right digest but a different size than its descriptor says,
  * or exceeds a size limit.
  *
- * @example
+ * @example Compare the sizes
  * ```ts
- * import { SizeMismatchError } from "./errors.ts";
+ * import { SizeMismatchError } from "@ironcore/image";
  * const err = new SizeMismatchError("Size mismatch for layer", { expected: 10, actual: 11 });
  * console.log(err.expected, err.actual);
  * ```
@@ -254,9 +254,9 @@ export class SizeMismatchError extends ImageError {
  * An image, manifest, index, config or archive does not conform to the OCI
  * or IronCore specification.
  *
- * @example
+ * @example Report a malformed document
  * ```ts
- * import { InvalidImageError } from "./errors.ts";
+ * import { InvalidImageError } from "@ironcore/image";
  * const err = new InvalidImageError("Invalid manifest: layers[0].digest is missing");
  * console.log(err.message);
  * ```
@@ -284,9 +284,9 @@ export interface StoreErrorOptions extends ImageErrorOptions {
  * The local store is not usable: not an OCI layout, or `index.json` is
  * corrupt.
  *
- * @example
+ * @example Name the store that is not usable
  * ```ts
- * import { StoreError } from "./errors.ts";
+ * import { StoreError } from "@ironcore/image";
  * const err = new StoreError("Store /tmp/x is not usable: index.json is not valid JSON", { path: "/tmp/x" });
  * console.log(err.path);
  * ```
@@ -318,9 +318,9 @@ export interface UnauthorizedErrorOptions extends ImageErrorOptions {
 /**
  * A registry refused our credentials (HTTP 401/403 after authenticating).
  *
- * @example
+ * @example Tell a refused login by its status
  * ```ts
- * import { UnauthorizedError } from "./errors.ts";
+ * import { UnauthorizedError } from "@ironcore/image";
  * const err = new UnauthorizedError("Authentication failed for registry.example: check the credentials", { host: "registry.example", status: 401 });
  * console.log(err.status);
  * ```
@@ -360,9 +360,9 @@ export interface RegistryErrorOptions extends ImageErrorOptions {
  * A registry answered with an unexpected status or could not be reached
  * (then it is a {@linkcode NetworkError}).
  *
- * @example
+ * @example Read the status of a failed request
  * ```ts
- * import { RegistryError } from "./errors.ts";
+ * import { RegistryError } from "@ironcore/image";
  * const err = new RegistryError("Registry localhost:5000 answered 500", { host: "localhost:5000", status: 500 });
  * console.log(err.status);
  * ```
@@ -419,9 +419,9 @@ export interface NetworkErrorOptions extends ImageErrorOptions {
  * A registry could not be reached, or the connection broke before the
  * answer was complete. Its `status` is 0.
  *
- * @example
+ * @example Tell a refused connection from a timeout
  * ```ts
- * import { NetworkError } from "./errors.ts";
+ * import { NetworkError } from "@ironcore/image";
  * const err = new NetworkError("Cannot connect to registry localhost:5000: connection refused", {
  *   host: "localhost:5000",
  *   kind: "refused",
@@ -461,9 +461,9 @@ export interface StallErrorOptions extends ImageErrorOptions {
  * where the operation retries). A {@linkcode NetworkError} of kind
  * `timeout`.
  *
- * @example
+ * @example Abort a transfer that stalled
  * ```ts
- * import { StallError } from "./errors.ts";
+ * import { StallError } from "@ironcore/image";
  * const controller = new AbortController();
  * controller.abort(new StallError("No data for 30000 ms", { timeout: 30_000 }));
  * console.log(controller.signal.reason instanceof StallError); // true

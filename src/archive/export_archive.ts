@@ -165,8 +165,8 @@ async function writeBlob(
  *
  * @example Export an image to a file
  * ```ts
- * import { buildImage, Store } from "../../mod.ts";
- * import { exportArchive } from "./export_archive.ts";
+ * import { buildImage, Store } from "@ironcore/image";
+ * import { exportArchive } from "@ironcore/image/archive";
  * const dir = await Deno.makeTempDir();
  * await Deno.writeTextFile(`${dir}/vmlinuz`, "kernel");
  * const store = await Store.open(`${dir}/store`);

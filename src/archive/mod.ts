@@ -6,8 +6,8 @@
  *
  * @example Copy an image between stores through an archive
  * ```ts
- * import { exportArchive, importArchive } from "./mod.ts";
- * import { buildImage, Store } from "../../mod.ts";
+ * import { buildImage, Store } from "@ironcore/image";
+ * import { exportArchive, importArchive } from "@ironcore/image/archive";
  * const dir = await Deno.makeTempDir();
  * await Deno.writeTextFile(`${dir}/vmlinuz`, "kernel");
  * const a = await Store.open(`${dir}/a`);

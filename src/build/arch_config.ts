@@ -47,9 +47,9 @@ export interface ParseArchConfigOptions {
  * as Go names it, a repeated key,
  * an empty value or an unknown variant.
  *
- * @example
+ * @example Parse a --config value
  * ```ts
- * import { parseArchConfig } from "./arch_config.ts";
+ * import { parseArchConfig } from "@ironcore/image";
  * const c = parseArchConfig("arch=amd64,kernel=vmlinuz,initramfs=initrd.img");
  * console.log(c.arch, c.layers.kernel); // amd64 vmlinuz
  * ```

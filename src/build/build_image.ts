@@ -258,15 +258,21 @@ export function checkArchConfig(config: ArchConfig): string | undefined {
  * @throws {TypeError} When there is no configuration, an architecture is
  * configured twice, or {@linkcode checkArchConfig} finds a problem.
  *
- * @example Build a kernel-and-initramfs image
- * ```ts ignore
- * import { buildImage } from "./build_image.ts";
- * import { Store } from "../store/store.ts";
- * const store = await Store.open("/tmp/store");
+ * @example Build a kernel-and-initramfs image for two architectures
+ * ```ts
+ * import { buildImage, Store } from "@ironcore/image";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/vmlinuz`, "kernel");
+ * await Deno.writeTextFile(`${dir}/initrd.img`, "initramfs");
+ * await Deno.writeTextFile(`${dir}/cmdline`, "console=ttyS0");
+ * const layers = { kernel: `${dir}/vmlinuz`, initramfs: `${dir}/initrd.img` };
+ * const store = await Store.open(`${dir}/store`);
  * const result = await buildImage(store, [
- *   { arch: "amd64", layers: { kernel: "vmlinuz", initramfs: "initrd.img" } },
+ *   { arch: "amd64", layers, cmdline: `${dir}/cmdline` },
+ *   { arch: "arm64", layers, cmdline: `${dir}/cmdline` },
  * ], { tag: "example.com/os:1.0" });
- * console.log(result.index.digest);
+ * console.log(result.reference); // "example.com/os:1.0"
+ * console.log(result.index.digest); // the index, also tagged example.com/os:1.0
  * ```
  */
 export async function buildImage(

@@ -18,11 +18,12 @@ import {
 import type { CliIo, Command, CommandContext } from "./_command.ts";
 import { ProgressView } from "./_progress.ts";
 import { COMMANDS } from "./commands/mod.ts";
+import denoConfig from "../../deno.json" with { type: "json" };
 
 export type { CliIo } from "./_command.ts";
 
-/** The product version, printed by `--version`. */
-export const VERSION = "0.1.0";
+/** The product version, printed by `--version`: the package's own, from deno.json. */
+export const VERSION: string = denoConfig.version;
 
 /** Flags every command accepts, before or after the command name. */
 export const GLOBAL_FLAGS: FlagSpec[] = [

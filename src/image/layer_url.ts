@@ -56,14 +56,34 @@ export interface LayerUrl {
  * @throws {NotFoundError} When the image, the platform or the layer is
  * missing.
  *
- * @example
- * ```ts ignore
- * import { layerUrl, RegistryClient } from "../../mod.ts";
- * const req = await layerUrl(new RegistryClient(), {
- *   reference: "ghcr.io/org/os:1.0",
- *   layer: "kernel",
+ * @example Give a boot loader the URL of a kernel
+ * ```ts
+ * import { buildImage, layerUrl, RegistryClient, Store } from "@ironcore/image";
+ * import { isDigest } from "@ironcore/image/oci";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/vmlinuz`, "kernel bytes");
+ * const origin = await Store.open(`${dir}/store`);
+ * await buildImage(origin, [{ arch: "amd64", layers: { kernel: `${dir}/vmlinuz` } }], {
+ *   tag: "registry.example.com/os:1.0",
  * });
- * console.log(req.url);
+ * // For this example, the registry answers from the store `origin` (a tag or
+ * // a digest names one of its blobs), through the client's fetch option.
+ * const client = new RegistryClient({
+ *   fetch: async (input) => {
+ *     const name = new URL(new Request(input).url).pathname.split("/").pop()!;
+ *     const digest = isDigest(name)
+ *       ? name
+ *       : (await origin.resolve(`registry.example.com/os:${name}`)).descriptor.digest;
+ *     return new Response(await Deno.readFile(origin.blobPath(digest)));
+ *   },
+ * });
+ * const { url, headers } = await layerUrl(client, {
+ *   reference: "registry.example.com/os:1.0",
+ *   layer: "kernel",
+ *   platform: { os: "linux", architecture: "amd64" },
+ * });
+ * console.log(url); // "https://registry.example.com/v2/os/blobs/sha256:…"
+ * console.log(headers); // {}: this registry asks for no credentials
  * ```
  */
 export async function layerUrl(

@@ -135,7 +135,7 @@ function pipeOptions(options: OperationOptions): StreamPipeOptions {
  *
  * @example Read a kernel from the store
  * ```ts
- * import { buildImage, openLayer, Store } from "../../mod.ts";
+ * import { buildImage, openLayer, Store } from "@ironcore/image";
  * const dir = await Deno.makeTempDir();
  * await Deno.writeTextFile(`${dir}/vmlinuz`, "kernel bytes");
  * const store = await Store.open(`${dir}/store`);
@@ -199,12 +199,19 @@ function splitPath(path: string): { dir: string; base: string } {
  * @param options Abort signal.
  * @returns The number of bytes written.
  *
- * @example Extract a kernel
- * ```ts ignore
- * import { openLayer, Store, writeLayerFile } from "../../mod.ts";
- * const store = await Store.open("/tmp/store");
+ * @example Extract a kernel to a file
+ * ```ts
+ * import { buildImage, openLayer, Store, writeLayerFile } from "@ironcore/image";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/input`, "kernel bytes");
+ * const store = await Store.open(`${dir}/store`);
+ * await buildImage(store, [{ arch: "amd64", layers: { kernel: `${dir}/input` } }], {
+ *   tag: "my-os:1.0",
+ * });
  * const layer = await openLayer(store, { reference: "my-os:1.0", layer: "kernel" });
- * await writeLayerFile(layer, "./vmlinuz");
+ * // Written under a temporary name, renamed once the digest checked out.
+ * const bytes = await writeLayerFile(layer, `${dir}/vmlinuz`);
+ * console.log(bytes); // 12
  * ```
  */
 export async function writeLayerFile(

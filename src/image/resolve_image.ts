@@ -99,7 +99,7 @@ export async function resolveDocuments(
  *
  * @example Resolve an image in the store
  * ```ts
- * import { buildImage, resolveImage, Store } from "../../mod.ts";
+ * import { buildImage, resolveImage, Store } from "@ironcore/image";
  * const dir = await Deno.makeTempDir();
  * await Deno.writeTextFile(`${dir}/vmlinuz`, "kernel bytes");
  * const store = await Store.open(`${dir}/store`);

@@ -174,7 +174,7 @@ function unreadable(
  *
  * @example Validate a freshly built image
  * ```ts
- * import { buildImage, Store, validateImage } from "../../mod.ts";
+ * import { buildImage, Store, validateImage } from "@ironcore/image";
  * const dir = await Deno.makeTempDir();
  * await Deno.writeTextFile(`${dir}/vmlinuz`, "kernel");
  * const store = await Store.open(`${dir}/store`);

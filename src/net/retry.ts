@@ -61,7 +61,7 @@ const LASTING = new Set<string>(["refused", "dns", "tls"]);
  * @param retries How many retries came before. Default 0.
  * @returns `true` when another attempt may succeed.
  *
- * @example
+ * @example Wait before the fourth attempt
  * ```ts
  * import { isRetriable } from "./retry.ts";
  * import { NotFoundError, RegistryError } from "../errors.ts";
@@ -156,7 +156,7 @@ export async function retry<T>(
  * @param signal Ends the wait early with the signal's reason.
  * @returns A promise that settles after the wait.
  *
- * @example
+ * @example Wait a millisecond
  * ```ts
  * import { sleep } from "./retry.ts";
  * await sleep(1);

@@ -21,9 +21,9 @@ const ANY_DIGEST_RE = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/;
  *
  * @example Check a digest
  * ```ts
- * import { isDigest } from "./digest.ts";
- * isDigest("sha256:" + "0".repeat(64)); // true
- * isDigest("sha256:abc"); // false
+ * import { isDigest } from "@ironcore/image/oci";
+ * console.log(isDigest("sha256:" + "0".repeat(64))); // true
+ * console.log(isDigest("sha256:abc")); // false
  * ```
  */
 export function isDigest(value: unknown): value is Digest {
@@ -41,8 +41,13 @@ export function isDigest(value: unknown): value is Digest {
  *
  * @example Parse a digest
  * ```ts
- * import { parseDigest } from "./digest.ts";
- * const d = parseDigest("sha256:" + "a".repeat(64));
+ * import { parseDigest } from "@ironcore/image/oci";
+ * console.log(parseDigest("sha256:" + "a".repeat(64)).length); // 71
+ * try {
+ *   parseDigest("sha256:abc", "config digest");
+ * } catch (e) {
+ *   console.log((e as Error).message); // names the config digest and what is wrong
+ * }
  * ```
  */
 export function parseDigest(value: unknown, what = "digest"): Digest {
@@ -69,7 +74,7 @@ export function parseDigest(value: unknown, what = "digest"): Digest {
  * @param digest A SHA-256 digest.
  * @returns The 64 hex digits.
  *
- * @example
+ * @example Take the hex part
  * ```ts
  * import { digestHex } from "./digest.ts";
  * digestHex(`sha256:${"b".repeat(64)}`); // "bbbb…"
@@ -127,10 +132,10 @@ export class Sha256 {
  * @param data The bytes or a string (encoded as UTF-8).
  * @returns The SHA-256 digest.
  *
- * @example
+ * @example Hash a document
  * ```ts
- * import { digestOf } from "./digest.ts";
- * digestOf("{}"); // "sha256:44136fa3…"
+ * import { digestOf } from "@ironcore/image/oci";
+ * console.log(digestOf("{}")); // "sha256:44136fa3…"
  * ```
  */
 export function digestOf(data: Uint8Array | string): Digest {
@@ -146,7 +151,7 @@ export function digestOf(data: Uint8Array | string): Digest {
  * @param actual The digest computed from the bytes.
  * @param what Which content, for the message.
  *
- * @example
+ * @example Check bytes against the digest they should have
  * ```ts
  * import { assertDigest, digestOf } from "./digest.ts";
  * assertDigest(digestOf("a"), digestOf("a"), "config");

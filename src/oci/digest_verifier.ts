@@ -165,8 +165,7 @@ export interface DigestVerifierOptions {
  *
  * @example Verify a blob while copying it
  * ```ts
- * import { DigestVerifier } from "./digest_verifier.ts";
- * import { digestOf } from "./digest.ts";
+ * import { DigestVerifier, digestOf } from "@ironcore/image/oci";
  * const bytes = new TextEncoder().encode("kernel bytes");
  * const verified = new Blob([bytes]).stream().pipeThrough(
  *   new DigestVerifier({ digest: digestOf(bytes), size: bytes.byteLength }),

@@ -190,7 +190,7 @@ function checkPlatform(value: unknown, where: string): Platform | undefined {
  * @returns The descriptor.
  * @throws {InvalidImageError} Naming the bad field.
  *
- * @example
+ * @example Check a descriptor
  * ```ts
  * import { validateDescriptor } from "./manifest.ts";
  * validateDescriptor({ mediaType: "a/b", digest: "sha256:" + "0".repeat(64), size: 1 }, "config");
@@ -244,11 +244,12 @@ function checkDescriptors(
  * @returns The manifest.
  * @throws {InvalidImageError} Naming the bad field.
  *
- * @example
+ * @example Check parsed JSON before using it as a manifest
  * ```ts
- * import { validateManifest } from "./manifest.ts";
+ * import { validateManifest } from "@ironcore/image/oci";
  * const config = { mediaType: "a/b", digest: "sha256:" + "0".repeat(64), size: 2 };
- * validateManifest({ schemaVersion: 2, config, layers: [] });
+ * const manifest = validateManifest(JSON.parse(JSON.stringify({ schemaVersion: 2, config, layers: [] })));
+ * console.log(manifest.layers.length); // 0
  * ```
  */
 export function validateManifest(value: unknown): ImageManifest {
@@ -279,10 +280,11 @@ export interface ValidateIndexOptions {
  * @returns The index.
  * @throws {InvalidImageError} Naming the bad field.
  *
- * @example
+ * @example Check parsed JSON before using it as an index
  * ```ts
- * import { validateIndex } from "./manifest.ts";
- * validateIndex({ schemaVersion: 2, manifests: [] });
+ * import { validateIndex } from "@ironcore/image/oci";
+ * const index = validateIndex(JSON.parse('{"schemaVersion":2,"manifests":[]}'));
+ * console.log(index.manifests.length); // 0
  * ```
  */
 export function validateIndex(
@@ -307,7 +309,7 @@ export function validateIndex(
  * @param mediaType The media type.
  * @returns `true` for index media types.
  *
- * @example
+ * @example Tell an index by its media type
  * ```ts
  * import { isIndexMediaType } from "./manifest.ts";
  * isIndexMediaType("application/vnd.oci.image.index.v1+json"); // true
@@ -324,7 +326,7 @@ export function isIndexMediaType(mediaType: string): boolean {
  * @param mediaType The media type.
  * @returns `true` for manifest media types.
  *
- * @example
+ * @example Tell a manifest by its media type
  * ```ts
  * import { isManifestMediaType } from "./manifest.ts";
  * isManifestMediaType("application/vnd.oci.image.manifest.v1+json"); // true
@@ -345,9 +347,9 @@ export function isManifestMediaType(mediaType: string): boolean {
  * @returns The manifest or index.
  * @throws {InvalidImageError} When the bytes are too large, not JSON or invalid.
  *
- * @example
+ * @example Parse bytes as a manifest or an index
  * ```ts
- * import { parseManifest } from "./manifest.ts";
+ * import { parseManifest } from "@ironcore/image/oci";
  * const parsed = parseManifest(new TextEncoder().encode('{"schemaVersion":2,"manifests":[]}'));
  * console.log(parsed.kind); // "index"
  * ```
@@ -388,7 +390,7 @@ export function parseManifest(
  * @param value The document.
  * @returns The bytes and their descriptor fields.
  *
- * @example
+ * @example Encode a config
  * ```ts
  * import { encodeJson } from "./manifest.ts";
  * const { bytes, digest, size } = encodeJson({ commandLine: "console=ttyS0" });
@@ -409,7 +411,7 @@ export function encodeJson(
  * @param index The index's name or digest, for the message.
  * @throws {InvalidImageError} When the entry names something else.
  *
- * @example
+ * @example Check an index entry
  * ```ts
  * import { checkIndexEntry } from "./manifest.ts";
  * checkIndexEntry({
@@ -437,7 +439,7 @@ export function checkIndexEntry(entry: Descriptor, index: string): void {
  * @param index The index's name or digest, for the message.
  * @throws {InvalidImageError} When it is an index or of another size.
  *
- * @example
+ * @example Check a manifest against its index entry
  * ```ts
  * import { checkEntryManifest, parseManifest } from "./manifest.ts";
  * const bytes = new TextEncoder().encode('{"schemaVersion":2,"config":{"mediaType":"a/b","digest":"sha256:' + "a".repeat(64) + '","size":2},"layers":[]}');

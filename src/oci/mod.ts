@@ -5,7 +5,12 @@
  *
  * @example Parse a reference and check content against a digest
  * ```ts
- * import { DigestVerifier, digestOf, formatReference, parseReference } from "./mod.ts";
+ * import {
+ *   DigestVerifier,
+ *   digestOf,
+ *   formatReference,
+ *   parseReference,
+ * } from "@ironcore/image/oci";
  * console.log(formatReference(parseReference("demo"))); // "docker.io/library/demo:latest"
  * const bytes = new TextEncoder().encode("kernel");
  * const checked = new Blob([bytes]).stream().pipeThrough(

@@ -25,10 +25,10 @@ const PART_RE = /^[a-z0-9][a-z0-9._-]*$/;
  * @returns The platform.
  * @throws {SyntaxError} When the text is not of that form.
  *
- * @example
+ * @example Parse os/arch/variant
  * ```ts
- * import { parsePlatform } from "./platform.ts";
- * parsePlatform("linux/arm64/v8"); // { os: "linux", architecture: "arm64", variant: "v8" }
+ * import { parsePlatform } from "@ironcore/image";
+ * console.log(parsePlatform("linux/arm64/v8")); // { os: "linux", architecture: "arm64", variant: "v8" }
  * ```
  */
 export function parsePlatform(text: string): Platform {
@@ -51,10 +51,10 @@ export function parsePlatform(text: string): Platform {
  * @param platform The platform.
  * @returns The text form.
  *
- * @example
+ * @example Write a platform as text
  * ```ts
- * import { formatPlatform } from "./platform.ts";
- * formatPlatform({ os: "linux", architecture: "amd64" }); // "linux/amd64"
+ * import { formatPlatform } from "@ironcore/image/oci";
+ * console.log(formatPlatform({ os: "linux", architecture: "amd64" })); // "linux/amd64"
  * ```
  */
 export function formatPlatform(platform: Platform): string {
@@ -70,10 +70,11 @@ export function formatPlatform(platform: Platform): string {
  * @param want The platform asked for.
  * @returns `true` when they match.
  *
- * @example
+ * @example Match a platform that names no variant
  * ```ts
- * import { platformMatches } from "./platform.ts";
- * platformMatches({ os: "linux", architecture: "arm64", variant: "v8" }, { os: "linux", architecture: "arm64" }); // true
+ * import { platformMatches } from "@ironcore/image/oci";
+ * const have = { os: "linux", architecture: "arm64", variant: "v8" };
+ * console.log(platformMatches(have, { os: "linux", architecture: "arm64" })); // true
  * ```
  */
 export function platformMatches(have: Platform, want: Platform): boolean {
@@ -106,9 +107,9 @@ export interface SelectPlatformOptions {
  * @throws {NotFoundError} Listing the platforms the index has; with
  * `platform` set to the one that was looked for.
  *
- * @example
+ * @example Pick the arm64 entry of an index
  * ```ts
- * import { selectPlatform } from "./platform.ts";
+ * import { selectPlatform } from "@ironcore/image/oci";
  * const digest = `sha256:${"a".repeat(64)}` as const;
  * const entry = selectPlatform([
  *   { mediaType: "application/vnd.oci.image.manifest.v1+json", digest, size: 2, platform: { os: "linux", architecture: "arm64" } },
@@ -154,10 +155,10 @@ export function selectPlatform<T extends { platform?: Platform | undefined }>(
  *
  * @returns The platform.
  *
- * @example
+ * @example Name this machine's platform
  * ```ts
- * import { hostPlatform } from "./platform.ts";
- * console.log(hostPlatform().architecture);
+ * import { formatPlatform, hostPlatform } from "@ironcore/image/oci";
+ * console.log(formatPlatform(hostPlatform())); // e.g. "linux/amd64"
  * ```
  */
 export function hostPlatform(): Platform {

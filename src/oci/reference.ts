@@ -77,7 +77,7 @@ const SCHEME_RE = /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\//;
  * @example Normalise a short Docker Hub name
  * ```ts
  * import assert from "node:assert/strict";
- * import { parseReference } from "./reference.ts";
+ * import { parseReference } from "@ironcore/image/oci";
  *
  * assert.deepEqual(parseReference("my-image"), {
  *   registry: "docker.io",
@@ -89,7 +89,7 @@ const SCHEME_RE = /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\//;
  * @example Keep a missing tag missing
  * ```ts
  * import assert from "node:assert/strict";
- * import { parseReference } from "./reference.ts";
+ * import { parseReference } from "@ironcore/image/oci";
  *
  * const ref = parseReference("localhost:5000/a/b", { defaultTag: false });
  * assert.equal(ref.registry, "localhost:5000");
@@ -190,7 +190,7 @@ export function parseReference(
  * @example Format a Docker Hub reference
  * ```ts
  * import assert from "node:assert/strict";
- * import { formatReference, parseReference } from "./reference.ts";
+ * import { formatReference, parseReference } from "@ironcore/image/oci";
  *
  * assert.equal(
  *   formatReference(parseReference("my-image")),
@@ -214,7 +214,7 @@ export function formatReference(ref: Reference): string {
  * @example Shorten Docker Hub references
  * ```ts
  * import assert from "node:assert/strict";
- * import { familiarReference, parseReference } from "./reference.ts";
+ * import { familiarReference, parseReference } from "@ironcore/image/oci";
  *
  * assert.equal(familiarReference(parseReference("my-image")), "my-image:latest");
  * assert.equal(familiarReference(parseReference("docker.io/org/img:v1")), "org/img:v1");

@@ -24,7 +24,7 @@ export interface Challenge {
  * @param header The header value.
  * @returns The challenges in order.
  *
- * @example
+ * @example Read a Bearer challenge
  * ```ts
  * import { parseChallenges } from "./_auth.ts";
  * const [c] = parseChallenges('Bearer realm="https://auth.example/token",service="registry.example"');
@@ -100,7 +100,7 @@ export interface AuthenticatorOptions {
 /**
  * Remembers how each registry authenticates and holds tokens per scope.
  *
- * @example
+ * @example Nothing cached before the first request
  * ```ts
  * import { Authenticator } from "./_auth.ts";
  * const auth = new Authenticator({ credentials: () => Promise.resolve(undefined) });

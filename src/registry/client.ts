@@ -166,12 +166,15 @@ function imageReference(repo: Repository, tagOrDigest: string): string {
  * share it across operations.
  *
  * @example Fetch a manifest
- * ```ts ignore
- * import { RegistryClient } from "./client.ts";
- * // A loopback registry such as localhost:5000 is spoken to over plain HTTP.
- * const client = new RegistryClient();
- * const m = await client.getManifest({ registry: "localhost:5000", repository: "os/demo" }, "1.0");
- * console.log(m.descriptor.digest);
+ * ```ts
+ * import { RegistryClient } from "@ironcore/image";
+ * // For this example, a registry that answers every request with one empty
+ * // index, through the client's fetch option.
+ * const index = '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}';
+ * const client = new RegistryClient({ fetch: () => Promise.resolve(new Response(index)) });
+ * const repo = { registry: "registry.example.com", repository: "os/demo" };
+ * const m = await client.getManifest(repo, "1.0");
+ * console.log(m.kind, m.descriptor.digest); // "index" "sha256:…", checked against the bytes
  * ```
  */
 export class RegistryClient {

@@ -85,7 +85,7 @@ function isObject(value: unknown): value is JsonObject {
  *
  * @example Resolve from a given environment
  * ```ts
- * import { defaultDockerConfigPath } from "./credentials.ts";
+ * import { defaultDockerConfigPath } from "@ironcore/image/registry";
  * const vars: Record<string, string> = { HOME: "/home/ada" };
  * defaultDockerConfigPath((name) => vars[name]); // "/home/ada/.docker/config.json"
  * ```
@@ -176,6 +176,8 @@ async function readConfig(path: string): Promise<JsonObject> {
     text = await Deno.readTextFile(path);
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) return {};
+    // A missing permission is the caller's to grant, not a broken config.
+    if (err instanceof Deno.errors.NotCapable) throw err;
     throw new ImageError(
       `Cannot read Docker config ${path}: ${(err as Error).message}`,
       { cause: err },
@@ -260,7 +262,7 @@ interface HelperResult {
  *
  * @example Look up credentials for a registry
  * ```ts
- * import { DockerConfig } from "./credentials.ts";
+ * import { DockerConfig } from "@ironcore/image";
  * const dir = await Deno.makeTempDir();
  * const config = await DockerConfig.load({ path: `${dir}/config.json` });
  * await config.set("registry.example:5000", { username: "ada", password: "s3cret" });
@@ -292,7 +294,7 @@ export class DockerConfig {
    *
    * @example Load from an explicit path
    * ```ts
-   * import { DockerConfig } from "./credentials.ts";
+   * import { DockerConfig } from "@ironcore/image";
    * const config = await DockerConfig.load({ path: "/nonexistent/config.json" });
    * console.log(await config.get("ghcr.io")); // undefined
    * ```
@@ -314,7 +316,7 @@ export class DockerConfig {
    *
    * @example Read credentials
    * ```ts
-   * import { DockerConfig } from "./credentials.ts";
+   * import { DockerConfig } from "@ironcore/image";
    * const config = await DockerConfig.load({ path: "/nonexistent/config.json" });
    * const credential = await config.get("docker.io");
    * if (credential === undefined) console.log("anonymous");
@@ -344,7 +346,7 @@ export class DockerConfig {
    *
    * @example Log in
    * ```ts
-   * import { DockerConfig } from "./credentials.ts";
+   * import { DockerConfig } from "@ironcore/image";
    * const dir = await Deno.makeTempDir();
    * const config = await DockerConfig.load({ path: `${dir}/config.json` });
    * await config.set("ghcr.io", { username: "ada", password: "token" });
@@ -421,7 +423,7 @@ export class DockerConfig {
    *
    * @example Log out
    * ```ts
-   * import { DockerConfig } from "./credentials.ts";
+   * import { DockerConfig } from "@ironcore/image";
    * const config = await DockerConfig.load({ path: "/nonexistent/config.json" });
    * console.log(await config.erase("ghcr.io")); // false
    * ```
@@ -553,6 +555,7 @@ export class DockerConfig {
           { cause: err },
         );
       }
+      if (err instanceof Deno.errors.NotCapable) throw err;
       throw new ImageError(
         `Cannot run credential helper ${program}: ${(err as Error).message}`,
         { cause: err },
@@ -621,6 +624,7 @@ async function writeConfig(path: string, data: JsonObject): Promise<void> {
     await Deno.rename(tmp, target);
   } catch (err) {
     await Deno.remove(tmp).catch(() => {});
+    if (err instanceof Deno.errors.NotCapable) throw err;
     throw new ImageError(
       `Cannot write Docker config ${path}: ${(err as Error).message}`,
       { cause: err },

@@ -60,12 +60,26 @@ export interface VerifyCredentialsResult {
  * something unexpected.
  *
  * @example Check a login before saving it
- * ```ts ignore
- * import { DockerConfig, verifyCredentials } from "./mod.ts";
+ * ```ts
+ * import { DockerConfig } from "@ironcore/image";
+ * import { verifyCredentials } from "@ironcore/image/registry";
+ * // For this example, a registry that asks for a password (HTTP Basic) and
+ * // accepts ada's, answering through the fetch option.
+ * const accepted = `Basic ${btoa("ada:s3cret")}`;
+ * const registry = (input: RequestInfo | URL, init?: RequestInit) => {
+ *   const ok = new Request(input, init).headers.get("authorization") === accepted;
+ *   return Promise.resolve(ok ? new Response("{}") : new Response(null, {
+ *     status: 401,
+ *     headers: { "www-authenticate": 'Basic realm="registry.example.com"' },
+ *   }));
+ * };
  * const credential = { username: "ada", password: "s3cret" };
- * await verifyCredentials("registry.example.com", credential);
- * const config = await DockerConfig.load();
+ * // Throws an UnauthorizedError for a wrong password: nothing is saved then.
+ * await verifyCredentials("registry.example.com", credential, { fetch: registry });
+ * const dir = await Deno.makeTempDir();
+ * const config = await DockerConfig.load({ path: `${dir}/config.json` });
  * await config.set("registry.example.com", credential);
+ * console.log((await config.get("registry.example.com"))?.username); // "ada"
  * ```
  */
 export async function verifyCredentials(
@@ -100,6 +114,8 @@ export async function verifyCredentials(
       return await doFetch(url, init);
     } catch (e) {
       if (options.signal?.aborted) throw options.signal.reason;
+      // A missing net permission is the user's to grant, not the network's.
+      if (e instanceof Deno.errors.NotCapable) throw e;
       throw fetchFailure(registry, e, plain);
     }
   };

@@ -3,12 +3,29 @@
  * retries and digest checks, Docker's credential store, and checking a
  * login.
  *
- * @example Log in, keeping the credential only when the registry accepts it
- * ```ts ignore
- * import { DockerConfig, verifyCredentials } from "./mod.ts";
- * const credential = { username: "ada", password: "s3cret" };
- * await verifyCredentials("registry.example.com", credential);
- * await (await DockerConfig.load()).set("registry.example.com", credential);
+ * @example Talk to a registry with the user's Docker credentials
+ * ```ts
+ * import { DockerConfig, RegistryClient } from "@ironcore/image/registry";
+ * const dir = await Deno.makeTempDir();
+ * const docker = await DockerConfig.load({ path: `${dir}/config.json` });
+ * await docker.set("registry.example.com", { username: "ada", password: "s3cret" });
+ * // For this example, a registry that wants ada's password (HTTP Basic) and
+ * // then lists one tag, answering through the client's fetch option.
+ * const accepted = `Basic ${btoa("ada:s3cret")}`;
+ * const client = new RegistryClient({
+ *   credentials: (registry) => docker.get(registry),
+ *   fetch: (input, init) =>
+ *     Promise.resolve(
+ *       new Request(input, init).headers.get("authorization") === accepted
+ *         ? Response.json({ name: "os", tags: ["1.0"] })
+ *         : new Response(null, {
+ *           status: 401,
+ *           headers: { "www-authenticate": 'Basic realm="registry.example.com"' },
+ *         }),
+ *     ),
+ * });
+ * const tags = await client.listTags({ registry: "registry.example.com", repository: "os" });
+ * console.log(tags); // ["1.0"]
  * ```
  *
  * @module

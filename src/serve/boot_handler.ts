@@ -177,18 +177,26 @@ function formatAddr(addr: Deno.Addr | undefined): string | undefined {
  * @throws {TypeError} When `cache` is set without a `store`, or `allow` is
  * empty or has a malformed entry.
  *
- * @example Serve boot files of one organisation on 127.0.0.1:8080
- * ```ts ignore
- * import { createBootHandler } from "./mod.ts";
+ * @example Serve the boot files of one organisation
+ * ```ts
+ * import { createBootHandler } from "@ironcore/image/serve";
  * const handler = createBootHandler({ allow: ["ghcr.io/org"] });
- * Deno.serve({ hostname: "127.0.0.1", port: 8080 }, handler);
- * // curl http://127.0.0.1:8080/v1/images/ghcr.io%2Forg%2Fos%3A1.0/kernel
+ * // A boot server listens on a fixed port (e.g. 8080); port 0 picks a free one.
+ * const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, handler);
+ * const base = `http://127.0.0.1:${server.addr.port}/v1/images`;
+ * // A machine would fetch `${base}/ghcr.io%2Forg%2Fos%3A1.0/kernel`; an image
+ * // outside the allow list is refused before any registry is asked.
+ * const res = await fetch(`${base}/${encodeURIComponent("docker.io/library/ubuntu:24.04")}/kernel`);
+ * console.log(res.status); // 403
+ * await res.body?.cancel();
+ * await handler.close();
+ * await server.shutdown();
  * ```
  *
  * @example Answer a request without a server
  * ```ts
- * import { createBootHandler } from "./boot_handler.ts";
- * import { RegistryClient } from "../registry/client.ts";
+ * import { RegistryClient } from "@ironcore/image";
+ * import { createBootHandler } from "@ironcore/image/serve";
  * const handler = createBootHandler({ client: new RegistryClient() });
  * const res = await handler(new Request("http://localhost/healthz"));
  * console.log(res.status, await res.text()); // 200 "ok\n"

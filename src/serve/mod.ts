@@ -6,7 +6,7 @@
  *
  * @example Answer a health check without a server
  * ```ts
- * import { createBootHandler } from "./mod.ts";
+ * import { createBootHandler } from "@ironcore/image/serve";
  * const handler = createBootHandler({});
  * const res = await handler(new Request("http://localhost/healthz"));
  * console.log(res.status, await res.text()); // 200 "ok\n"

@@ -24,9 +24,9 @@ export const MAX_CONFIG_BYTES: number = 1024 * 1024;
  * @throws {InvalidImageError} When the blob is too large, not JSON, or
  * `commandLine` is not a string.
  *
- * @example
+ * @example Read the kernel command line
  * ```ts
- * import { parseConfig } from "./config.ts";
+ * import { parseConfig } from "@ironcore/image/spec";
  * parseConfig(new TextEncoder().encode('{"commandLine":"console=ttyS0"}')).commandLine; // "console=ttyS0"
  * ```
  */

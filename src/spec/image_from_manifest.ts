@@ -59,15 +59,24 @@ export interface IronCoreImage {
  *
  * @example Resolve a kernel-only image
  * ```ts
- * import { imageFromManifest } from "./image_from_manifest.ts";
- * import { encodeJson } from "../oci/manifest.ts";
- * const cfg = encodeJson({ commandLine: "console=ttyS0" });
+ * import { digestOf } from "@ironcore/image/oci";
+ * import { imageFromManifest } from "@ironcore/image/spec";
+ * const config = new TextEncoder().encode('{"commandLine":"console=ttyS0"}');
+ * const kernel = new TextEncoder().encode("kernel bytes");
  * const image = imageFromManifest({
  *   schemaVersion: 2,
- *   config: { mediaType: "application/vnd.ironcore.image.config.v1+json", digest: cfg.digest, size: cfg.size },
- *   layers: [{ mediaType: "application/vnd.ironcore.image.kernel", digest: cfg.digest, size: 1 }],
- * }, cfg.bytes);
- * console.log(image.kernel?.size, image.config.commandLine);
+ *   config: {
+ *     mediaType: "application/vnd.ironcore.image.config.v1+json",
+ *     digest: digestOf(config),
+ *     size: config.byteLength,
+ *   },
+ *   layers: [{
+ *     mediaType: "application/vnd.ironcore.image.kernel",
+ *     digest: digestOf(kernel),
+ *     size: kernel.byteLength,
+ *   }],
+ * }, config);
+ * console.log(image.kernel?.size, image.config.commandLine); // 12 "console=ttyS0"
  * ```
  */
 export function imageFromManifest(
@@ -125,9 +134,9 @@ export function imageFromManifest(
  * @param image The resolved image.
  * @returns The kinds present, in manifest order of {@linkcode LAYER_KINDS}.
  *
- * @example
+ * @example List the layers of an image without any
  * ```ts
- * import { layerKinds } from "./image_from_manifest.ts";
+ * import { layerKinds } from "@ironcore/image/spec";
  * layerKinds({ config: {}, configDescriptor: { mediaType: "a/b", digest: `sha256:${"0".repeat(64)}`, size: 2 }, legacy: [] }); // []
  * ```
  */

@@ -69,9 +69,9 @@ export const VARIANTS: readonly Variant[] = ["metal", "virtualization"];
  * @param mediaType A layer's media type.
  * @returns The kind and whether the type is legacy, or `undefined` when unknown.
  *
- * @example
+ * @example Name the layer of a media type
  * ```ts
- * import { layerKindOf } from "./media_types.ts";
+ * import { layerKindOf } from "@ironcore/image/spec";
  * layerKindOf("application/vnd.ironcore.image.kernel"); // { kind: "kernel", legacy: false }
  * ```
  */
@@ -93,9 +93,9 @@ export function layerKindOf(
  * @param value The string, e.g. a layer name a user typed.
  * @returns `true` for `kernel`, `initramfs`, `rootfs`, `disk`, `squashfs`, `uki`, `iso`.
  *
- * @example
+ * @example Check a layer name
  * ```ts
- * import { isLayerKind } from "./media_types.ts";
+ * import { isLayerKind } from "@ironcore/image/spec";
  * isLayerKind("kernel"); // true
  * ```
  */

@@ -6,7 +6,7 @@
  *
  * @example Read a manifest as an IronCore image
  * ```ts
- * import { imageFromManifest, LAYER_MEDIA_TYPES, CONFIG_MEDIA_TYPE } from "./mod.ts";
+ * import { CONFIG_MEDIA_TYPE, imageFromManifest, LAYER_MEDIA_TYPES } from "@ironcore/image/spec";
  * const config = new TextEncoder().encode('{"commandLine":"console=ttyS0"}');
  * const digest = `sha256:${"a".repeat(64)}` as const;
  * const image = imageFromManifest({

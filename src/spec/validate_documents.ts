@@ -445,20 +445,30 @@ function checkManifest(
  *
  * @example Check a kernel-only image without variant
  * ```ts
- * import { validateDocuments } from "./validate_documents.ts";
- * import { encodeJson } from "../oci/manifest.ts";
- * const cfg = encodeJson({ commandLine: "console=ttyS0" });
- * const manifest = encodeJson({
+ * import { digestOf, type ImageManifest } from "@ironcore/image/oci";
+ * import { validateDocuments } from "@ironcore/image/spec";
+ * const config = new TextEncoder().encode('{"commandLine":"console=ttyS0"}');
+ * const mediaType = "application/vnd.oci.image.manifest.v1+json";
+ * const manifest: ImageManifest = {
  *   schemaVersion: 2,
- *   mediaType: "application/vnd.oci.image.manifest.v1+json",
- *   config: { mediaType: "application/vnd.ironcore.image.config.v1+json", digest: cfg.digest, size: cfg.size },
- *   layers: [{ mediaType: "application/vnd.ironcore.image.kernel", digest: cfg.digest, size: 1 }],
- * });
+ *   mediaType,
+ *   config: {
+ *     mediaType: "application/vnd.ironcore.image.config.v1+json",
+ *     digest: digestOf(config),
+ *     size: config.byteLength,
+ *   },
+ *   layers: [{
+ *     mediaType: "application/vnd.ironcore.image.kernel",
+ *     digest: digestOf("kernel bytes"),
+ *     size: 12,
+ *   }],
+ * };
+ * const bytes = new TextEncoder().encode(JSON.stringify(manifest));
  * const result = validateDocuments({
  *   manifests: [{
- *     descriptor: { mediaType: "application/vnd.oci.image.manifest.v1+json", digest: manifest.digest, size: manifest.size },
- *     manifest: JSON.parse(new TextDecoder().decode(manifest.bytes)),
- *     config: cfg.bytes,
+ *     descriptor: { mediaType, digest: digestOf(bytes), size: bytes.byteLength },
+ *     manifest,
+ *     config,
  *   }],
  * });
  * console.log(result.ok); // true: missing title and variant are warnings

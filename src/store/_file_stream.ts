@@ -24,7 +24,7 @@ export interface FileStreamOptions {
  * @param options Range, read size and progress.
  * @returns The stream.
  *
- * @example
+ * @example Read a file from an offset
  * ```ts
  * import { fileStream } from "./_file_stream.ts";
  * const path = await Deno.makeTempFile();

@@ -16,7 +16,7 @@ import { BUFFER_SIZE } from "./_blob_writer.ts";
  * @param signal Aborts the hashing.
  * @returns Digest and size of the bytes read.
  *
- * @example
+ * @example Hash an open file
  * ```ts
  * import { hashOpenFile } from "./_hash_file.ts";
  * const path = await Deno.makeTempFile();
@@ -62,7 +62,7 @@ export async function hashOpenFile(
  * @param signal Aborts the hashing.
  * @returns Digest and size.
  *
- * @example
+ * @example Hash a file by its path
  * ```ts
  * import { hashFile } from "./_hash_file.ts";
  * const path = await Deno.makeTempFile();

@@ -53,7 +53,7 @@ async function sizeOf(path: string): Promise<number | undefined> {
  * @param digest The blob's digest.
  * @returns The file name.
  *
- * @example
+ * @example Name the partial file of a blob
  * ```ts
  * import { partialName } from "./_partial_blob.ts";
  * partialName(`sha256:${"a".repeat(64)}`); // "partial-aaaa…"
@@ -68,18 +68,25 @@ export function partialName(digest: Digest): string {
  * partial blob (a file lock); a second one waits and then finds the blob
  * complete.
  *
- * @example Download with resume
- * ```ts ignore
- * const partial = await blobStoreOf(store).beginBlob({ digest, size });
+ * @example Fill a blob from where an earlier attempt stopped
+ * ```ts
+ * import { digestOf } from "../oci/digest.ts";
+ * import { blobStoreOf } from "./_internal.ts";
+ * import { Store } from "./store.ts";
+ * const store = await Store.open(await Deno.makeTempDir());
+ * const bytes = new TextEncoder().encode("kernel bytes");
+ * const digest = digestOf(bytes);
+ * const partial = await blobStoreOf(store).beginBlob({ digest, size: bytes.byteLength });
  * if (partial) {
  *   try {
- *     const res = await fetch(url, { headers: { range: `bytes=${partial.offset}-` } });
- *     await partial.append(res.body!);
+ *     // A download would ask for `Range: bytes=${partial.offset}-` here.
+ *     await partial.append(new Blob([bytes.subarray(partial.offset)]).stream());
  *     await partial.commit();
  *   } finally {
  *     partial.close();
  *   }
  * }
+ * console.log(await store.hasBlob(digest)); // true
  * ```
  */
 export class PartialBlob {

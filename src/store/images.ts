@@ -58,10 +58,18 @@ export interface ImageDetails {
  * @throws {NotFoundError} When nothing matches, or a digest names content
  * that no `index.json` entry points at (a manifest inside an index).
  *
- * @example
- * ```ts ignore
- * import { deleteImage, Store } from "./mod.ts";
- * await deleteImage(await Store.open("/tmp/store"), "my-os:1.0");
+ * @example Remove a tag and keep the blobs
+ * ```ts
+ * import { buildImage, Store } from "@ironcore/image";
+ * import { deleteImage } from "@ironcore/image/store";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/vmlinuz`, "kernel bytes");
+ * const store = await Store.open(`${dir}/store`);
+ * const built = await buildImage(store, [{ arch: "amd64", layers: { kernel: `${dir}/vmlinuz` } }], {
+ *   tag: "my-os:1.0",
+ * });
+ * console.log(await deleteImage(store, "my-os:1.0")); // ["docker.io/library/my-os:1.0"]
+ * console.log(await store.hasBlob(built.index.digest)); // true, until pruneStore
  * ```
  */
 export async function deleteImage(
@@ -100,10 +108,10 @@ export async function deleteImage(
  * @param store The store.
  * @returns One row per `index.json` entry.
  *
- * @example
+ * @example List an empty store
  * ```ts
- * import { listImages } from "./images.ts";
- * import { Store } from "./store.ts";
+ * import { Store } from "@ironcore/image";
+ * import { listImages } from "@ironcore/image/store";
  * const rows = await listImages(await Store.open(await Deno.makeTempDir()));
  * console.log(rows.length); // 0
  * ```
@@ -160,11 +168,19 @@ async function manifestDetails(
  * @param input A tag, digest or unique digest prefix.
  * @returns The details.
  *
- * @example
- * ```ts ignore
- * import { inspectImage, Store } from "./mod.ts";
- * const details = await inspectImage(await Store.open("/tmp/store"), "my-os:1.0");
- * console.log(JSON.stringify(details, null, 2));
+ * @example Read an image's manifest and config
+ * ```ts
+ * import { buildImage, Store } from "@ironcore/image";
+ * import { inspectImage } from "@ironcore/image/store";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/vmlinuz`, "kernel bytes");
+ * await Deno.writeTextFile(`${dir}/cmdline`, "console=ttyS0");
+ * const store = await Store.open(`${dir}/store`);
+ * await buildImage(store, [
+ *   { arch: "amd64", layers: { kernel: `${dir}/vmlinuz` }, cmdline: `${dir}/cmdline` },
+ * ], { tag: "my-os:1.0" });
+ * const details = await inspectImage(store, "my-os:1.0");
+ * console.log(details.manifests?.[0]?.config); // { commandLine: "console=ttyS0" }
  * ```
  */
 export async function inspectImage(

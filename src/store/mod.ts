@@ -4,7 +4,8 @@
  *
  * @example List what a store holds
  * ```ts
- * import { listImages, Store } from "./mod.ts";
+ * import { Store } from "@ironcore/image";
+ * import { listImages } from "@ironcore/image/store";
  * const store = await Store.open(await Deno.makeTempDir());
  * console.log(await listImages(store)); // []
  * ```

@@ -49,9 +49,10 @@ export const DEFAULT_PRUNE_GRACE: number = 10 * 60 * 1000;
  * @throws {StoreError} When a reachable manifest is missing or unreadable,
  * since its blobs cannot be told apart from garbage (run verify).
  *
- * @example
+ * @example See what pruning would delete
  * ```ts
- * import { pruneStore, Store } from "./mod.ts";
+ * import { Store } from "@ironcore/image";
+ * import { pruneStore } from "@ironcore/image/store";
  * const result = await pruneStore(await Store.open(await Deno.makeTempDir()), { dryRun: true });
  * console.log(result.freed); // 0
  * ```

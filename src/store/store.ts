@@ -68,9 +68,9 @@ export interface StoreOptions {
  * @param env Reads environment variables; defaults to `Deno.env.get`.
  * @returns The directory path.
  *
- * @example
+ * @example Find the default store of a user
  * ```ts
- * import { defaultStorePath } from "./store.ts";
+ * import { defaultStorePath } from "@ironcore/image/store";
  * const path = defaultStorePath((name) => ({ HOME: "/home/me" })[name]);
  * console.log(path); // "/home/me/.ironcore"
  * ```
@@ -95,7 +95,7 @@ export function defaultStorePath(
  *
  * @example Open a store and list its tags
  * ```ts
- * import { Store } from "./store.ts";
+ * import { Store } from "@ironcore/image";
  * const store = await Store.open(await Deno.makeTempDir());
  * console.log(await store.tags()); // []
  * ```
@@ -248,7 +248,7 @@ export class Store {
    *
    * @example Find a tag by its short name
    * ```ts
-   * import { Store } from "./store.ts";
+   * import { Store } from "@ironcore/image";
    * const store = await Store.open(await Deno.makeTempDir());
    * console.log(await store.findTag("my-os:1.0")); // undefined
    * ```

@@ -53,9 +53,10 @@ export interface VerifyStoreOptions extends OperationOptions {
  * @param options Reference to limit the check to, abort signal, progress.
  * @returns The problems found.
  *
- * @example
+ * @example Check a store
  * ```ts
- * import { Store, verifyStore } from "./mod.ts";
+ * import { Store } from "@ironcore/image";
+ * import { verifyStore } from "@ironcore/image/store";
  * const result = await verifyStore(await Store.open(await Deno.makeTempDir()));
  * console.log(result.ok); // true
  * ```

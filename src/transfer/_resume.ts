@@ -69,7 +69,7 @@ export interface ResumeOptions {
  * @param res The response.
  * @returns The first byte's offset, or `undefined` without a byte range.
  *
- * @example
+ * @example Where a partial answer starts
  * ```ts
  * import { contentRangeStart } from "./_resume.ts";
  * const res = new Response(null, { headers: { "content-range": "bytes 100-199/200" } });

@@ -516,24 +516,23 @@ async function toStore(
  * @throws {DigestMismatchError} When a blob from the source registry does
  * not match its digest.
  *
- * @example Copy between registries
- * ```ts ignore
- * import { copyImage } from "../../mod.ts";
+ * @example Copy an image into another store
+ * ```ts
+ * import { buildImage, copyImage, Store } from "@ironcore/image";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/vmlinuz`, "kernel bytes");
+ * const a = await Store.open(`${dir}/a`);
+ * await buildImage(a, [{ arch: "amd64", layers: { kernel: `${dir}/vmlinuz` } }], {
+ *   tag: "my-os:1.0",
+ * });
+ * const b = await Store.open(`${dir}/b`);
+ * // A string instead of { store, reference } names an image in a registry:
+ * // copyImage("ghcr.io/org/os:1.0", "registry.internal/mirror/os:1.0").
  * const result = await copyImage(
- *   "registry-a.example/os/demo:1.0",
- *   "registry-b.example/os/demo:1.0",
+ *   { store: a, reference: "my-os:1.0" },
+ *   { store: b, reference: "my-os:1.0" },
  * );
- * console.log(result.descriptor.digest, result.copied, result.skipped);
- * ```
- *
- * @example Push a local image under another name
- * ```ts ignore
- * import { copyImage, Store } from "../../mod.ts";
- * const store = await Store.open("/tmp/store");
- * await copyImage(
- *   { store, reference: "my-os:1.0" },
- *   "registry.example/os/my-os:1.0",
- * );
+ * console.log(result.copied, result.descriptor.digest); // 2 "sha256:…", the same index
  * ```
  */
 export async function copyImage(

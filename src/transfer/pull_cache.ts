@@ -22,7 +22,7 @@ export type PullState =
 
 /** Event sent to subscribers when a reference changes state. */
 export interface PullEvent {
-  /** The full reference (with `@platform` when one was asked for). */
+  /** The full reference (with `@@os/arch` when a platform was asked for). */
   key: string;
   /** The new state. */
   state: PullState;
@@ -59,15 +59,34 @@ function keyOf(reference: string, platform?: Platform): string {
  * Shares pulls between callers and remembers their outcome.
  *
  * @example Pull once for many callers
- * ```ts ignore
- * import { PullCache, Store } from "../../mod.ts";
- * const cache = new PullCache(await Store.open("/var/lib/ironcore"));
+ * ```ts
+ * import { buildImage, PullCache, RegistryClient, Store } from "@ironcore/image";
+ * import { isDigest } from "@ironcore/image/oci";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/vmlinuz`, "kernel bytes");
+ * const origin = await Store.open(`${dir}/origin`);
+ * await buildImage(origin, [{ arch: "amd64", layers: { kernel: `${dir}/vmlinuz` } }], {
+ *   tag: "registry.example.com/os:1.0",
+ * });
+ * // For this example, the registry answers from the store `origin` (a tag or
+ * // a digest names one of its blobs), through the client's fetch option.
+ * const client = new RegistryClient({
+ *   fetch: async (input) => {
+ *     const name = new URL(new Request(input).url).pathname.split("/").pop()!;
+ *     const digest = isDigest(name)
+ *       ? name
+ *       : (await origin.resolve(`registry.example.com/os:${name}`)).descriptor.digest;
+ *     return new Response(await Deno.readFile(origin.blobPath(digest)));
+ *   },
+ * });
+ * const cache = new PullCache(await Store.open(`${dir}/store`), { client });
  * const unsubscribe = cache.subscribe((e) => console.log(e.key, e.state.state));
  * const [a, b] = await Promise.all([
- *   cache.pull("registry.example.com/os/demo:1.0"),
- *   cache.pull("registry.example.com/os/demo:1.0"),
- * ]); // one pull
+ *   cache.pull("registry.example.com/os:1.0"),
+ *   cache.pull("registry.example.com/os:1.0"),
+ * ]); // "pulling", then "ready": one pull
  * unsubscribe();
+ * console.log(a === b); // true
  * ```
  */
 export class PullCache {

@@ -89,11 +89,36 @@ async function fetchChild(
  * progress.
  * @returns What was pulled.
  *
- * @example
- * ```ts ignore
- * import { pullImage, Store } from "../../mod.ts";
- * const store = await Store.open("/tmp/store");
- * await pullImage(store, "registry.example.com/os/demo:1.0");
+ * @example Pull one architecture of an image
+ * ```ts
+ * import { buildImage, pullImage, RegistryClient, Store } from "@ironcore/image";
+ * import { isDigest } from "@ironcore/image/oci";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/vmlinuz`, "kernel bytes");
+ * const origin = await Store.open(`${dir}/origin`);
+ * await buildImage(origin, [{ arch: "amd64", layers: { kernel: `${dir}/vmlinuz` } }], {
+ *   tag: "registry.example.com/os:1.0",
+ * });
+ * // For this example, the registry answers from the store `origin` (a tag or
+ * // a digest names one of its blobs), through the client's fetch option.
+ * const client = new RegistryClient({
+ *   fetch: async (input) => {
+ *     const name = new URL(new Request(input).url).pathname.split("/").pop()!;
+ *     const digest = isDigest(name)
+ *       ? name
+ *       : (await origin.resolve(`registry.example.com/os:${name}`)).descriptor.digest;
+ *     return new Response(await Deno.readFile(origin.blobPath(digest)));
+ *   },
+ * });
+ * const store = await Store.open(`${dir}/store`);
+ * const result = await pullImage(store, "registry.example.com/os:1.0", {
+ *   client,
+ *   platform: { os: "linux", architecture: "amd64" },
+ *   onProgress: (e) => {
+ *     if (e.phase === "done") console.log(`${e.name}: ${e.done} bytes`);
+ *   },
+ * });
+ * console.log(result.downloaded); // 2: config and kernel, each digest-verified
  * ```
  */
 export async function pullImage(

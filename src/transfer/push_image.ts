@@ -105,11 +105,30 @@ async function plan(store: Store, top: Descriptor): Promise<Plan> {
  * signal, progress.
  * @returns What was pushed.
  *
- * @example
- * ```ts ignore
- * import { pushImage, Store } from "../../mod.ts";
- * const store = await Store.open("/tmp/store");
- * await pushImage(store, "registry.example.com/os/demo:1.0");
+ * @example Push an image
+ * ```ts
+ * import { buildImage, pushImage, RegistryClient, Store } from "@ironcore/image";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/vmlinuz`, "kernel bytes");
+ * const store = await Store.open(`${dir}/store`);
+ * await buildImage(store, [{ arch: "amd64", layers: { kernel: `${dir}/vmlinuz` } }], {
+ *   tag: "registry.example.com/os:1.0",
+ * });
+ * // For this example, an empty registry that accepts every upload, answering
+ * // through the client's fetch option.
+ * const client = new RegistryClient({
+ *   fetch: async (input, init) => {
+ *     const req = new Request(input, init);
+ *     await req.body?.cancel();
+ *     if (req.method === "POST") {
+ *       return new Response(null, { status: 202, headers: { location: "/upload" } });
+ *     }
+ *     return new Response(null, { status: req.method === "PUT" ? 201 : 404 });
+ *   },
+ * });
+ * const result = await pushImage(store, "registry.example.com/os:1.0", { client });
+ * console.log(result.uploaded); // 2: config and kernel
+ * console.log(result.subTags); // ["registry.example.com/os:1.0-amd64"]
  * ```
  */
 export async function pushImage(

@@ -36,6 +36,59 @@ export interface RunCliProcessOptions {
   stdin?: string;
 }
 
+/** Options for {@linkcode runProcess}. */
+export interface RunProcessOptions {
+  /** Working directory of the child; defaults to this process's. */
+  cwd?: string;
+  /** Environment variables for the child, added to this process's. */
+  env?: Record<string, string>;
+  /** Give the child only `env`, not this process's environment too. */
+  clearEnv?: boolean;
+  /** Text for the child's standard input; without it, stdin is empty. */
+  stdin?: string;
+}
+
+/**
+ * Runs a program to its end and collects its output.
+ *
+ * @param program The program, e.g. `Deno.execPath()`.
+ * @param args Its arguments.
+ * @param options Working directory, environment and standard input.
+ * @returns Exit code, stdout and stderr.
+ *
+ * @example Type-check a file
+ * ```ts ignore
+ * const { code, stderr } = await runProcess(Deno.execPath(), ["check", "a.ts"]);
+ * ```
+ */
+export async function runProcess(
+  program: string,
+  args: readonly string[],
+  options: RunProcessOptions = {},
+): Promise<CliResult> {
+  const child = new Deno.Command(program, {
+    args: [...args],
+    env: { ...options.env, NO_COLOR: "1" },
+    clearEnv: options.clearEnv ?? false,
+    stdin: options.stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+    ...(options.cwd !== undefined ? { cwd: options.cwd } : {}),
+  }).spawn();
+  if (options.stdin !== undefined) {
+    const w = child.stdin.getWriter();
+    await w.write(new TextEncoder().encode(options.stdin));
+    await w.close();
+  }
+  const out = await child.output();
+  const decoder = new TextDecoder();
+  return {
+    code: out.code,
+    stdout: decoder.decode(out.stdout),
+    stderr: decoder.decode(out.stderr),
+  };
+}
+
 /**
  * Runs `deno run --allow-all cli.ts ...args` and collects its output. The
  * child's default store is unusable, so a test that forgets `--store-path`
@@ -50,40 +103,26 @@ export interface RunCliProcessOptions {
  * const { code, stdout } = await runCliProcess(["--version"]);
  * ```
  */
-export async function runCliProcess(
+export function runCliProcess(
   args: readonly string[],
   options: RunCliProcessOptions = {},
 ): Promise<CliResult> {
-  const env: Record<string, string> = {
-    ...Deno.env.toObject(),
-    NO_COLOR: "1",
-    // Nobody can create a directory under /dev/null, root included, so a
-    // test that forgets --store-path fails instead of using ~/.ironcore.
-    IRONCORE_IMAGE_STORE: "/dev/null/ironcore-image-test-store",
-    ...options.env,
-  };
-  const command = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", "--quiet", CLI_PATH, ...args],
-    env,
-    clearEnv: true,
-    stdin: options.stdin === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-    ...(options.cwd !== undefined ? { cwd: options.cwd } : {}),
-  });
-  const child = command.spawn();
-  if (options.stdin !== undefined) {
-    const w = child.stdin.getWriter();
-    await w.write(new TextEncoder().encode(options.stdin));
-    await w.close();
-  }
-  const out = await child.output();
-  const decoder = new TextDecoder();
-  return {
-    code: out.code,
-    stdout: decoder.decode(out.stdout),
-    stderr: decoder.decode(out.stderr),
-  };
+  return runProcess(
+    Deno.execPath(),
+    ["run", "--allow-all", "--quiet", CLI_PATH, ...args],
+    {
+      ...options,
+      env: {
+        ...Deno.env.toObject(),
+        // Nobody can create a directory under /dev/null, root included, so
+        // a test that forgets --store-path fails instead of using
+        // ~/.ironcore.
+        IRONCORE_IMAGE_STORE: "/dev/null/ironcore-image-test-store",
+        ...options.env,
+      },
+      clearEnv: true,
+    },
+  );
 }
 
 /**

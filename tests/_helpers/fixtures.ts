@@ -90,3 +90,18 @@ export function randomBytes(n: number): Uint8Array<ArrayBuffer> {
   }
   return out;
 }
+
+/**
+ * Copies a directory tree of regular files, creating `to` and its
+ * subdirectories.
+ *
+ * @param from The directory to copy.
+ * @param to Where the copy goes.
+ */
+export async function copyTree(from: string, to: string): Promise<void> {
+  await Deno.mkdir(to, { recursive: true });
+  for await (const e of Deno.readDir(from)) {
+    if (e.isDirectory) await copyTree(`${from}/${e.name}`, `${to}/${e.name}`);
+    else await Deno.copyFile(`${from}/${e.name}`, `${to}/${e.name}`);
+  }
+}

@@ -1,14 +1,38 @@
 /**
- * Runs a real CNCF distribution registry (`docker-registry` 2.8) on
- * 127.0.0.1 for tests, optionally behind htpasswd Basic auth or behind
- * Docker token auth served by a token endpoint that this module runs
- * in-process.
+ * Runs a real CNCF distribution registry on 127.0.0.1 for tests: Debian's
+ * `docker-registry` 2.8 or distribution v3 (built by `.ci/setup-peers`),
+ * optionally behind htpasswd Basic auth or behind Docker token auth served by
+ * a token endpoint that this module runs in-process, and optionally sending
+ * blob downloads to a separate blob host, as registries backed by object
+ * storage do.
  *
  * @module
  */
 
+import { startBlobHost, type TestBlobHost } from "./blob_host.ts";
+import { peerPath } from "./peers.ts";
+
 /** How the test registry authenticates clients. */
 export type RegistryAuth = "none" | "basic" | "token";
+
+/**
+ * Which registry program runs: `"distribution2"` is Debian's
+ * `docker-registry` 2.8, `"distribution3"` is distribution v3 from
+ * `.ci/setup-peers`.
+ */
+export type RegistryImplementation = "distribution2" | "distribution3";
+
+/** The implementations {@linkcode startRegistry} can run. */
+export const REGISTRY_IMPLEMENTATIONS: readonly RegistryImplementation[] = [
+  "distribution2",
+  "distribution3",
+];
+
+/**
+ * The environment variable that picks the implementation of registries whose
+ * options name none, so one set of tests runs against each.
+ */
+export const REGISTRY_IMPLEMENTATION_ENV = "IRONCORE_TEST_REGISTRY";
 
 /** Options for {@linkcode startRegistry}. */
 export interface StartRegistryOptions {
@@ -20,6 +44,25 @@ export interface StartRegistryOptions {
   password?: string;
   /** Lifetime of issued tokens in seconds; defaults to 300. */
   tokenTtlSeconds?: number;
+  /**
+   * The host name in the token realm URL; defaults to `127.0.0.1`. Some
+   * clients (crane) refuse a realm at a loopback IP address on another port
+   * than the registry's, but accept `localhost`.
+   */
+  tokenRealmHostname?: "127.0.0.1" | "localhost";
+  /**
+   * The registry program; defaults to `$IRONCORE_TEST_REGISTRY`, else
+   * `"distribution2"`.
+   */
+  implementation?: RegistryImplementation;
+  /**
+   * Answer blob downloads with a 307 redirect (the registry's `redirect`
+   * storage middleware) to a blob host that serves the registry's storage
+   * and records every request: on `"another-host"` (`localhost`, as object
+   * storage is another host) or on `"another-port"` of 127.0.0.1. By default
+   * blobs are served by the registry.
+   */
+  blobRedirect?: "another-host" | "another-port";
 }
 
 /** A running test registry; stop it with `stop()` or `await using`. */
@@ -30,6 +73,12 @@ export interface TestRegistry extends AsyncDisposable {
   readonly url: string;
   /** The authentication mode the registry runs with. */
   readonly auth: RegistryAuth;
+  /** The registry program that runs. */
+  readonly implementation: RegistryImplementation;
+  /** The registry's process ID. */
+  readonly pid: number;
+  /** The host blob downloads are redirected to, with `blobRedirect`. */
+  readonly blobHost: TestBlobHost | undefined;
   /** User accepted by Basic auth or the token endpoint. */
   readonly username: string;
   /** Password of {@linkcode TestRegistry.username}. */
@@ -44,7 +93,7 @@ export interface TestRegistry extends AsyncDisposable {
   readonly service: string;
   /** Number of requests the token endpoint has received, failed ones included. */
   readonly tokenRequests: number;
-  /** Kills the registry, awaits its exit, stops the token endpoint and removes {@linkcode TestRegistry.dir}. */
+  /** Kills the registry, awaits its exit, stops the token endpoint and the blob host and removes {@linkcode TestRegistry.dir}. */
   stop(): Promise<void>;
 }
 
@@ -58,9 +107,9 @@ const READY_TIMEOUT_MS = 10_000;
 const INSTANCE_HEADER = "X-Test-Registry-Instance";
 
 /**
- * Starts `docker-registry serve` on 127.0.0.1 with an ephemeral port and
- * filesystem storage in a fresh temporary directory, and waits until it
- * answers `GET /v2/`.
+ * Starts `docker-registry serve` (or distribution v3's `registry serve`) on
+ * 127.0.0.1 with an ephemeral port and filesystem storage in a fresh
+ * temporary directory, and waits until it answers `GET /v2/`.
  *
  * In `"basic"` mode the registry checks an htpasswd file. In `"token"` mode
  * it demands Bearer tokens from a token endpoint started here with
@@ -68,7 +117,12 @@ const INSTANCE_HEADER = "X-Test-Registry-Instance";
  * OAuth2 POST variant (password and refresh_token grants) and signs ES256
  * JWTs with a self-signed certificate the registry trusts.
  *
- * @param options Authentication mode, credentials and token lifetime.
+ * With `blobRedirect`, a blob host started here serves the storage directory
+ * and the registry answers `GET /v2/<name>/blobs/<digest>` with a redirect to
+ * it.
+ *
+ * @param options Authentication mode, credentials, token lifetime,
+ * implementation and blob redirects.
  * @returns The running registry.
  *
  * @example Push a blob to an anonymous registry
@@ -91,9 +145,22 @@ export async function startRegistry(
   const username = options.username ?? "tester";
   const password = options.password ?? randomString();
   const ttl = options.tokenTtlSeconds ?? 300;
+  const implementation = options.implementation ??
+    defaultImplementation();
+  // Resolved first: a missing binary fails before anything is started.
+  const program = implementation === "distribution3"
+    ? peerPath("distribution-registry")
+    : "docker-registry";
   const dir = await Deno.makeTempDir({ prefix: "ironcore-image-registry-" });
   let tokenServer: TokenServer | undefined;
+  let blobHost: TestBlobHost | undefined;
   try {
+    if (options.blobRedirect !== undefined) {
+      blobHost = startBlobHost(
+        `${dir}/data`,
+        options.blobRedirect === "another-host" ? "localhost" : "127.0.0.1",
+      );
+    }
     let authConfig: Record<string, unknown> | undefined;
     if (auth === "basic") {
       const path = `${dir}/htpasswd`;
@@ -111,6 +178,7 @@ export async function startRegistry(
         username,
         password,
         ttl,
+        realmHostname: options.tokenRealmHostname ?? "127.0.0.1",
       });
       authConfig = {
         token: {
@@ -130,28 +198,37 @@ export async function startRegistry(
 
     for (let attempt = 1;; attempt++) {
       const port = freePort();
-      const launched = await launch(dir, port, authConfig);
+      const launched = await launch({
+        program,
+        dir,
+        port,
+        authConfig,
+        redirectTo: blobHost?.url,
+      });
       if ("child" in launched) {
         return new RunningRegistry({
           child: launched.child,
           status: launched.status,
           port,
           auth,
+          implementation,
           username,
           password,
           dir,
           tokenServer,
+          blobHost,
         });
       }
       if (!launched.portTaken || attempt >= MAX_PORT_ATTEMPTS) {
         throw new Error(
-          `Cannot start docker-registry on 127.0.0.1:${port}: ${launched.reason}\n` +
+          `Cannot start ${program} on 127.0.0.1:${port}: ${launched.reason}\n` +
             `--- registry log ---\n${launched.log}`,
         );
       }
     }
   } catch (error) {
     await tokenServer?.stop();
+    await blobHost?.stop();
     await Deno.remove(dir, { recursive: true }).catch(() => {});
     throw error;
   }
@@ -161,6 +238,9 @@ class RunningRegistry implements TestRegistry {
   readonly host: string;
   readonly url: string;
   readonly auth: RegistryAuth;
+  readonly implementation: RegistryImplementation;
+  readonly blobHost: TestBlobHost | undefined;
+  readonly pid: number;
   readonly username: string;
   readonly password: string;
   readonly dir: string;
@@ -176,14 +256,19 @@ class RunningRegistry implements TestRegistry {
     status: Promise<Deno.CommandStatus>;
     port: number;
     auth: RegistryAuth;
+    implementation: RegistryImplementation;
     username: string;
     password: string;
     dir: string;
     tokenServer: TokenServer | undefined;
+    blobHost: TestBlobHost | undefined;
   }) {
     this.host = `127.0.0.1:${init.port}`;
     this.url = `http://${this.host}`;
     this.auth = init.auth;
+    this.implementation = init.implementation;
+    this.blobHost = init.blobHost;
+    this.pid = init.child.pid;
     this.username = init.username;
     this.password = init.password;
     this.dir = init.dir;
@@ -214,6 +299,7 @@ class RunningRegistry implements TestRegistry {
     }
     await this.#status;
     await this.#tokenServer?.stop();
+    await this.blobHost?.stop();
     await Deno.remove(this.dir, { recursive: true });
   }
 
@@ -226,11 +312,27 @@ type Launched =
   | { child: Deno.ChildProcess; status: Promise<Deno.CommandStatus> }
   | { portTaken: boolean; reason: string; log: string };
 
-async function launch(
-  dir: string,
-  port: number,
-  authConfig: Record<string, unknown> | undefined,
-): Promise<Launched> {
+function defaultImplementation(): RegistryImplementation {
+  const value = Deno.env.get(REGISTRY_IMPLEMENTATION_ENV);
+  if (value === undefined || value === "") return "distribution2";
+  if ((REGISTRY_IMPLEMENTATIONS as readonly string[]).includes(value)) {
+    return value as RegistryImplementation;
+  }
+  throw new TypeError(
+    `Cannot start test registry: ${REGISTRY_IMPLEMENTATION_ENV}=${value} is unknown, use ${
+      REGISTRY_IMPLEMENTATIONS.join(" or ")
+    }`,
+  );
+}
+
+async function launch(init: {
+  program: string;
+  dir: string;
+  port: number;
+  authConfig: Record<string, unknown> | undefined;
+  redirectTo: string | undefined;
+}): Promise<Launched> {
+  const { program, dir, port, authConfig, redirectTo } = init;
   const configPath = `${dir}/config.yml`;
   const logPath = `${dir}/registry.log`;
   // A value unique to this process tells our registry apart from whatever
@@ -253,6 +355,11 @@ async function launch(
     health: { storagedriver: { enabled: false } },
   };
   if (authConfig !== undefined) config.auth = authConfig;
+  if (redirectTo !== undefined) {
+    config.middleware = {
+      storage: [{ name: "redirect", options: { baseurl: redirectTo } }],
+    };
+  }
   // JSON is YAML, so no YAML writer is needed.
   await Deno.writeTextFile(configPath, JSON.stringify(config, null, 2));
 
@@ -261,17 +368,22 @@ async function launch(
   const child = new Deno.Command("/bin/sh", {
     args: [
       "-c",
-      'exec docker-registry serve "$1" >"$2" 2>&1',
+      'exec "$1" serve "$2" >"$3" 2>&1',
       "sh",
+      program,
       configPath,
       logPath,
     ],
     stdin: "null",
     stdout: "null",
     stderr: "null",
-    // The registry reads REGISTRY_* variables as config overrides.
+    // The registry reads REGISTRY_* variables as config overrides, and
+    // distribution v3 the OTEL_* ones of OpenTelemetry.
     clearEnv: true,
-    env: { PATH: Deno.env.get("PATH") ?? "/usr/local/bin:/usr/bin:/bin" },
+    env: {
+      PATH: Deno.env.get("PATH") ?? "/usr/local/bin:/usr/bin:/bin",
+      OTEL_TRACES_EXPORTER: "none",
+    },
   }).spawn();
   let exited = false;
   const status = child.status.then((s) => {
@@ -428,6 +540,7 @@ class TokenServer {
     username: string;
     password: string;
     ttl: number;
+    realmHostname: string;
   }): Promise<TokenServer> {
     const signer = await JwtSigner.create(init.keyPem, init.certPem);
     return new TokenServer(signer, init);
@@ -435,7 +548,12 @@ class TokenServer {
 
   private constructor(
     signer: JwtSigner,
-    init: { username: string; password: string; ttl: number },
+    init: {
+      username: string;
+      password: string;
+      ttl: number;
+      realmHostname: string;
+    },
   ) {
     this.#signer = signer;
     this.#username = init.username;
@@ -445,7 +563,7 @@ class TokenServer {
       { hostname: "127.0.0.1", port: 0, onListen() {} },
       (req) => this.#handle(req),
     );
-    this.realm = `http://127.0.0.1:${this.#server.addr.port}/token`;
+    this.realm = `http://${init.realmHostname}:${this.#server.addr.port}/token`;
   }
 
   async stop(): Promise<void> {

@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { startRegistry, type TestRegistry, TOKEN_SERVICE } from "./registry.ts";
+import { peerPath } from "./peers.ts";
+import {
+  REGISTRY_IMPLEMENTATION_ENV,
+  REGISTRY_IMPLEMENTATIONS,
+  startRegistry,
+  type TestRegistry,
+  TOKEN_SERVICE,
+} from "./registry.ts";
 import { withTempDir } from "./temp.ts";
 
 const BLOB = new TextEncoder().encode("hello, ironcore\n");
@@ -24,6 +31,23 @@ async function pushAndHeadBlob(
   const headers: Record<string, string> = authorization === undefined
     ? {}
     : { authorization };
+  const digest = await pushBlob(registry, repo, headers);
+  const head = await fetch(`${registry.url}/v2/${repo}/blobs/${digest}`, {
+    method: "HEAD",
+    headers,
+  });
+  await head.body?.cancel();
+  assert.equal(head.status, 200);
+  assert.equal(head.headers.get("content-length"), String(BLOB.length));
+  assert.equal(head.headers.get("docker-content-digest"), digest);
+}
+
+/** Uploads `BLOB` monolithically to `repo`; returns its digest. */
+async function pushBlob(
+  registry: TestRegistry,
+  repo: string,
+  headers: Record<string, string>,
+): Promise<string> {
   const digest = await sha256(BLOB);
 
   const start = await fetch(`${registry.url}/v2/${repo}/blobs/uploads/`, {
@@ -44,15 +68,7 @@ async function pushAndHeadBlob(
   });
   await put.body?.cancel();
   assert.equal(put.status, 201);
-
-  const head = await fetch(`${registry.url}/v2/${repo}/blobs/${digest}`, {
-    method: "HEAD",
-    headers,
-  });
-  await head.body?.cancel();
-  assert.equal(head.status, 200);
-  assert.equal(head.headers.get("content-length"), String(BLOB.length));
-  assert.equal(head.headers.get("docker-content-digest"), digest);
+  return digest;
 }
 
 async function getToken(
@@ -111,6 +127,69 @@ Deno.test("startRegistry() without auth serves /v2/ and stores blobs anonymously
 
   await pushAndHeadBlob(registry, "ironcore/none");
   await assertStops(registry);
+});
+
+Deno.test("startRegistry() runs the implementation it is asked for, by default the one the environment names", async () => {
+  const binaries = {
+    distribution2: "/usr/bin/docker-registry",
+    distribution3: peerPath("distribution-registry"),
+  };
+  for (const implementation of REGISTRY_IMPLEMENTATIONS) {
+    await using registry = await startRegistry({ implementation });
+    assert.equal(registry.implementation, implementation);
+    assert.equal(
+      await Deno.realPath(`/proc/${registry.pid}/exe`),
+      await Deno.realPath(binaries[implementation]),
+    );
+    await pushAndHeadBlob(registry, "ironcore/which");
+  }
+  await using registry = await startRegistry();
+  assert.equal(
+    registry.implementation,
+    Deno.env.get(REGISTRY_IMPLEMENTATION_ENV) || "distribution2",
+  );
+});
+
+Deno.test("startRegistry() with blobRedirect sends blob downloads to a blob host that refuses credentials", async () => {
+  for (const where of ["another-host", "another-port"] as const) {
+    await using registry = await startRegistry({
+      auth: "basic",
+      blobRedirect: where,
+    });
+    const blobHost = registry.blobHost;
+    assert.ok(blobHost);
+    assert.equal(
+      new URL(blobHost.url).hostname,
+      where === "another-host" ? "localhost" : "127.0.0.1",
+    );
+    const authorization = basic(registry.username, registry.password);
+    const digest = await pushBlob(registry, "ironcore/redirect", {
+      authorization,
+    });
+    const res = await fetch(
+      `${registry.url}/v2/ironcore/redirect/blobs/${digest}`,
+      { headers: { authorization }, redirect: "manual" },
+    );
+    await res.body?.cancel();
+    assert.equal(res.status, 307);
+    const location = res.headers.get("location") ?? "";
+    assert.ok(location.startsWith(`${blobHost.url}/`), location);
+
+    const ranged = await fetch(location, { headers: { range: "bytes=7-" } });
+    assert.equal(ranged.status, 206);
+    assert.equal(await ranged.text(), "ironcore\n");
+    const whole = await fetch(location);
+    assert.deepEqual(new Uint8Array(await whole.arrayBuffer()), BLOB);
+    const withCredentials = await fetch(location, {
+      headers: { authorization },
+    });
+    await withCredentials.body?.cancel();
+    assert.equal(withCredentials.status, 400);
+    assert.deepEqual(
+      blobHost.requests.map((r) => [r.method, r.headers.has("authorization")]),
+      [["GET", false], ["GET", false], ["GET", true]],
+    );
+  }
 });
 
 Deno.test("startRegistry() runs several registries side by side on different ports", async () => {

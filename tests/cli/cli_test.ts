@@ -8,15 +8,17 @@ import { digestHex } from "../../src/oci/digest.ts";
 import { Store } from "../../src/store/store.ts";
 import {
   type CliResult,
+  REPO_ROOT,
   runCliProcess,
   snapshotStore,
 } from "../_helpers/cli.ts";
-import { writeFiles } from "../_helpers/fixtures.ts";
+import { copyTree, writeFiles } from "../_helpers/fixtures.ts";
 import { withTempDir } from "../_helpers/temp.ts";
 import { tagIndexOf } from "../../src/store/_internal.ts";
+import denoConfig from "../../deno.json" with { type: "json" };
 
 const COMMANDS = ["build", "tag", "list", "inspect", "delete"];
-const VERSION = "0.1.0";
+const VERSION = denoConfig.version;
 
 /** A store holding demo:1 (amd64 and arm64) plus input files beside it. */
 async function seed(dir: string) {
@@ -112,6 +114,28 @@ Deno.test("ironcore-image --version prints the version wherever it is given", as
       stderr: "",
     });
   }
+});
+
+Deno.test("ironcore-image --version reads the version from deno.json", async () => {
+  await withTempDir(async (dir) => {
+    // A copy of the package whose deno.json names another version: the CLI
+    // must print that one, so no second copy of the version can hide in src/.
+    await copyTree(`${REPO_ROOT}/src`, `${dir}/src`);
+    await Deno.copyFile(`${REPO_ROOT}/cli.ts`, `${dir}/cli.ts`);
+    await Deno.writeTextFile(
+      `${dir}/deno.json`,
+      JSON.stringify({ ...denoConfig, version: "9.8.7-check" }),
+    );
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--quiet", "--no-lock", `${dir}/cli.ts`, "--version"],
+      cwd: dir,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const decoder = new TextDecoder();
+    assert.equal(out.code, 0, decoder.decode(out.stderr));
+    assert.equal(decoder.decode(out.stdout), "ironcore-image 9.8.7-check\n");
+  });
 });
 
 for (const name of COMMANDS) {

@@ -6,17 +6,10 @@
 
 import assert from "node:assert/strict";
 import { REPO_ROOT } from "../_helpers/cli.ts";
+import { copyTree } from "../_helpers/fixtures.ts";
 import { withTempDir } from "../_helpers/temp.ts";
 
 const TARGET = "x86_64-unknown-linux-gnu";
-
-async function copyTree(from: string, to: string): Promise<void> {
-  await Deno.mkdir(to, { recursive: true });
-  for await (const e of Deno.readDir(from)) {
-    if (e.isDirectory) await copyTree(`${from}/${e.name}`, `${to}/${e.name}`);
-    else await Deno.copyFile(`${from}/${e.name}`, `${to}/${e.name}`);
-  }
-}
 
 /** Runs `.ci/compile TARGET` in a copy of the repository's build inputs. */
 async function compile(

@@ -1,10 +1,16 @@
 /**
- * Every command runs with the narrow permission flags the README documents,
- * and names the missing flag when one is left out.
+ * Every command runs with exactly the permission flags the table in
+ * docs/permissions.md gives it, and names the missing flag when one of them,
+ * or one path or host of one, is left out.
  */
 
 import assert from "node:assert/strict";
-import { CLI_PATH, REPO_ROOT } from "../_helpers/cli.ts";
+import {
+  CLI_PATH,
+  type CliResult,
+  REPO_ROOT,
+  runProcess,
+} from "../_helpers/cli.ts";
 import { writeFiles } from "../_helpers/fixtures.ts";
 import { startRegistry } from "../_helpers/registry.ts";
 import { withTempDir } from "../_helpers/temp.ts";
@@ -20,33 +26,116 @@ const CLI_WITHOUT_WORKERS =
  */
 const WORKER_THRESHOLD = "--hash-worker-threshold=1024";
 
-async function run(
-  perms: string[],
-  args: string[],
-  main = CLI_PATH,
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--no-prompt", "--quiet", ...perms, main, ...args],
-    env: { NO_COLOR: "1", PATH: Deno.env.get("PATH") ?? "" },
-    clearEnv: true,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const d = new TextDecoder();
-  return {
-    code: out.code,
-    stdout: d.decode(out.stdout),
-    stderr: d.decode(out.stderr),
-  };
+/** One permission flag of the table, e.g. `--allow-read` of STORE and OUTDIR. */
+interface Flag {
+  name: string;
+  /** Placeholders (STORE, HOST, …), in the order written. */
+  values: string[];
 }
 
+/**
+ * The table of docs/permissions.md: the command column (without its
+ * backticks) → the flags of the second column. A cell reading "none" is no
+ * flag at all.
+ */
+async function documentedPermissions(): Promise<Map<string, Flag[]>> {
+  const text = await Deno.readTextFile(`${REPO_ROOT}/docs/permissions.md`);
+  const rows = text.split("\n").filter((l) => l.startsWith("|"));
+  assert.match(rows[0] ?? "", /^\|\s*Command\s*\|\s*Flags\s*\|$/);
+  const table = new Map<string, Flag[]>();
+  for (const row of rows.slice(2)) {
+    const cells = row.split("|").slice(1, -1).map((c) => c.trim());
+    assert.equal(cells.length, 2, `two columns: ${row}`);
+    const command = /^`([^`]+)`$/.exec(cells[0]!)?.[1];
+    assert.ok(command, `a command in backticks: ${row}`);
+    const flags: Flag[] = [];
+    if (cells[1] !== "none") {
+      const code = /^`([^`]+)`$/.exec(cells[1]!)?.[1];
+      assert.ok(code, `flags in one code span, or none: ${row}`);
+      for (const flag of code.split(/\s+/)) {
+        const m = /^(--allow-[a-z]+)=([A-Z_]+(?:,[A-Z_]+)*)$/.exec(flag);
+        assert.ok(
+          m,
+          `a flag with placeholders, e.g. --allow-read=STORE: ${flag}`,
+        );
+        flags.push({ name: m[1]!, values: m[2]!.split(",") });
+      }
+    }
+    assert.ok(!table.has(command), `one row per command: ${command}`);
+    table.set(command, flags);
+  }
+  return table;
+}
+
+/** The flags with their placeholders replaced by real paths and hosts. */
+function realFlags(
+  flags: Flag[],
+  places: Record<string, string>,
+  command: string,
+): string[] {
+  return flags.map((f) =>
+    `${f.name}=${
+      f.values.map((v) => {
+        const real = places[v];
+        assert.ok(real !== undefined, `${command}: unknown placeholder ${v}`);
+        return real;
+      }).join(",")
+    }`
+  );
+}
+
+/**
+ * Every way to leave one permission out: each flag whole, and for a flag of
+ * several values each value alone. Names the flag the message must ask for.
+ */
+function withOneLeftOut(flags: Flag[]): { flags: Flag[]; missing: string }[] {
+  const out: { flags: Flag[]; missing: string }[] = [];
+  flags.forEach((f, i) => {
+    out.push({ flags: flags.filter((_, j) => j !== i), missing: f.name });
+    if (f.values.length < 2) return;
+    f.values.forEach((_, k) => {
+      const fewer = { ...f, values: f.values.filter((_, j) => j !== k) };
+      out.push({ flags: flags.with(i, fewer), missing: f.name });
+    });
+  });
+  return out;
+}
+
+function run(
+  perms: string[],
+  args: string[],
+  options: { main?: string; stdin?: string } = {},
+): Promise<CliResult> {
+  return runProcess(
+    Deno.execPath(),
+    [
+      "run",
+      "--no-prompt",
+      "--quiet",
+      ...perms,
+      options.main ?? CLI_PATH,
+      ...args,
+    ],
+    {
+      env: { PATH: Deno.env.get("PATH") ?? "" },
+      clearEnv: true,
+      ...(options.stdin === undefined ? {} : { stdin: options.stdin }),
+    },
+  );
+}
+
+/** How the test runs one command of the table. */
 interface Case {
-  name: string;
-  perms: string[];
+  /** The command as the table writes it. */
+  command: string;
   args: string[];
+  /** Placeholders that differ from the defaults, e.g. another STORE. */
+  places?: Record<string, string>;
+  stdin?: string;
   /** The store a transfer writes downloaded blobs into. */
   downloadsInto?: string;
+  /** A server: the path fetched from it once it listens. */
+  serves?: string;
 }
 
 /** Partial downloads left in a store's temporary directory. */
@@ -77,13 +166,13 @@ async function assertCleanTransfer(
   assert.ok(blobs.length > 0, `${name}: no blobs in ${store}`);
 }
 
-Deno.test("each command runs with its documented permissions and names a missing one", async () => {
+Deno.test("each command runs with the permissions docs/permissions.md gives it and names a missing one", async () => {
+  const table = await documentedPermissions();
   await using reg = await startRegistry();
   await withTempDir(async (dir) => {
     const store = `${dir}/store`;
-    const pulled = `${dir}/pulled`;
-    const copied = `${dir}/copied`;
     await Deno.mkdir(`${dir}/docker`);
+    await Deno.mkdir(`${dir}/login`);
     await Deno.mkdir(`${dir}/out`);
     const files = await writeFiles(dir, {
       vmlinuz: crypto.getRandomValues(new Uint8Array(4096)),
@@ -91,15 +180,29 @@ Deno.test("each command runs with its documented permissions and names a missing
       "docker/config.json": "{}",
     });
     const cfg = files["docker/config.json"]!;
-    const net = `--allow-net=${reg.host}`;
+    const port = reg.host.split(":")[1]!;
+    // One registry under two names is two registries to copy between.
+    const other = `localhost:${port}`;
+    const listen = `127.0.0.1:${freePort()}`;
     const ref = `${reg.host}/perm/os:1`;
+    const places: Record<string, string> = {
+      STORE: store,
+      INPUTS: `${files.vmlinuz},${files.cmdline}`,
+      HOST: reg.host,
+      SRC_HOST: reg.host,
+      DST_HOST: other,
+      OUTDIR: `${dir}/out`,
+      FILE: `${dir}/out/image.tar`,
+      CONFIG_DIR: `${dir}/login`,
+      LISTEN: listen,
+    };
+    const registry = ["--docker-config-path", cfg, "--plain-http"];
+    const at = (s: string) => ["--store-path", s];
     const cases: Case[] = [
       {
-        name: "build",
-        perms: [`--allow-read=${dir}`, `--allow-write=${store}`],
+        command: "build",
         args: [
-          "--store-path",
-          store,
+          ...at(store),
           "build",
           "--tag",
           ref,
@@ -107,109 +210,37 @@ Deno.test("each command runs with its documented permissions and names a missing
           `arch=amd64,kernel=${files.vmlinuz},cmdline=${files.cmdline}`,
         ],
       },
+      { command: "list", args: [...at(store), "list"] },
+      { command: "inspect", args: [...at(store), "inspect", ref] },
+      { command: "verify", args: [...at(store), "verify"] },
+      { command: "validate", args: [...at(store), "validate", ref] },
+      { command: "tag", args: [...at(store), "tag", ref, `${ref}-copy`] },
+      { command: "delete", args: [...at(store), "delete", `${ref}-copy`] },
+      { command: "prune", args: [...at(store), "prune", "--dry-run"] },
+      { command: "push", args: [...at(store), ...registry, "push", ref] },
       {
-        name: "list",
-        perms: [`--allow-read=${store}`],
-        args: ["--store-path", store, "list"],
-      },
-      {
-        name: "inspect",
-        perms: [`--allow-read=${store}`],
-        args: ["--store-path", store, "inspect", ref],
-      },
-      {
-        name: "tag",
-        perms: [`--allow-read=${store}`, `--allow-write=${store}`],
-        args: ["--store-path", store, "tag", ref, `${ref}-copy`],
-      },
-      {
-        name: "delete",
-        perms: [`--allow-read=${store}`, `--allow-write=${store}`],
-        args: ["--store-path", store, "delete", `${ref}-copy`],
-      },
-      {
-        name: "verify",
-        perms: [`--allow-read=${store}`],
-        args: ["--store-path", store, "verify"],
-      },
-      {
-        name: "push",
-        perms: [`--allow-read=${store}`, net],
+        command: "pull",
         args: [
-          "--store-path",
-          store,
-          "--docker-config-path",
-          cfg,
-          "--plain-http",
-          "push",
-          ref,
-        ],
-      },
-      {
-        name: "pull",
-        perms: [
-          `--allow-read=${pulled}`,
-          `--allow-write=${pulled}`,
-          net,
-        ],
-        args: [
-          "--store-path",
-          pulled,
-          "--docker-config-path",
-          cfg,
-          "--plain-http",
+          ...at(`${dir}/pulled`),
+          ...registry,
           WORKER_THRESHOLD,
           "pull",
           ref,
         ],
-        downloadsInto: pulled,
+        places: { STORE: `${dir}/pulled` },
+        downloadsInto: `${dir}/pulled`,
+      },
+      // An anonymous registry never asks for credentials, so the Docker
+      // config is not read.
+      { command: "url", args: [...registry, "url", ref, "--layer", "kernel"] },
+      {
+        command: "validate --remote",
+        args: [...registry, "validate", ref, "--remote"],
       },
       {
-        name: "copy into local:",
-        perms: [
-          `--allow-read=${copied}`,
-          `--allow-write=${copied}`,
-          net,
-        ],
+        command: "extract -o FILE",
         args: [
-          "--store-path",
-          copied,
-          "--docker-config-path",
-          cfg,
-          "--plain-http",
-          WORKER_THRESHOLD,
-          "copy",
-          ref,
-          "local:copied/os:1",
-        ],
-        downloadsInto: copied,
-      },
-      {
-        name: "url",
-        // An anonymous registry never asks for credentials, so the Docker
-        // config is not read.
-        perms: [net],
-        args: [
-          "--docker-config-path",
-          cfg,
-          "--plain-http",
-          "url",
-          ref,
-          "--layer",
-          "kernel",
-        ],
-      },
-      {
-        name: "validate",
-        perms: [`--allow-read=${store}`],
-        args: ["--store-path", store, "validate", ref],
-      },
-      {
-        name: "extract",
-        perms: [`--allow-read=${store},${dir}/out`, `--allow-write=${dir}/out`],
-        args: [
-          "--store-path",
-          store,
+          ...at(store),
           "extract",
           ref,
           "--layer",
@@ -219,116 +250,178 @@ Deno.test("each command runs with its documented permissions and names a missing
         ],
       },
       {
-        name: "export",
-        perms: [`--allow-read=${store},${dir}/out`, `--allow-write=${dir}/out`],
+        command: "extract --remote -o FILE",
         args: [
-          "--store-path",
-          store,
-          "export",
+          ...registry,
+          "extract",
           ref,
+          "--remote",
+          "--layer",
+          "kernel",
           "-o",
-          `${dir}/out/image.tar`,
+          `${dir}/out/vmlinuz-remote`,
         ],
       },
       {
-        name: "import",
-        perms: [
-          `--allow-read=${dir}/out,${dir}/imported`,
-          `--allow-write=${dir}/imported`,
-        ],
+        command: "export -o FILE",
+        args: [...at(store), "export", ref, "-o", `${dir}/out/image.tar`],
+      },
+      {
+        command: "import FILE",
         args: [
-          "--store-path",
-          `${dir}/imported`,
+          ...at(`${dir}/imported`),
           WORKER_THRESHOLD,
           "import",
           `${dir}/out/image.tar`,
         ],
+        places: { STORE: `${dir}/imported` },
         downloadsInto: `${dir}/imported`,
       },
       {
-        name: "prune",
-        perms: [`--allow-read=${store}`, `--allow-write=${store}`],
-        args: ["--store-path", store, "prune", "--dry-run"],
+        command: "copy SRC DST",
+        args: [...registry, "copy", ref, `${other}/perm/copy:1`],
       },
-    ];
-    for (const c of cases) {
-      for (let i = 0; i < c.perms.length; i++) {
-        const fewer = c.perms.filter((_, j) => j !== i);
-        const flag = c.perms[i]!.split("=")[0]!;
-        const res = await run(fewer, c.args);
-        assert.equal(
-          res.code,
-          1,
-          `${c.name} without ${flag} should fail: ${res.stdout}`,
-        );
-        const lines = res.stderr.trim().split("\n");
-        assert.equal(lines.length, 1, `one line: ${res.stderr}`);
-        assert.match(
-          lines[0]!,
-          new RegExp(`^Error: Missing permission: .*run with ${flag}=`),
-          `${c.name}: ${lines[0]}`,
-        );
-      }
-      // After the refusals, which change nothing, the full set works.
-      const ok = await run(c.perms, c.args);
-      assert.equal(
-        ok.code,
-        0,
-        `${c.name} with ${c.perms.join(" ")}: ${ok.stderr}`,
-      );
-      if (c.downloadsInto !== undefined) {
-        await assertCleanTransfer(c.name, c.downloadsInto, ok.stderr);
-        // Where no worker thread can start, the blob is hashed on the main
-        // thread instead: same flags, same result.
-        await Deno.remove(c.downloadsInto, { recursive: true });
-        const fallback = await run(c.perms, c.args, CLI_WITHOUT_WORKERS);
-        assert.equal(
-          fallback.code,
-          0,
-          `${c.name} without workers: ${fallback.stderr}`,
-        );
-        await assertCleanTransfer(
-          `${c.name} without workers`,
-          c.downloadsInto,
-          fallback.stderr,
-        );
-      }
-    }
-
-    // serve --cache writes what it serves into the store as it downloads.
-    const kernel = await Deno.readFile(files.vmlinuz);
-    for (const main of [CLI_PATH, CLI_WITHOUT_WORKERS]) {
-      const cache = `${dir}/cache-${main === CLI_PATH ? "worker" : "main"}`;
-      const served = await serveOnce(
-        main,
-        (listen) => [
-          `--allow-read=${cache}`,
-          `--allow-write=${cache}`,
-          `--allow-net=${listen},${reg.host}`,
+      {
+        command: "copy SRC local:DST",
+        args: [
+          ...at(`${dir}/copied`),
+          ...registry,
+          WORKER_THRESHOLD,
+          "copy",
+          ref,
+          "local:copied/os:1",
         ],
-        (listen) => [
-          "--store-path",
-          cache,
+        places: { STORE: `${dir}/copied` },
+        downloadsInto: `${dir}/copied`,
+      },
+      {
+        command: "copy local:SRC DST",
+        args: [
+          ...at(store),
+          ...registry,
+          "copy",
+          `local:${ref}`,
+          `${other}/perm/from-local:1`,
+        ],
+      },
+      {
+        command: "login",
+        args: [
           "--docker-config-path",
-          cfg,
-          "--plain-http",
+          `${dir}/login/config.json`,
+          "login",
+          reg.host,
+          "-u",
+          "ada",
+          "--password-stdin",
+        ],
+        stdin: "s3cret",
+      },
+      {
+        command: "logout",
+        args: [
+          "--docker-config-path",
+          `${dir}/login/config.json`,
+          "logout",
+          reg.host,
+        ],
+      },
+      {
+        command: "serve",
+        args: [...at(store), ...registry, "serve", "--listen", listen],
+        serves: `/v1/images/${encodeURIComponent(ref)}/kernel`,
+      },
+      {
+        command: "serve --cache",
+        args: [
+          ...at(`${dir}/cache`),
+          ...registry,
           WORKER_THRESHOLD,
           "serve",
           "--cache",
           "--listen",
           listen,
-          "--platform",
-          "linux/amd64",
         ],
-        `/v1/images/${encodeURIComponent(ref)}/kernel`,
-      );
-      const name = `serve --cache${
-        main === CLI_PATH ? "" : " without workers"
-      }`;
-      assert.equal(served.status, 200, `${name}: ${served.stderr}`);
-      assert.deepEqual(served.body, kernel, name);
-      assert.equal(served.code, 0, `${name}: ${served.stderr}`);
-      await assertCleanTransfer(name, cache, served.stderr);
+        places: { STORE: `${dir}/cache` },
+        downloadsInto: `${dir}/cache`,
+        serves: `/v1/images/${encodeURIComponent(ref)}/kernel`,
+      },
+      { command: "completion", args: ["completion", "bash"] },
+    ];
+    assert.deepEqual(
+      [...table.keys()].sort(),
+      cases.map((c) => c.command).sort(),
+      "the table and the test name the same commands",
+    );
+    const kernel = await Deno.readFile(files.vmlinuz);
+    for (const c of cases) {
+      const flags = table.get(c.command)!;
+      const real = (f: Flag[]) =>
+        realFlags(f, { ...places, ...c.places }, c.command);
+      for (const { flags: fewer, missing } of withOneLeftOut(flags)) {
+        const perms = real(fewer);
+        const res = c.serves === undefined
+          ? await run(perms, c.args, c.stdin ? { stdin: c.stdin } : {})
+          : await serveOnce(perms, c.args, listen, c.serves);
+        const what = `${c.command} with only ${perms.join(" ")}`;
+        if ("status" in res && res.status !== undefined) {
+          // A server that started fails the requests that need what is
+          // missing, and its access log says what that is.
+          assert.notEqual(
+            res.status,
+            200,
+            `${what} should fail: ${res.stderr}`,
+          );
+          assert.match(res.stderr, new RegExp(`the ${missing} flag`), what);
+          continue;
+        }
+        assert.equal(res.code, 1, `${what} should fail: ${res.stderr}`);
+        const lines = res.stderr.trim().split("\n");
+        assert.match(
+          lines.at(-1)!,
+          new RegExp(`^Error: Missing permission: .*run with ${missing}=`),
+          `${what}: ${res.stderr}`,
+        );
+        // A server that failed at start printed only the error.
+        assert.equal(lines.length, 1, `${what}: one line: ${res.stderr}`);
+      }
+      // After the refusals, which change nothing, the full set works.
+      const perms = real(flags);
+      for (const main of [CLI_PATH, CLI_WITHOUT_WORKERS]) {
+        if (main !== CLI_PATH && c.downloadsInto === undefined) break;
+        const name = `${c.command}${
+          main === CLI_PATH ? "" : " without workers"
+        }`;
+        if (c.downloadsInto !== undefined) {
+          // Where no worker thread can start, the blob is hashed on the main
+          // thread instead: same flags, same result.
+          await Deno.remove(c.downloadsInto, { recursive: true }).catch(
+            () => {},
+          );
+        }
+        let stderr: string;
+        if (c.serves === undefined) {
+          const ok = await run(perms, c.args, {
+            main,
+            ...(c.stdin ? { stdin: c.stdin } : {}),
+          });
+          assert.equal(
+            ok.code,
+            0,
+            `${name} with ${perms.join(" ")}: ${ok.stderr}`,
+          );
+          stderr = ok.stderr;
+        } else {
+          const served = await serveOnce(perms, c.args, listen, c.serves, main);
+          assert.equal(served.status, 200, `${name}: ${served.stderr}`);
+          assert.deepEqual(served.body, kernel, name);
+          assert.equal(served.code, 0, `${name}: ${served.stderr}`);
+          stderr = served.stderr;
+        }
+        if (c.downloadsInto !== undefined) {
+          await assertCleanTransfer(name, c.downloadsInto, stderr);
+        }
+      }
     }
   });
 });
@@ -343,24 +436,19 @@ function freePort(): number {
 
 /**
  * Starts `serve`, fetches one path once the server listens, and stops it with
- * SIGTERM.
+ * SIGTERM. A server that ends before it listens answers nothing.
  */
 async function serveOnce(
-  main: string,
-  perms: (listen: string) => string[],
-  args: (listen: string) => string[],
+  perms: string[],
+  args: string[],
+  listen: string,
   path: string,
-): Promise<{ status: number; body: Uint8Array; code: number; stderr: string }> {
-  const listen = `127.0.0.1:${freePort()}`;
+  main = CLI_PATH,
+): Promise<
+  { status?: number; body?: Uint8Array; code: number; stderr: string }
+> {
   const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--no-prompt",
-      "--quiet",
-      ...perms(listen),
-      main,
-      ...args(listen),
-    ],
+    args: ["run", "--no-prompt", "--quiet", ...perms, main, ...args],
     env: { NO_COLOR: "1", PATH: Deno.env.get("PATH") ?? "" },
     clearEnv: true,
     stdin: "null",
@@ -376,15 +464,24 @@ async function serveOnce(
       },
     }),
   );
+  let ended = false;
+  const status = child.status.then((s) => {
+    ended = true;
+    return s;
+  });
   try {
     for (let i = 0; !stderr.includes("Listening on "); i++) {
+      if (ended) {
+        await reading;
+        return { code: (await status).code, stderr };
+      }
       if (i === 400) throw new Error(`serve did not start: ${stderr}`);
       await new Promise((r) => setTimeout(r, 25));
     }
     const res = await fetch(`http://${listen}${path}`);
     const body = new Uint8Array(await res.arrayBuffer());
     child.kill("SIGTERM");
-    const { code } = await child.status;
+    const { code } = await status;
     await reading;
     return { status: res.status, body, code, stderr };
   } finally {
@@ -393,7 +490,7 @@ async function serveOnce(
     } catch {
       // Already ended.
     }
-    await child.status;
+    await status;
     await reading.catch(() => {});
   }
 }

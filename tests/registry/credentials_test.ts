@@ -632,3 +632,47 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name:
+    "load() without read access throws NotCapable, not a broken-config ImageError",
+  permissions: { read: false, write: false, run: false, env: false },
+  fn: async () => {
+    // Whether the file exists cannot even be asked without read access.
+    const reading = DockerConfig.load({ path: "/nonexistent/config.json" });
+    await assert.rejects(reading, Deno.errors.NotCapable);
+  },
+});
+
+Deno.test({
+  name: "set() without write access throws NotCapable",
+  permissions: { read: true, write: false },
+  fn: async () => {
+    const dir = await Deno.makeTempDir().catch((e) => e);
+    assert.ok(dir instanceof Deno.errors.NotCapable, "no write access");
+    const config = await DockerConfig.load({
+      path: "/nonexistent/.docker/config.json",
+    });
+    await assert.rejects(
+      config.set("ghcr.io", { username: "u", password: "p" }),
+      Deno.errors.NotCapable,
+    );
+  },
+});
+
+Deno.test({
+  name: "get() without run access to a credential helper throws NotCapable",
+  permissions: { read: true, write: true, env: ["PATH"], run: false },
+  ignore: IS_WINDOWS,
+  fn: async () => {
+    await withTempDir(async (dir) => {
+      await writeHelper(dir, "testhelper", join(dir, "helper.log"), {});
+      const path = await writeConfig(dir, { credsStore: "testhelper" });
+      const config = await DockerConfig.load({ path, env: helperEnv(dir) });
+      await assert.rejects(
+        config.get("registry.example:5000"),
+        Deno.errors.NotCapable,
+      );
+    });
+  },
+});
