@@ -21,10 +21,13 @@ zpty -w z 'compadd() {
 zpty -w z 'comppostfuncs=( __end ); __end() { print -r -- "<END>"; exit }'
 zpty -w z "bindkey '^I' complete-word"
 zpty -w z 'print -r -- "<READY>"'
+# `zpty -r -t` that finds no data returns 1 and may still set the parameter,
+# from a buffer it never filled (zsh 5.9): whatever bytes are there, tokens
+# of zsh's own parser included, so the value is dropped unread.
 local -i n=0
 until [[ $line == *'<READY>'* && $line != *print* ]]; do
   (( n++ < 800 )) || { zpty -d z; exit 1 }
-  zpty -r -t z line || sleep 0.025
+  zpty -r -t z line || { line=; sleep 0.025 }
 done
 zpty -w -n z "$2"$'\t'
 n=0
