@@ -61,7 +61,7 @@ const LASTING = new Set<string>(["refused", "dns", "tls"]);
  * @param retries How many retries came before. Default 0.
  * @returns `true` when another attempt may succeed.
  *
- * @example Wait before the fourth attempt
+ * @example Tell a busy registry from a missing image
  * ```ts
  * import { isRetriable } from "./retry.ts";
  * import { NotFoundError, RegistryError } from "../errors.ts";

@@ -27,8 +27,7 @@ const BATCH_BYTES = 2 * 1024 * 1024;
  *
  * @example Verify a blob that arrives in two streams
  * ```ts
- * import { BlobHash, DigestVerifier } from "./digest_verifier.ts";
- * import { digestOf } from "./digest.ts";
+ * import { BlobHash, DigestVerifier, digestOf } from "@ironcore/image/oci";
  * const bytes = new TextEncoder().encode("kernel bytes");
  * const blob = { digest: digestOf(bytes), size: bytes.byteLength };
  * const state = new BlobHash();
@@ -175,8 +174,7 @@ export interface DigestVerifierOptions {
  *
  * @example Pass on bytes 6 to 11 only, from a stream of the whole blob
  * ```ts
- * import { DigestVerifier } from "./digest_verifier.ts";
- * import { digestOf } from "./digest.ts";
+ * import { DigestVerifier, digestOf } from "@ironcore/image/oci";
  * const bytes = new TextEncoder().encode("kernel bytes");
  * const blob = { digest: digestOf(bytes), size: bytes.byteLength };
  * const part = new Blob([bytes]).stream().pipeThrough(

@@ -93,7 +93,7 @@ export type ParsedManifest =
  * @param parsed The parsed document.
  * @returns The media type.
  *
- * @example
+ * @example The media type of an index that declares none
  * ```ts
  * import { mediaTypeOf } from "./manifest.ts";
  * mediaTypeOf({ kind: "index", index: { schemaVersion: 2, manifests: [] } });

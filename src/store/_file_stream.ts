@@ -99,7 +99,7 @@ const CHUNK_BYTES = 1024 * 1024;
  * @param file An open file, read from its current position.
  * @returns The stream.
  *
- * @example
+ * @example Read a file in large chunks
  * ```ts
  * import { fileChunks } from "./_file_stream.ts";
  * const path = await Deno.makeTempFile();
