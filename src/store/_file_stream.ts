@@ -93,8 +93,10 @@ const CHUNK_BYTES = 1024 * 1024;
  * A file as a stream of 1 MiB chunks, each in a fresh buffer (a consumer
  * may hold on to a chunk after passing it on): a quarter of the chunks the
  * runtime's own file stream makes, which halves the time to copy a large
- * file through JavaScript. The stream reads one chunk ahead, and closes the
- * file at the end, on an error or on cancel.
+ * file through JavaScript. The next read is under way while a chunk is
+ * consumed (asked for by hand: a stream's own read-ahead leaves the disk
+ * idle between pulls, a quarter slower when hashing). The file is closed
+ * at the end, on an error or on cancel.
  *
  * @param file An open file, read from its current position.
  * @returns The stream.
@@ -115,23 +117,32 @@ export function fileChunks(file: Deno.FsFile): ReadableStream<Uint8Array> {
     closed = true;
     file.close();
   };
+  const read = async (): Promise<Uint8Array | null> => {
+    const buf = new Uint8Array(CHUNK_BYTES);
+    const n = await file.read(buf);
+    if (n === null) return null;
+    return n === CHUNK_BYTES ? buf : buf.subarray(0, n);
+  };
+  let next: Promise<Uint8Array | null> | undefined;
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
-      const buf = new Uint8Array(CHUNK_BYTES);
-      let n: number | null;
+      let chunk: Uint8Array | null;
       try {
-        n = await file.read(buf);
+        chunk = await (next ?? read());
       } catch (e) {
         close();
         throw e;
       }
-      if (n === null) {
+      if (chunk === null) {
         close();
         controller.close();
         return;
       }
-      controller.enqueue(n === CHUNK_BYTES ? buf : buf.subarray(0, n));
+      next = read();
+      // A read cut short by a cancel is nobody's failure.
+      next.catch(() => {});
+      controller.enqueue(chunk);
     },
     cancel: close,
-  }, { highWaterMark: 1 });
+  }, { highWaterMark: 0 });
 }
