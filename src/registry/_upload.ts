@@ -170,64 +170,81 @@ class Upload {
     const options = this.#options;
     let location = await this.#start();
     let offset = 0;
+    /** The session went on after a broken chunk, where the registry said. */
+    let resumed = false;
+    /** The blob was sent again in a new session after a resumed one. */
+    let again = false;
+    const restart = async () => {
+      location = await this.#start();
+      offset = 0;
+      resumed = false;
+    };
     await retry(async (retries) => {
-      // After a broken chunk: whether the session goes on where the
-      // registry said it stands.
-      let resumed = false;
+      // The first chunk after the registry said where the upload stands.
+      let first = false;
       if (retries > 0) {
         // Ask the registry how much of the upload it kept, and go on from
         // there.
         const state = await this.#status(location).catch(() => undefined);
         // "0-0" means both nothing and one byte: start afresh then.
-        if (state === undefined || state.received <= 1) {
-          location = await this.#start();
-          offset = 0;
-        } else {
+        if (state === undefined || state.received <= 1) await restart();
+        else {
           ({ location, received: offset } = state);
-          resumed = true;
+          resumed = first = true;
         }
       }
-      while (offset < size) {
-        const len = Math.min(options.chunkSize, size - offset);
-        const start = offset;
-        const res = await this.#request(location, {
-          method: "PATCH",
-          headers: {
-            "content-type": "application/octet-stream",
-            "content-range": `${start}-${start + len - 1}`,
-            "content-length": String(len),
-          },
-          body: () => open(start, len),
-          idempotent: false,
-        });
-        await res.body?.cancel();
-        if (resumed && (res.status === 404 || res.status === 416)) {
-          // The registry dropped the session or no longer agrees on its
-          // length: it may still have been writing the broken chunk when it
-          // answered where the upload stood. Start over in a new session.
-          location = await this.#start();
-          offset = 0;
-          resumed = false;
-          continue;
+      for (;;) {
+        while (offset < size) {
+          const len = Math.min(options.chunkSize, size - offset);
+          const start = offset;
+          const res = await this.#request(location, {
+            method: "PATCH",
+            headers: {
+              "content-type": "application/octet-stream",
+              "content-range": `${start}-${start + len - 1}`,
+              "content-length": String(len),
+            },
+            body: () => open(start, len),
+            idempotent: false,
+          });
+          await res.body?.cancel();
+          if (first && (res.status === 404 || res.status === 416)) {
+            // The registry dropped the session or no longer agrees on its
+            // length: it may still have been writing the broken chunk when
+            // it said where the upload stood. Start over in a new session.
+            await restart();
+            first = false;
+            continue;
+          }
+          if (res.status !== 202) {
+            await this.#t.fail(this.#repo, res, `blob chunk upload ${digest}`);
+          }
+          first = false;
+          const loc = res.headers.get("location");
+          if (loc) location = this.#resolve(loc);
+          offset = receivedOf(res) ?? start + len;
+          options.onBytes?.(offset);
         }
-        if (res.status !== 202) {
-          await this.#t.fail(this.#repo, res, `blob chunk upload ${digest}`);
+        const refused = await this.#complete(location, undefined);
+        if (refused === undefined) return;
+        try {
+          await this.#t.fail(this.#repo, refused, `blob upload ${digest}`);
+        } catch (e) {
+          // Bytes of the broken chunk written after the registry said where
+          // the upload stood end up mixed into the session, and the digest
+          // does not match: send the blob again in a new session, once.
+          const mixed = resumed && e instanceof RegistryError &&
+            e.codes.includes("DIGEST_INVALID");
+          if (!mixed || again) throw e;
+          again = true;
+          await restart();
         }
-        resumed = false;
-        const loc = res.headers.get("location");
-        if (loc) location = this.#resolve(loc);
-        offset = receivedOf(res) ?? start + len;
-        options.onBytes?.(offset);
       }
     }, {
       maxAttempts: options.retries + 1,
       minTimeout: options.retryDelay,
       signal: options.signal,
     });
-    const refused = await this.#complete(location, undefined);
-    if (refused) {
-      await this.#t.fail(this.#repo, refused, `blob upload ${digest}`);
-    }
   }
 }
 

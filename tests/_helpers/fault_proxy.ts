@@ -22,8 +22,15 @@
 export type Fault =
   /** Forward the head and `after` body bytes of the response, then close. */
   | { kind: "cut-response"; after: number }
-  /** Forward `after` request-body bytes, then close both connections. */
-  | { kind: "cut-request"; after: number }
+  /**
+   * Forward `after` request-body bytes, then close both connections. With
+   * `hold`, the client's connection closes at once, and the registry gets
+   * those bytes (and the end of the body) only once it has answered the
+   * next request; the client sees that answer after the registry has
+   * answered the cut request too: a registry still busy with a request its
+   * client has given up on, while the client asks again.
+   */
+  | { kind: "cut-request"; after: number; hold?: boolean }
   /** Answer with this status without asking the registry. */
   | { kind: "status"; status: number; retryAfter?: number }
   /**
@@ -151,6 +158,8 @@ class RunningFaultProxy implements FaultProxy {
   readonly #stopped: Promise<void>;
   #resolveStopped!: () => void;
   #plan: FaultPlan | undefined;
+  /** Sends the held bytes of a cut request on, and closes its connection. */
+  #release: (() => Promise<void>) | undefined;
   #accepting: Promise<void>;
   #stopping: Promise<void> | undefined;
 
@@ -196,6 +205,7 @@ class RunningFaultProxy implements FaultProxy {
   stop(): Promise<void> {
     this.#stopping ??= (async () => {
       this.#resolveStopped();
+      await this.#releaseHeld();
       try {
         this.#listener.close();
       } catch {
@@ -206,6 +216,17 @@ class RunningFaultProxy implements FaultProxy {
       await Promise.allSettled([...this.#tasks]);
     })();
     return this.#stopping;
+  }
+
+  /**
+   * Sends on the held bytes of a cut request, and waits until the registry
+   * has answered it.
+   */
+  async #releaseHeld(): Promise<void> {
+    const release = this.#release;
+    if (!release) return;
+    this.#release = undefined;
+    await release().catch(() => {});
   }
 
   [Symbol.asyncDispose](): Promise<void> {
@@ -323,6 +344,8 @@ class RunningFaultProxy implements FaultProxy {
     const fault = record.fault;
     let clientGone!: () => void;
     const gone = new Promise<void>((resolve) => clientGone = resolve);
+    let answered!: () => void;
+    const answer = new Promise<void>((resolve) => answered = resolve);
     let finished = false;
     const closeBoth = () => {
       closeQuietly(client);
@@ -339,10 +362,45 @@ class RunningFaultProxy implements FaultProxy {
       );
       const up = (async () => {
         const limit = fault?.kind === "cut-request" ? fault.after : Infinity;
+        const hold = fault?.kind === "cut-request" && fault.hold === true;
+        const held: Uint8Array[] = [];
+        let heldBytes = 0;
         const buf = new Uint8Array(PIPE_BUFFER);
         let chunk = early;
         for (;;) {
-          if (chunk.byteLength > 0) {
+          if (hold && chunk.byteLength > 0) {
+            const part = chunk.slice(0, limit - heldBytes);
+            held.push(part);
+            heldBytes += part.byteLength;
+            if (heldBytes >= limit) {
+              record.faulted = true;
+              closeQuietly(client);
+              await new Promise<void>((resolve) => {
+                this.#release = async () => {
+                  try {
+                    for (const p of held) await writeAll(upstream, p);
+                    record.requestBytes += heldBytes;
+                    this.bytesUp += heldBytes;
+                    // The body ends short: the registry answers, having
+                    // taken what came.
+                    await upstream.closeWrite();
+                    let timer: ReturnType<typeof setTimeout> | undefined;
+                    await Promise.race([
+                      answer,
+                      new Promise<void>((resolve) => {
+                        timer = setTimeout(resolve, 10_000);
+                      }),
+                    ]);
+                    clearTimeout(timer);
+                  } finally {
+                    closeQuietly(upstream);
+                    resolve();
+                  }
+                };
+              });
+              return;
+            }
+          } else if (chunk.byteLength > 0) {
             const room = limit - record.requestBytes;
             const part = chunk.subarray(0, Math.min(room, chunk.byteLength));
             await writeAll(upstream, part);
@@ -365,10 +423,13 @@ class RunningFaultProxy implements FaultProxy {
         if (!finished) closeBoth();
       });
       const down = (async () => {
-        const head = await readHead(upstream);
+        const head = await readHead(upstream).finally(answered);
         if (!head) return;
         const [statusLine = "", ...lines] = head.text.split("\r\n");
         record.status = Number(statusLine.split(" ")[1]);
+        // The registry has answered: the held bytes of a cut request go on
+        // before the client sees the answer.
+        await this.#releaseHeld();
         const kept = lines.filter((l) =>
           !HOP_BY_HOP.has(l.slice(0, l.indexOf(":")).trim().toLowerCase())
         );

@@ -605,13 +605,19 @@ Deno.test("a registry that refuses a monolithic PUT gets the blob in PATCH chunk
   assert.equal(puts[1]!.body.byteLength, 0);
 });
 
-Deno.test("a resumed chunk the registry refuses starts a new upload session", async () => {
-  // distribution drops a session whose length moved after it answered where
-  // the upload stood (it was still writing the broken chunk): the resumed
-  // PATCH gets 404 BLOB_UPLOAD_INVALID.
+/**
+ * A registry of upload sessions, each keeping the bytes PATCHed to it, that
+ * drops a resumed session in the way distribution does when the session's
+ * length moved after it said where the upload stood (it was still writing
+ * a broken chunk): `refuse` answers the resumed PATCH 404
+ * BLOB_UPLOAD_INVALID, `mix` takes it and answers the completing PUT 400
+ * DIGEST_INVALID.
+ */
+function sessionRegistry(mode: "refuse" | "mix") {
   const sessions = new Map<string, Uint8Array>();
   let opened = 0;
-  await using fake = startFakeRegistry((req) => {
+  const resumed = new Set<string>();
+  const fake = startFakeRegistry((req) => {
     if (req.method === "POST") {
       const id = `session-${++opened}`;
       sessions.set(id, new Uint8Array());
@@ -624,13 +630,14 @@ Deno.test("a resumed chunk the registry refuses starts a new upload session", as
     const kept = sessions.get(id);
     if (kept === undefined) return notFound();
     if (req.method === "GET") {
+      resumed.add(id);
       return new Response(null, {
         status: 204,
         headers: { location: req.path, range: `0-${kept.byteLength - 1}` },
       });
     }
     if (req.method === "PATCH") {
-      if (id === "session-1" && kept.byteLength > 0) {
+      if (mode === "refuse" && resumed.has(id)) {
         sessions.delete(id);
         return registryError(404, "BLOB_UPLOAD_INVALID", "blob upload invalid");
       }
@@ -645,7 +652,8 @@ Deno.test("a resumed chunk the registry refuses starts a new upload session", as
     }
     if (req.method === "PUT") {
       const digest = req.url.searchParams.get("digest");
-      if (digest !== digestOf(kept)) {
+      if (digest !== digestOf(kept) || resumed.has(id)) {
+        sessions.delete(id);
         return registryError(400, "DIGEST_INVALID", "digest mismatch");
       }
       return new Response(null, {
@@ -655,36 +663,54 @@ Deno.test("a resumed chunk the registry refuses starts a new upload session", as
     }
     return notFound();
   });
+  return { fake, opened: () => opened };
+}
+
+/** A client whose second PATCH breaks before an answer comes. */
+function breakingClient(): RegistryClient {
   let patches = 0;
-  const client = new RegistryClient({
+  return new RegistryClient({
     plainHttp: true,
     retryDelay: 1,
     forceChunked: true,
     chunkSize: 4000,
     fetch: (input, init) => {
-      // The second PATCH breaks before an answer comes.
       if (init?.method === "PATCH" && ++patches === 2) {
         return Promise.reject(new TypeError("error sending request"));
       }
       return fetch(input, init);
     },
   });
-  const bytes = randomBytes(10_000);
-  await upload(client, { registry: fake.host, repository: "r" }, bytes);
-  assert.equal(opened, 2, "a second session");
-  const puts = fake.requests.filter((r) => r.method === "PUT");
-  assert.equal(puts.length, 1);
-  assert.match(puts[0]!.path, /session-2$/);
-  const refused = fake.requests.findIndex((r) =>
-    r.method === "PATCH" && r.path.endsWith("session-1") &&
-    r.headers.get("content-range") === "4000-7999"
-  );
-  assert.ok(refused > 0, "the chunk was resumed in the first session");
-  assert.deepEqual(
-    fake.requests.slice(refused + 1).filter((r) => r.method === "PATCH")
-      .map((r) => r.headers.get("content-range")),
-    ["0-3999", "4000-7999", "8000-9999"],
-  );
+}
+
+Deno.test("a resumed upload the registry drops or garbles is sent again in a new session", async (t) => {
+  for (const mode of ["refuse", "mix"] as const) {
+    await t.step(mode, async () => {
+      const { fake, opened } = sessionRegistry(mode);
+      await using _ = fake;
+      const bytes = randomBytes(10_000);
+      await upload(
+        breakingClient(),
+        { registry: fake.host, repository: "r" },
+        bytes,
+      );
+      assert.equal(opened(), 2, "a second session");
+      const puts = fake.requests.filter((r) => r.method === "PUT");
+      assert.match(puts.at(-1)!.path, /session-2$/);
+      const resumedAt = fake.requests.findIndex((r) =>
+        r.method === "PATCH" && r.path.endsWith("session-1") &&
+        r.headers.get("content-range") === "4000-7999"
+      );
+      assert.ok(resumedAt > 0, "the chunk was resumed in the first session");
+      // The whole blob again, in the second session.
+      assert.deepEqual(
+        fake.requests.filter((r) =>
+          r.method === "PATCH" && r.path.endsWith("session-2")
+        ).map((r) => r.headers.get("content-range")),
+        ["0-3999", "4000-7999", "8000-9999"],
+      );
+    });
+  }
 });
 
 Deno.test("an upload the registry stores under another digest is an error", async () => {

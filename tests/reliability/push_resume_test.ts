@@ -61,14 +61,14 @@ Deno.test("push resumes an upload the connection dropped", async (t) => {
      * `after` body bytes; returns the records of the cut PATCH and of the
      * requests after it.
      */
-    async function pushCutting(repo: string, after: number) {
+    async function pushCutting(repo: string, after: number, hold = false) {
       const { ref, layer } = await image(repo);
       proxy.reset();
       let patches = 0;
       proxy.plan((r) =>
         r.method === "PATCH" && r.path.includes(`/${repo}/`) &&
           ++patches === 3
-          ? { kind: "cut-request", after }
+          ? { kind: "cut-request", after, hold }
           : undefined
       );
       const client = new RegistryClient({
@@ -142,6 +142,22 @@ Deno.test("push resumes an upload the connection dropped", async (t) => {
           0,
         );
         assert.ok(sent < 2 * SIZE, `${sent} bytes sent for ${SIZE}`);
+      },
+    );
+
+    await t.step(
+      "a PATCH cut while the registry still writes its bytes completes in a new session",
+      async () => {
+        // The registry says where the upload stands before it has taken the
+        // bytes of the broken PATCH, then takes them: the session is no
+        // longer where it said, and distribution drops it when the client
+        // goes on (404 BLOB_UPLOAD_INVALID, or a reset while the chunk is
+        // still being sent).
+        const { later } = await pushCutting("late", CHUNK / 2, true);
+        const sessions = new Set(
+          later.filter((r) => r.method === "PATCH").map((r) => r.pathname),
+        );
+        assert.ok(sessions.size >= 2, "the blob went again in a new session");
       },
     );
 
