@@ -503,6 +503,19 @@ Deno.test("retries stop after the configured count and the last error is reporte
   assert.equal(fake.requests.length, 3);
 });
 
+Deno.test("a Retry-After the registry sent reaches the error when retries run out", async () => {
+  await using fake = startFakeRegistry(() =>
+    registryError(429, "TOOMANYREQUESTS", "slow down", { "retry-after": "0" })
+  );
+  const { client } = recordingClient({ retries: 1 });
+  await assert.rejects(
+    client.getManifest({ registry: fake.host, repository: "r" }, "1"),
+    (e: unknown) =>
+      e instanceof RegistryError && e.status === 429 && e.retryAfter === 0,
+  );
+  assert.equal(fake.requests.length, 2);
+});
+
 Deno.test("a 4xx is not retried and its JSON error body is in the message", async () => {
   await using fake = startFakeRegistry(() =>
     registryError(400, "MANIFEST_INVALID", "manifest invalid: bad layer")
