@@ -7,7 +7,7 @@
  */
 
 import { ImageError, StoreError } from "../errors.ts";
-import { defaultStorePath, Store, type StoreOptions } from "../store/store.ts";
+import type { Store, StoreOptions } from "../store/store.ts";
 import {
   type FlagSpec,
   parseArgs,
@@ -229,6 +229,7 @@ function storeOptions(parsed: ParsedArgs): StoreOptions {
 function storePathOf(
   path: string | undefined,
   env: (name: string) => string | undefined,
+  defaultStorePath: (env: (name: string) => string | undefined) => string,
 ): string {
   let chosen = path;
   if (chosen === undefined) {
@@ -315,12 +316,16 @@ export async function runCli(
       args: parsed,
       io,
       store() {
-        const path = storePathOf(
-          parsed.flags.get("store-path") as string | undefined,
-          io.env,
-        );
-        storePath = path;
-        store ??= Store.open(path, storeOptions(parsed));
+        // The store's code is loaded by the commands that use a store.
+        store ??= import("../store/store.ts").then((m) => {
+          const path = storePathOf(
+            parsed.flags.get("store-path") as string | undefined,
+            io.env,
+            m.defaultStorePath,
+          );
+          storePath = path;
+          return m.Store.open(path, storeOptions(parsed));
+        });
         return store;
       },
       out,

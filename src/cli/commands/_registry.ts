@@ -1,12 +1,16 @@
-/** Builds the registry client the way every remote command needs it. */
+/**
+ * Builds the registry client the way every remote command needs it. The
+ * client and the credential store are loaded when a command asks for them,
+ * so that commands that never talk to a registry do not load them.
+ */
 
-import {
+import type {
   RegistryClient,
-  type RegistryClientOptions,
+  RegistryClientOptions,
 } from "../../registry/client.ts";
-import {
+import type {
   DockerConfig,
-  type DockerConfigOptions,
+  DockerConfigOptions,
 } from "../../registry/credentials.ts";
 import type { CommandContext } from "../_command.ts";
 import { UsageError } from "../_args.ts";
@@ -39,7 +43,10 @@ export function dockerConfigPath(ctx: CommandContext): string | undefined {
 }
 
 /** A registry client with credentials from the Docker config. */
-export function registryClient(ctx: CommandContext): RegistryClient {
+export async function registryClient(
+  ctx: CommandContext,
+): Promise<RegistryClient> {
+  const { RegistryClient } = await import("../../registry/client.ts");
   const path = dockerConfigPath(ctx);
   let config: Promise<DockerConfig> | undefined;
   const options: RegistryClientOptions = {
@@ -53,7 +60,9 @@ export function registryClient(ctx: CommandContext): RegistryClient {
         // Nowhere to look for a Docker config: anonymous access.
         return undefined;
       }
-      config ??= DockerConfig.load(options);
+      config ??= import("../../registry/credentials.ts").then((m) =>
+        m.DockerConfig.load(options)
+      );
       return await (await config).get(registry);
     },
   };

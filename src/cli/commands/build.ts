@@ -1,9 +1,5 @@
 import { parseArchConfig } from "../../build/arch_config.ts";
-import {
-  buildImage,
-  type BuildImageOptions,
-  checkArchConfig,
-} from "../../build/build_image.ts";
+import type { BuildImageOptions } from "../../build/build_image.ts";
 import { familiarReference, parseReference } from "../../oci/reference.ts";
 import { UsageError } from "../_args.ts";
 import { checkPositionals, type Command } from "../_command.ts";
@@ -70,6 +66,9 @@ export const buildCommand: Command = {
       if (e instanceof SyntaxError) throw new UsageError(e.message);
       throw e;
     }
+    const { buildImage, checkArchConfig } = await import(
+      "../../build/build_image.ts"
+    );
     const arches = new Set<string>();
     for (const c of configs) {
       if (arches.has(c.arch)) {

@@ -1,7 +1,6 @@
-import {
-  type CopyEndpoint,
-  copyImage,
-  type CopyImageOptions,
+import type {
+  CopyEndpoint,
+  CopyImageOptions,
 } from "../../transfer/copy_image.ts";
 import { UsageError } from "../_args.ts";
 import {
@@ -76,11 +75,12 @@ export const copyCommand: Command = {
   },
   async run(ctx) {
     checkPositionals(this, ctx);
+    const { copyImage } = await import("../../transfer/copy_image.ts");
     const src = await endpoint(ctx, ctx.args.positionals[0]!);
     const dst = await endpoint(ctx, ctx.args.positionals[1]!);
     const options: CopyImageOptions = {
       ...ctx.operation(),
-      client: registryClient(ctx),
+      client: await registryClient(ctx),
       pushSubManifests: ctx.bool("push-sub-manifests", true),
       concurrency: concurrency(ctx),
       retries: retries(ctx),

@@ -1,4 +1,3 @@
-import { deleteImage } from "../../store/images.ts";
 import { checkPositionals, type Command } from "../_command.ts";
 import { familiar } from "../_output.ts";
 
@@ -13,6 +12,7 @@ export const deleteCommand: Command = {
   complete: "tags",
   async run(ctx) {
     checkPositionals(this, ctx);
+    const { deleteImage } = await import("../../store/images.ts");
     const removed = await deleteImage(
       await ctx.store(),
       ctx.args.positionals[0]!,

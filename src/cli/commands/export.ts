@@ -1,9 +1,8 @@
 import { NotFoundError } from "../../errors.ts";
 import { familiarReference, parseReference } from "../../oci/reference.ts";
-import {
-  exportArchive,
-  type ExportArchiveOptions,
-  type ExportArchiveResult,
+import type {
+  ExportArchiveOptions,
+  ExportArchiveResult,
 } from "../../archive/export_archive.ts";
 import { UsageError } from "../_args.ts";
 import { checkPositionals, type Command } from "../_command.ts";
@@ -97,6 +96,7 @@ export const exportCommand: Command = {
     const options: Omit<ExportArchiveOptions, "writable"> = ctx.operation();
     const name = ctx.string("name");
     if (name !== undefined) options.name = name;
+    const { exportArchive } = await import("../../archive/export_archive.ts");
     const store = await ctx.store();
     if (output === "-") {
       const result = await exportArchive(store, ref, {

@@ -1,11 +1,7 @@
 import { formatPlatform } from "../../oci/platform.ts";
 import { familiarReference, parseReference } from "../../oci/reference.ts";
 import { isLayerKind, LAYER_KINDS } from "../../spec/media_types.ts";
-import {
-  type LayerRequest,
-  openLayer,
-  writeLayerFile,
-} from "../../image/open_layer.ts";
+import type { LayerRequest } from "../../image/open_layer.ts";
 import { UsageError } from "../_args.ts";
 import { checkPositionals, type Command } from "../_command.ts";
 import { platformFlag, registryClient } from "./_registry.ts";
@@ -75,7 +71,12 @@ export const extractCommand: Command = {
     const platform = platformFlag(ctx);
     if (platform) request.platform = platform;
     const options = ctx.operation();
-    const source = ctx.bool("remote") ? registryClient(ctx) : await ctx.store();
+    const { openLayer, writeLayerFile } = await import(
+      "../../image/open_layer.ts"
+    );
+    const source = ctx.bool("remote")
+      ? await registryClient(ctx)
+      : await ctx.store();
     const opened = await openLayer(source, request, options);
     if (output === "-") {
       // Streamed as it arrives; the stream errors at the end on a bad

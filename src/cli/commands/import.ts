@@ -1,8 +1,5 @@
 import { NotFoundError } from "../../errors.ts";
-import {
-  importArchive,
-  type ImportArchiveOptions,
-} from "../../archive/import_archive.ts";
+import type { ImportArchiveOptions } from "../../archive/import_archive.ts";
 import { UsageError } from "../_args.ts";
 import { checkPositionals, type Command, jsonFlag } from "../_command.ts";
 import { familiar } from "../_output.ts";
@@ -62,6 +59,7 @@ export const importCommand: Command = {
     const options: ImportArchiveOptions = ctx.operation();
     const tag = ctx.string("tag");
     if (tag !== undefined) options.tag = tag;
+    const { importArchive } = await import("../../archive/import_archive.ts");
     const store = await ctx.store();
     let source: ReadableStream<Uint8Array>;
     if (path === "-") {

@@ -1,4 +1,3 @@
-import { inspectImage } from "../../store/images.ts";
 import { checkPositionals, type Command, jsonFlag } from "../_command.ts";
 
 /** `inspect`: JSON description of an image. */
@@ -15,6 +14,7 @@ export const inspectCommand: Command = {
   complete: "tags",
   async run(ctx) {
     checkPositionals(this, ctx);
+    const { inspectImage } = await import("../../store/images.ts");
     const details = await inspectImage(
       await ctx.store(),
       ctx.args.positionals[0]!,

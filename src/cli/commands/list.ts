@@ -4,7 +4,6 @@ import {
   parseReference,
   type Reference,
 } from "../../oci/reference.ts";
-import { listImages } from "../../store/images.ts";
 import { checkPositionals, type Command, jsonFlag } from "../_command.ts";
 import { formatBytes, formatTable } from "../_output.ts";
 
@@ -55,6 +54,7 @@ export const listCommand: Command = {
   positionals: { min: 0, max: 0, names: "no arguments" },
   async run(ctx) {
     checkPositionals(this, ctx);
+    const { listImages } = await import("../../store/images.ts");
     const rows = await listImages(await ctx.store());
     if (ctx.bool("json")) {
       const json = rows.map((r) => {

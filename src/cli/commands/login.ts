@@ -1,8 +1,7 @@
-import {
+import type {
   DockerConfig,
-  type DockerConfigOptions,
+  DockerConfigOptions,
 } from "../../registry/credentials.ts";
-import { verifyCredentials } from "../../registry/login.ts";
 import type { VerifyCredentialsOptions } from "../../registry/login.ts";
 import { UsageError } from "../_args.ts";
 import {
@@ -34,11 +33,14 @@ export function registryArgument(arg: string): string {
 }
 
 /** Loads the Docker config chosen by `--docker-config-path` or the environment. */
-export function loadDockerConfig(ctx: CommandContext): Promise<DockerConfig> {
+export async function loadDockerConfig(
+  ctx: CommandContext,
+): Promise<DockerConfig> {
+  const { DockerConfig } = await import("../../registry/credentials.ts");
   const options: DockerConfigOptions = { env: ctx.io.env };
   const path = dockerConfigPath(ctx);
   if (path !== undefined) options.path = path;
-  return DockerConfig.load(options);
+  return await DockerConfig.load(options);
 }
 
 async function readPassword(
@@ -112,6 +114,7 @@ export const loginCommand: Command = {
     const plainHttp = plainHttpFlag(ctx);
     if (plainHttp !== undefined) options.plainHttp = plainHttp;
     if (ctx.io.signal) options.signal = ctx.io.signal;
+    const { verifyCredentials } = await import("../../registry/login.ts");
     const { scheme } = await verifyCredentials(registry, credential, options);
     const config = await loadDockerConfig(ctx);
     await config.set(registry, credential);

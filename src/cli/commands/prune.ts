@@ -1,4 +1,3 @@
-import { DEFAULT_PRUNE_GRACE, pruneStore } from "../../store/prune_store.ts";
 import { checkPositionals, type Command, jsonFlag } from "../_command.ts";
 import { formatBytes } from "../_output.ts";
 import { durationFlag } from "./_flags.ts";
@@ -30,6 +29,9 @@ export const pruneCommand: Command = {
   async run(ctx) {
     checkPositionals(this, ctx);
     const dryRun = ctx.bool("dry-run");
+    const { DEFAULT_PRUNE_GRACE, pruneStore } = await import(
+      "../../store/prune_store.ts"
+    );
     const result = await pruneStore(await ctx.store(), {
       dryRun,
       grace: durationFlag(ctx, "grace", DEFAULT_PRUNE_GRACE),

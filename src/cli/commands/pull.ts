@@ -1,5 +1,5 @@
 import { familiarReference, parseReference } from "../../oci/reference.ts";
-import { pullImage, type PullImageOptions } from "../../transfer/pull_image.ts";
+import type { PullImageOptions } from "../../transfer/pull_image.ts";
 import { checkPositionals, type Command, jsonFlag } from "../_command.ts";
 import {
   concurrency,
@@ -30,9 +30,10 @@ export const pullCommand: Command = {
   positionals: { min: 1, max: 1, names: "one REF" },
   async run(ctx) {
     checkPositionals(this, ctx);
+    const { pullImage } = await import("../../transfer/pull_image.ts");
     const options: PullImageOptions = {
       ...ctx.operation(),
-      client: registryClient(ctx),
+      client: await registryClient(ctx),
       concurrency: concurrency(ctx),
       retries: retries(ctx),
     };

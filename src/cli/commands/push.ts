@@ -1,5 +1,5 @@
 import { familiarReference, parseReference } from "../../oci/reference.ts";
-import { pushImage, type PushImageOptions } from "../../transfer/push_image.ts";
+import type { PushImageOptions } from "../../transfer/push_image.ts";
 import { checkPositionals, type Command, jsonFlag } from "../_command.ts";
 import { concurrency, CONCURRENCY_FLAG, registryClient } from "./_registry.ts";
 
@@ -24,9 +24,10 @@ export const pushCommand: Command = {
   complete: "tags",
   async run(ctx) {
     checkPositionals(this, ctx);
+    const { pushImage } = await import("../../transfer/push_image.ts");
     const options: PushImageOptions = {
       ...ctx.operation(),
-      client: registryClient(ctx),
+      client: await registryClient(ctx),
       pushSubManifests: ctx.bool("push-sub-manifests", true),
       concurrency: concurrency(ctx),
     };

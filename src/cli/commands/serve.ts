@@ -3,11 +3,10 @@ import {
   parsePlatform,
   type Platform,
 } from "../../oci/platform.ts";
-import {
-  type AccessLogEntry,
-  type BootHandler,
-  type BootHandlerOptions,
-  createBootHandler,
+import type {
+  AccessLogEntry,
+  BootHandler,
+  BootHandlerOptions,
 } from "../../serve/boot_handler.ts";
 import { hostPlatform } from "../../oci/platform.ts";
 import { UsageError } from "../_args.ts";
@@ -153,10 +152,11 @@ export const serveCommand: Command = {
       );
     }
     const cache = ctx.bool("cache");
+    const { createBootHandler } = await import("../../serve/boot_handler.ts");
     const store = await ctx.store();
     const quiet = ctx.bool("quiet");
     const options: BootHandlerOptions = {
-      client: registryClient(ctx),
+      client: await registryClient(ctx),
       store,
       cache,
       platform,

@@ -1,5 +1,5 @@
 import { isLayerKind, LAYER_KINDS } from "../../spec/media_types.ts";
-import { layerUrl, type LayerUrlRequest } from "../../image/layer_url.ts";
+import type { LayerUrlRequest } from "../../image/layer_url.ts";
 import { UsageError } from "../_args.ts";
 import { checkPositionals, type Command } from "../_command.ts";
 import { platformFlag, registryClient } from "./_registry.ts";
@@ -42,7 +42,8 @@ export const urlCommand: Command = {
     }
     const platform = platformFlag(ctx);
     if (platform) request.platform = platform;
-    const req = await layerUrl(registryClient(ctx), request, {
+    const { layerUrl } = await import("../../image/layer_url.ts");
+    const req = await layerUrl(await registryClient(ctx), request, {
       signal: ctx.io.signal,
     });
     await ctx.out(JSON.stringify(req, null, 2) + "\n");

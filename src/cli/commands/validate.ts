@@ -1,7 +1,4 @@
-import {
-  validateImage,
-  type ValidationReport,
-} from "../../image/validate_image.ts";
+import type { ValidationReport } from "../../image/validate_image.ts";
 import { checkPositionals, type Command, jsonFlag } from "../_command.ts";
 import { registryClient } from "./_registry.ts";
 import { familiar } from "../_output.ts";
@@ -32,7 +29,10 @@ export const validateCommand: Command = {
   async run(ctx) {
     checkPositionals(this, ctx);
     const reference = ctx.args.positionals[0]!;
-    const source = ctx.bool("remote") ? registryClient(ctx) : await ctx.store();
+    const { validateImage } = await import("../../image/validate_image.ts");
+    const source = ctx.bool("remote")
+      ? await registryClient(ctx)
+      : await ctx.store();
     const report: ValidationReport = await validateImage(source, reference, {
       signal: ctx.io.signal,
     });

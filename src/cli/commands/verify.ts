@@ -1,4 +1,4 @@
-import { verifyStore } from "../../store/verify_store.ts";
+import type { VerifyStoreOptions } from "../../store/verify_store.ts";
 import { checkPositionals, type Command, jsonFlag } from "../_command.ts";
 import { formatBytes } from "../_output.ts";
 
@@ -18,10 +18,11 @@ export const verifyCommand: Command = {
   complete: "tags",
   async run(ctx) {
     checkPositionals(this, ctx);
-    const options: Parameters<typeof verifyStore>[1] = {};
+    const options: VerifyStoreOptions = {};
     const ref = ctx.args.positionals[0];
     if (ref !== undefined) options.reference = ref;
     if (ctx.io.signal) options.signal = ctx.io.signal;
+    const { verifyStore } = await import("../../store/verify_store.ts");
     const result = await verifyStore(await ctx.store(), options);
     if (!(await ctx.printJson(result))) {
       for (const p of result.problems) {
