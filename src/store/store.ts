@@ -105,7 +105,8 @@ export class Store {
   readonly path: string;
   readonly #blobs: BlobStore;
   readonly #index: TagIndex;
-  #prepared = false;
+  /** The layout's creation, once per store object (concurrent writers share it). */
+  #prepared: Promise<void> | undefined;
 
   private constructor(path: string, options: StoreOptions) {
     this.path = path;
@@ -175,19 +176,27 @@ export class Store {
       );
     }
     await this.#index.read();
-    // #prepared stays false: #prepare must still create blobs/sha256 and
-    // .tmp, which a layout written by another tool does not have.
+    // #prepare must still create blobs/sha256 and .tmp, which a layout
+    // written by another tool does not have.
   }
-  /** Creates the layout on the first write. */
-  async #prepare(): Promise<void> {
-    if (this.#prepared) return;
+  /**
+   * Creates the layout on the first write. Blobs written at once (a pull
+   * starts four) wait for one creation instead of each taking the lock.
+   */
+  #prepare(): Promise<void> {
+    this.#prepared ??= this.#create().catch((e) => {
+      this.#prepared = undefined;
+      throw e;
+    });
+    return this.#prepared;
+  }
+  async #create(): Promise<void> {
     await Deno.mkdir(join(this.path, "blobs", "sha256"), { recursive: true });
     await Deno.mkdir(join(this.path, TMP_DIR), { recursive: true });
     await this.#index.exclusive(async () => {
       await this.#index.create();
       await this.#blobs.removeStaleTemp();
     });
-    this.#prepared = true;
   }
 
   /**

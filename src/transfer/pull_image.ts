@@ -140,12 +140,20 @@ export async function pullImage(
       top = await fetchChild(client, repo, d, signal);
       children = [];
     } else {
-      for (const d of top.index.manifests) {
-        children.push({
-          prefix: d.platform ? `${d.platform.architecture}/` : "",
-          manifest: await fetchChild(client, repo, d, signal),
-        });
-      }
+      // The manifests of an index are fetched at once, not one after another.
+      const entries = top.index.manifests;
+      children = new Array(entries.length);
+      await runPool(
+        entries.map((d, i) => ({ d, i })),
+        options.concurrency ?? 4,
+        async ({ d, i }) => {
+          children[i] = {
+            prefix: d.platform ? `${d.platform.architecture}/` : "",
+            manifest: await fetchChild(client, repo, d, signal),
+          };
+        },
+        signal,
+      );
     }
   }
   const manifests = top.kind === "manifest"
