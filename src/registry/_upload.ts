@@ -1,14 +1,21 @@
 /**
- * Uploading a blob: one streaming PUT when the registry allows it, chunked
- * PATCH requests otherwise, resumed from what the registry kept when a
- * chunk's connection breaks.
+ * Uploading a blob: a cross-repository mount when asked for, else one
+ * streaming PUT when the registry allows it, chunked PATCH requests
+ * otherwise, resumed from what the registry kept when a chunk's connection
+ * breaks.
  *
  * @module
  */
 
-import { RegistryError } from "../errors.ts";
+import type { Digest } from "../oci/digest.ts";
+import { RegistryError, UnauthorizedError } from "../errors.ts";
 import { isRetriable, retry } from "../net/retry.ts";
-import type { BlobUpload, Repository, UploadBlobOptions } from "./client.ts";
+import type {
+  BlobUpload,
+  Repository,
+  UploadBlobOptions,
+  UploadBlobResult,
+} from "./client.ts";
 import {
   appendQuery,
   checkStored,
@@ -34,6 +41,55 @@ interface SessionState {
   location: string;
   /** Bytes the registry holds. */
   received: number;
+}
+
+/**
+ * Asks a registry to link a blob from another repository of the same
+ * registry (`POST …/blobs/uploads/?mount=<digest>&from=<repository>`). The
+ * token asked for includes pull rights on the source repository.
+ *
+ * @param t The transport.
+ * @param repo The destination repository.
+ * @param blob The blob's digest and the repository it is in.
+ * @param signal Aborts the request.
+ * @returns `true` when linked; the URL of an upload session when the
+ * registry opened one instead (202); `undefined` when it declined (any
+ * other answer, or no rights on the source).
+ */
+export async function requestMount(
+  t: Transport,
+  repo: Repository,
+  blob: { digest: Digest; from: string },
+  signal: AbortSignal | undefined,
+): Promise<true | string | undefined> {
+  const url = appendQuery(
+    `${t.baseUrl(repo.registry)}${repo.repository}/blobs/uploads/`,
+    { mount: blob.digest, from: blob.from },
+  );
+  let res: Response;
+  try {
+    res = await t.request(repo, url, {
+      method: "POST",
+      actions: "pull,push",
+      extraScopes: [`repository:${blob.from}:pull`],
+      idempotent: true,
+      signal,
+    });
+  } catch (e) {
+    // Refused rights may be the source's alone: the upload finds out.
+    if (e instanceof UnauthorizedError) return undefined;
+    throw e;
+  }
+  await res.body?.cancel();
+  if (res.status === 201) {
+    checkStored(repo, res, blob.digest, "blob");
+    return true;
+  }
+  const location = res.headers.get("location");
+  if (res.status === 202 && location) {
+    return new URL(location, t.baseUrl(repo.registry)).toString();
+  }
+  return undefined;
 }
 
 /** `0-N` in a `Range` header of an upload session: N + 1 bytes received. */
@@ -137,11 +193,32 @@ class Upload {
     return undefined;
   }
 
+  /**
+   * Links the blob from the repository named in the options, or uploads it
+   * in one request, falling back to chunks.
+   */
+  async run(): Promise<UploadBlobResult> {
+    let session: string | undefined;
+    const from = this.#options.mountFrom;
+    if (from !== undefined && from !== this.#repo.repository) {
+      const mounted = await requestMount(this.#t, this.#repo, {
+        digest: this.#blob.digest,
+        from,
+      }, this.#options.signal);
+      if (mounted === true) return { mounted: true };
+      // A registry that declines a mount may open an upload session
+      // instead: the upload goes on in it.
+      session = mounted;
+    }
+    await this.#upload(session);
+    return { mounted: false };
+  }
+
   /** Uploads the blob in one request, falling back to chunks. */
-  async run(): Promise<void> {
+  async #upload(session: string | undefined): Promise<void> {
     const { digest, size, open } = this.#blob;
-    if (this.#options.forceChunked) return await this.#chunked();
-    const location = await this.#start();
+    if (this.#options.forceChunked) return await this.#chunked(session);
+    const location = session ?? await this.#start();
     let refused: Response | undefined;
     try {
       refused = await this.#complete(location, () => open(0));
@@ -164,11 +241,15 @@ class Upload {
     await this.#chunked();
   }
 
-  /** Uploads the blob in PATCH chunks, resuming after a broken one. */
-  async #chunked(): Promise<void> {
+  /**
+   * Uploads the blob in PATCH chunks, resuming after a broken one.
+   *
+   * @param session An upload session that is still empty, if one is open.
+   */
+  async #chunked(session?: string | undefined): Promise<void> {
     const { digest, size, open } = this.#blob;
     const options = this.#options;
-    let location = await this.#start();
+    let location = session ?? await this.#start();
     let offset = 0;
     /** The session went on after a broken chunk, where the registry said. */
     let resumed = false;
@@ -249,18 +330,20 @@ class Upload {
 }
 
 /**
- * Uploads a blob.
+ * Uploads a blob, or links it from another repository when asked to and the
+ * registry agrees.
  *
  * @param t The transport.
  * @param repo The repository.
  * @param blob The blob and how to read it.
- * @param options Settings, abort signal and byte progress.
+ * @param options Settings, mount source, abort signal and byte progress.
+ * @returns Whether the blob was linked instead of uploaded.
  */
 export function uploadBlob(
   t: Transport,
   repo: Repository,
   blob: BlobUpload,
   options: UploadSettings,
-): Promise<void> {
+): Promise<UploadBlobResult> {
   return new Upload(t, repo, blob, options).run();
 }

@@ -38,7 +38,6 @@ import {
 } from "./_network.ts";
 import type { CredentialLookup } from "./credentials.ts";
 import {
-  appendQuery,
   checkStored,
   errorDetails,
   type RegistryRequest,
@@ -46,7 +45,7 @@ import {
   retryAfterOf,
   type Transport,
 } from "./_transport.ts";
-import { uploadBlob } from "./_upload.ts";
+import { requestMount, uploadBlob } from "./_upload.ts";
 
 /** A repository in a registry. */
 export interface Repository {
@@ -100,6 +99,18 @@ export interface BlobUpload {
 export interface UploadBlobOptions extends RequestOptions {
   /** Called with the bytes the registry has confirmed. */
   onBytes?: ((bytes: number) => void) | undefined;
+  /**
+   * A repository of the same registry that has the blob: the registry is
+   * asked first to link it from there (a cross-repository mount), and the
+   * bytes are uploaded only when it declines.
+   */
+  mountFrom?: string | undefined;
+}
+
+/** What {@linkcode RegistryClient.uploadBlob} did. */
+export interface UploadBlobResult {
+  /** The registry linked the blob from `mountFrom`; no bytes were sent. */
+  mounted: boolean;
 }
 
 /** A blob to link from another repository with {@linkcode RegistryClient.mountBlob}. */
@@ -653,54 +664,41 @@ export class RegistryClient {
     blob: BlobMount,
     options: RequestOptions = {},
   ): Promise<boolean> {
-    const { digest, from } = blob;
-    const url = appendQuery(
-      `${this.baseUrl(repo.registry)}${repo.repository}/blobs/uploads/`,
-      {
-        mount: digest,
-        from,
-      },
+    const mounted = await requestMount(
+      this.#transport,
+      repo,
+      blob,
+      options.signal,
     );
-    const res = await this.#request(repo, url, {
-      method: "POST",
-      actions: "pull,push",
-      extraScopes: [`repository:${from}:pull`],
-      idempotent: true,
-      signal: options.signal,
-    });
-    await res.body?.cancel();
-    if (res.status === 201) return true;
-    if (res.status === 202) {
+    if (typeof mounted === "string") {
       // The registry opened an upload session instead; abandon it.
-      const loc = res.headers.get("location");
-      if (loc) {
-        const url2 = new URL(loc, this.baseUrl(repo.registry)).toString();
-        await this.#request(repo, url2, {
-          method: "DELETE",
-          actions: "pull,push",
-          idempotent: true,
-          signal: options.signal,
-        }).then((r) => r.body?.cancel()).catch(() => {});
-      }
-      return false;
+      await this.#request(repo, mounted, {
+        method: "DELETE",
+        actions: "pull,push",
+        idempotent: true,
+        signal: options.signal,
+      }).then((r) => r.body?.cancel()).catch(() => {});
     }
-    if (res.status === 404 || res.status === 405) return false;
-    return await this.#fail(repo, res, `blob mount ${digest}`);
+    return mounted === true;
   }
 
   /**
    * Uploads a blob: one streaming PUT when the registry allows it, chunked
-   * PATCH requests otherwise.
+   * PATCH requests otherwise. With `mountFrom`, the registry is asked first
+   * to link the blob from that repository; an upload session it opens
+   * instead is used for the upload.
    *
    * @param repo The repository.
    * @param blob The blob's digest and size, and how to read it.
-   * @param options Abort signal and byte progress.
+   * @param options Abort signal, byte progress and the repository to mount
+   * from.
+   * @returns Whether the blob was mounted rather than uploaded.
    */
   uploadBlob(
     repo: Repository,
     blob: BlobUpload,
     options: UploadBlobOptions = {},
-  ): Promise<void> {
+  ): Promise<UploadBlobResult> {
     return uploadBlob(this.#transport, repo, blob, {
       ...options,
       forceChunked: this.#options.forceChunked ?? false,

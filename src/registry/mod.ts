@@ -43,6 +43,7 @@ export {
   type Repository,
   type RequestOptions,
   type UploadBlobOptions,
+  type UploadBlobResult,
 } from "./client.ts";
 export {
   type Credential,

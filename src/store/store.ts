@@ -21,13 +21,20 @@ import {
   type ReadBlobOptions,
   TMP_DIR,
 } from "./_blob_store.ts";
+import { BlobSources, SOURCES_FILE } from "./_blob_sources.ts";
 import { register } from "./_internal.ts";
 import { LAYOUT_FILE, TagIndex } from "./_tag_index.ts";
 
 export type { ReadBlobOptions } from "./_blob_store.ts";
 
 /** What an existing store directory may hold before its `oci-layout` exists. */
-const OWN_NAMES = new Set(["blobs", TMP_DIR, ".lock", "index.json"]);
+const OWN_NAMES = new Set([
+  "blobs",
+  TMP_DIR,
+  ".lock",
+  "index.json",
+  SOURCES_FILE,
+]);
 
 /** A tag in the store: a full reference and the descriptor it points to. */
 export interface TagEntry {
@@ -117,7 +124,12 @@ export class Store {
       prepare,
     });
     this.#index = new TagIndex(this.#blobs, prepare);
-    register(this, this.#blobs, this.#index);
+    const sources = new BlobSources(path, {
+      prepare,
+      tempPath: () => this.#blobs.tempPath(),
+      exclusive: (fn) => this.#index.exclusive(fn),
+    });
+    register(this, { blobs: this.#blobs, index: this.#index, sources });
   }
 
   /**

@@ -27,7 +27,7 @@ import { downloadBlob, type DownloadOptions } from "./_download.ts";
 import { putManifests, tagManifest } from "./_manifests.ts";
 import { runPool } from "./_pool.ts";
 import { contentRangeStart } from "./_resume.ts";
-import { blobStoreOf, tagIndexOf } from "../store/_internal.ts";
+import { blobSourcesOf, blobStoreOf, tagIndexOf } from "../store/_internal.ts";
 
 /**
  * One end of a copy. Without `store` it is a registry: `reference` is a full
@@ -122,6 +122,8 @@ interface Source {
   blobs: Blob[];
   /** The registry repository, for mounts; undefined for a store. */
   repo?: Repository | undefined;
+  /** The store, when the source is one: it knows where blobs were seen. */
+  store?: Store | undefined;
   open: Opener;
 }
 
@@ -275,6 +277,7 @@ async function storeSource(
     top,
     children,
     blobs: collectBlobs(top, children),
+    store,
     open: (blob, offset, length, { onBytes, done }) => {
       const o: FileStreamOptions = { offset };
       if (length !== undefined) o.length = length;
@@ -322,6 +325,71 @@ function blobEvent(
   });
 }
 
+/**
+ * Sends one blob to a registry: mounted from `mountFrom` when the registry
+ * agrees, else streamed from the source (hashed on the way when the source
+ * is a registry).
+ *
+ * @returns `true` when mounted.
+ */
+async function uploadOne(
+  client: RegistryClient,
+  repo: Repository,
+  source: Source,
+  blob: Blob,
+  mountFrom: string | undefined,
+  options: CopyImageOptions,
+): Promise<boolean> {
+  const signal = options.signal;
+  const progress = options.onProgress;
+  const onBytes = progress
+    ? (done: number) =>
+      progress({
+        name: blob.name,
+        digest: blob.digest,
+        done,
+        total: blob.size,
+        phase: "progress",
+      })
+    : undefined;
+  // A registry source is untrusted: its bytes are hashed on the way.
+  const check = source.repo ? new SourceCheck() : undefined;
+  const stopPolling = new AbortController();
+  const uploadSignal = check
+    ? signal ? AbortSignal.any([signal, check.signal]) : check.signal
+    : signal;
+  let started = false;
+  try {
+    const openOptions: OpenOptions = { done: stopPolling.signal };
+    if (onBytes) openOptions.onBytes = onBytes;
+    if (check) openOptions.check = check;
+    const { mounted } = await client.uploadBlob(repo, {
+      digest: blob.digest,
+      size: blob.size,
+      open: async (offset, length) => {
+        if (check?.error) throw check.error;
+        if (!started) {
+          started = true;
+          blobEvent(progress, blob, "start");
+        }
+        try {
+          return await source.open(blob, offset, length, openOptions);
+        } catch (e) {
+          check?.fail(e);
+          throw e;
+        }
+      },
+    }, { signal: uploadSignal, mountFrom });
+    return mounted;
+  } catch (e) {
+    // The upload fails with a transport error when its body errors; the
+    // body's own error says what went wrong.
+    throw check?.error ?? e;
+  } finally {
+    stopPolling.abort();
+  }
+}
+
 async function toRegistry(
   client: RegistryClient,
   source: Source,
@@ -351,81 +419,58 @@ async function toRegistry(
   const target = dst.tag ?? top.descriptor.digest;
   const existing = await client.headManifest(repo, target, { signal });
   const complete = existing?.digest === top.descriptor.digest;
-  const mountFrom = source.repo?.registry === repo.registry &&
-      source.repo.repository !== repo.repository
+  // Within one registry the source repository has every blob; a store
+  // knows where it saw its blobs.
+  const sameRegistry = source.repo?.registry === repo.registry
     ? source.repo.repository
     : undefined;
-  if (complete) {
-    // A registry stores a manifest only once everything it references is
-    // there, so the blobs need no checking.
-    for (const blob of source.blobs) blobEvent(progress, blob, "skip");
-    result.skipped += source.blobs.length;
-  } else {
-    await runPool(source.blobs, options.concurrency ?? 4, async (blob) => {
-      if (await client.hasBlob(repo, blob.digest, { signal })) {
-        result.skipped++;
-        blobEvent(progress, blob, "skip");
-        return;
-      }
-      if (
-        mountFrom !== undefined &&
-        await client.mountBlob(repo, { digest: blob.digest, from: mountFrom }, {
-          signal,
-        })
-      ) {
-        result.mounted++;
-        blobEvent(progress, blob, "skip");
-        return;
-      }
-      blobEvent(progress, blob, "start");
-      const onBytes = progress
-        ? (done: number) =>
-          progress({
-            name: blob.name,
-            digest: blob.digest,
-            done,
-            total: blob.size,
-            phase: "progress",
-          })
-        : undefined;
-      // A registry source is untrusted: its bytes are hashed on the way.
-      const check = source.repo ? new SourceCheck() : undefined;
-      const stopPolling = new AbortController();
-      const uploadSignal = check
-        ? signal ? AbortSignal.any([signal, check.signal]) : check.signal
-        : signal;
-      try {
-        const openOptions: OpenOptions = { done: stopPolling.signal };
-        if (onBytes) openOptions.onBytes = onBytes;
-        if (check) openOptions.check = check;
-        await client.uploadBlob(repo, {
-          digest: blob.digest,
-          size: blob.size,
-          open: async (offset, length) => {
-            if (check?.error) throw check.error;
-            try {
-              return await source.open(blob, offset, length, openOptions);
-            } catch (e) {
-              check?.fail(e);
-              throw e;
-            }
-          },
-        }, { signal: uploadSignal });
-      } catch (e) {
-        // The upload fails with a transport error when its body errors;
-        // the body's own error says what went wrong.
-        throw check?.error ?? e;
-      } finally {
-        stopPolling.abort();
-      }
-      result.copied++;
-      blobEvent(progress, blob, "done");
-    }, signal);
-    await putManifests(client, repo, {
-      children: source.children,
-      top,
-      tagOrDigest: target,
-    }, signal);
+  const seen = source.store && !complete
+    ? await blobSourcesOf(source.store).find(
+      source.blobs.map((b) => b.digest),
+      repo.registry,
+    )
+    : new Map<string, string[]>();
+  /** Blobs known to be in the destination now. */
+  const present: Blob[] = [];
+  try {
+    if (complete) {
+      // A registry stores a manifest only once everything it references
+      // is there, so the blobs need no checking.
+      for (const blob of source.blobs) blobEvent(progress, blob, "skip");
+      result.skipped += source.blobs.length;
+      present.push(...source.blobs);
+    } else {
+      await runPool(source.blobs, options.concurrency ?? 4, async (blob) => {
+        if (await client.hasBlob(repo, blob.digest, { signal })) {
+          result.skipped++;
+          present.push(blob);
+          blobEvent(progress, blob, "skip");
+          return;
+        }
+        const mountFrom = sameRegistry ??
+          seen.get(blob.digest)?.find((r) => r !== repo.repository);
+        if (await uploadOne(client, repo, source, blob, mountFrom, options)) {
+          result.mounted++;
+          blobEvent(progress, blob, "skip");
+        } else {
+          result.copied++;
+          blobEvent(progress, blob, "done");
+        }
+        present.push(blob);
+      }, signal);
+      await putManifests(client, repo, {
+        children: source.children,
+        top,
+        tagOrDigest: target,
+      }, signal);
+    }
+  } finally {
+    // A store source notes where its blobs are now, for later mounts.
+    if (source.store) {
+      await blobSourcesOf(source.store).record(
+        present.map((b) => ({ digest: b.digest, ...repo })),
+      );
+    }
   }
   for (const { ref, node } of subs) {
     await tagManifest(client, repo, ref.tag!, node, {
@@ -493,6 +538,13 @@ async function toStore(
       size: top.size,
     },
   }]);
+  const from = source.repo;
+  if (from) {
+    // As after a pull: where the blobs are, for later mounts.
+    await blobSourcesOf(store).record(
+      source.blobs.map((b) => ({ digest: b.digest, ...from })),
+    );
+  }
 }
 
 /**

@@ -18,7 +18,7 @@ import {
 import type { Store } from "../store/store.ts";
 import { downloadBlob, type DownloadOptions } from "./_download.ts";
 import { runPool } from "./_pool.ts";
-import { blobStoreOf, tagIndexOf } from "../store/_internal.ts";
+import { blobSourcesOf, blobStoreOf, tagIndexOf } from "../store/_internal.ts";
 
 /** Options for {@linkcode pullImage}. */
 export interface PullImageOptions extends OperationOptions {
@@ -218,5 +218,10 @@ export async function pullImage(
       ],
     }));
   }
+  // Where the blobs are, for mounts when they are pushed to another
+  // repository of this registry.
+  await blobSourcesOf(store).record(
+    [...blobs.values()].map((b) => ({ digest: b.digest, ...repo })),
+  );
   return result;
 }

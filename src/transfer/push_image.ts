@@ -15,6 +15,7 @@ import {
 import type { OperationOptions } from "../progress.ts";
 import { RegistryClient } from "../registry/client.ts";
 import { fileStream, type FileStreamOptions } from "../store/_file_stream.ts";
+import { blobSourcesOf } from "../store/_internal.ts";
 import type { Store } from "../store/store.ts";
 import { putManifests, tagManifest } from "./_manifests.ts";
 import { runPool } from "./_pool.ts";
@@ -40,6 +41,11 @@ export interface PushImageResult {
   descriptor: Descriptor;
   /** Blobs uploaded. */
   uploaded: number;
+  /**
+   * Blobs linked from another repository of the registry where the store
+   * saw them (a cross-repository mount): no bytes sent.
+   */
+  mounted: number;
   /** Blobs the registry already had. */
   skipped: number;
   /** Extra tags written for per-architecture manifests. */
@@ -97,7 +103,9 @@ async function plan(store: Store, top: Descriptor): Promise<Plan> {
 /**
  * Pushes a local image or index, with every blob it references, to the
  * registry named by the reference. Blobs the registry has are not uploaded
- * again; blobs move in a bounded concurrent pool.
+ * again; a blob the store saw in another repository of the same registry
+ * (pushed or pulled there before) is mounted from there, and uploaded only
+ * when the registry declines; blobs move in a bounded concurrent pool.
  *
  * @param store The local store.
  * @param reference The local tag, which is also the destination.
@@ -152,44 +160,59 @@ export async function pushImage(
     reference: formatReference(ref),
     descriptor,
     uploaded: 0,
+    mounted: 0,
     skipped: 0,
     subTags: [],
   };
   const signal = options.signal;
   const progress = options.onProgress;
-  const existing = await client.headManifest(repo, ref.tag, { signal });
+  const sources = blobSourcesOf(store);
+  const [existing, seen] = await Promise.all([
+    client.headManifest(repo, ref.tag, { signal }),
+    sources.find([...p.blobs.values()].map((b) => b.digest), repo.registry),
+  ]);
   const complete = existing?.digest === descriptor.digest;
-  if (!complete) {
-    await runPool(
-      [...p.blobs.values()],
-      options.concurrency ?? 4,
-      async (blob) => {
+  /** Blobs known to be in the repository now. */
+  const present: Descriptor[] = [];
+  const skip = (blob: Descriptor & { name: string }) =>
+    progress?.({
+      name: blob.name,
+      digest: blob.digest,
+      done: blob.size,
+      total: blob.size,
+      phase: "skip",
+    });
+  try {
+    if (complete) present.push(...p.blobs.values());
+    else {
+      await runPool([...p.blobs.values()], options.concurrency ?? 4, async (
+        blob,
+      ) => {
         if (await client.hasBlob(repo, blob.digest, { signal })) {
           result.skipped++;
-          progress?.({
-            name: blob.name,
-            digest: blob.digest,
-            done: blob.size,
-            total: blob.size,
-            phase: "skip",
-          });
+          present.push(blob);
+          skip(blob);
           return;
         }
-        progress?.({
-          name: blob.name,
-          digest: blob.digest,
-          done: 0,
-          total: blob.size,
-          phase: "start",
-        });
         const path = store.blobPath(blob.digest);
         const stopPolling = new AbortController();
-        await client.uploadBlob(
+        let started = false;
+        const { mounted } = await client.uploadBlob(
           repo,
           {
             digest: blob.digest,
             size: blob.size,
             open: (offset, length) => {
+              if (!started) {
+                started = true;
+                progress?.({
+                  name: blob.name,
+                  digest: blob.digest,
+                  done: 0,
+                  total: blob.size,
+                  phase: "start",
+                });
+              }
               const o: FileStreamOptions = {
                 offset,
                 signal: stopPolling.signal,
@@ -208,8 +231,19 @@ export async function pushImage(
               return fileStream(path, o);
             },
           },
-          { signal },
+          {
+            signal,
+            mountFrom: seen.get(blob.digest)?.find((r) =>
+              r !== repo.repository
+            ),
+          },
         ).finally(() => stopPolling.abort());
+        present.push(blob);
+        if (mounted) {
+          result.mounted++;
+          skip(blob);
+          return;
+        }
         result.uploaded++;
         progress?.({
           name: blob.name,
@@ -218,14 +252,19 @@ export async function pushImage(
           total: blob.size,
           phase: "done",
         });
-      },
-      signal,
+      }, signal);
+      await putManifests(client, repo, {
+        children: p.children,
+        top: { descriptor, bytes: p.bytes },
+        tagOrDigest: ref.tag,
+      }, signal);
+    }
+  } finally {
+    // Where the blobs are now, for mounts into the next repository; also
+    // after a failure, for the blobs that made it.
+    await sources.record(
+      present.map((b) => ({ digest: b.digest, ...repo })),
     );
-    await putManifests(client, repo, {
-      children: p.children,
-      top: { descriptor, bytes: p.bytes },
-      tagOrDigest: ref.tag,
-    }, signal);
   }
   if (options.pushSubManifests ?? true) {
     for (const child of p.children) {

@@ -18,7 +18,9 @@ export const pushCommand: Command = {
       default: "true",
     },
     CONCURRENCY_FLAG,
-    jsonFlag("Print JSON: {reference, descriptor, uploaded, skipped, subTags}"),
+    jsonFlag(
+      "Print JSON: {reference, descriptor, uploaded, mounted, skipped, subTags}",
+    ),
   ],
   positionals: { min: 1, max: 1, names: "one REF" },
   complete: "tags",
