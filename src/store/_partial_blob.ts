@@ -13,17 +13,21 @@ import { WorkerWriter } from "./_worker_writer.ts";
 
 /**
  * Blobs this large are hashed on a worker thread, beside the network. A
- * worker costs a JavaScript isolate (tens of MiB): worth it for the big disk
- * images and root file systems, not for kernels and configs.
+ * worker costs a JavaScript isolate (tens of MiB) and some time to start:
+ * worth it for the big disk images and root file systems, not for kernels
+ * and configs.
  */
 const WORKER_THRESHOLD = 512 * 1024 * 1024;
 /**
- * Hash workers alive at once in this process. One worker and the main thread
- * already keep two cores busy; more would only add memory (each worker is a
- * JavaScript isolate of its own).
+ * While another download runs in this process, blobs of an eighth of the
+ * threshold (64 MiB by default) are hashed on a worker too, so that
+ * concurrent downloads hash on every core instead of queueing on the main
+ * thread. The workers are shared: a few threads serve all of them (see
+ * `_worker_writer.ts`).
  */
-const MAX_WORKERS = 1;
-let workers = 0;
+const SHARED_FRACTION = 8;
+/** Downloads open in this process, on any thread. */
+let active = 0;
 
 /** Where a partial blob lives and where it goes when complete. */
 export interface PartialBlobPaths {
@@ -126,6 +130,24 @@ export class PartialBlob {
     paths: PartialBlobPaths,
     descriptor: { digest: Digest; size: number },
   ): Promise<PartialBlob | undefined> {
+    // Counted from the start, so that downloads begun together see each
+    // other and all but the first hash on workers.
+    const others = active++;
+    try {
+      const partial = await PartialBlob.#open(paths, descriptor, others > 0);
+      if (partial === undefined) active--;
+      return partial;
+    } catch (e) {
+      active--;
+      throw e;
+    }
+  }
+
+  static async #open(
+    paths: PartialBlobPaths,
+    descriptor: { digest: Digest; size: number },
+    concurrent: boolean,
+  ): Promise<PartialBlob | undefined> {
     for (;;) {
       if (await sizeOf(paths.blob) === descriptor.size) return undefined;
       const file = await Deno.open(paths.partial, {
@@ -153,8 +175,11 @@ export class PartialBlob {
           return undefined;
         }
         const threshold = paths.workerThreshold ?? WORKER_THRESHOLD;
-        if (descriptor.size >= threshold && workers < MAX_WORKERS) {
-          workers++;
+        const shared = Math.ceil(threshold / SHARED_FRACTION);
+        if (
+          descriptor.size >= threshold ||
+          (descriptor.size >= shared && concurrent)
+        ) {
           const worker = await WorkerWriter.open(
             paths.partial,
             descriptor.size,
@@ -169,7 +194,6 @@ export class PartialBlob {
             );
           }
           // No worker: hash on this thread, as for a small blob.
-          workers--;
         }
         const hash = new Sha256();
         if (mine.size > descriptor.size) {
@@ -327,10 +351,8 @@ export class PartialBlob {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    if (this.#worker) {
-      this.#worker.close();
-      workers--;
-    }
+    active--;
+    this.#worker?.close();
     try {
       this.#file.close();
     } catch {

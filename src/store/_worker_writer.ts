@@ -1,26 +1,121 @@
 /**
- * Writes and hashes a blob on a worker thread. The main thread only moves
+ * Writes and hashes blobs on worker threads. The main thread only moves
  * bytes from the stream into large buffers and hands them over (transferred,
- * not copied), so receiving from the network and hashing run on two cores at
- * once. Three 4 MiB buffers circulate: memory stays flat.
+ * not copied), so receiving from the network and hashing run on different
+ * cores. A few workers (no more than the machine has cores) serve every
+ * download of the process, each several blobs at once, so concurrent
+ * downloads hash on all cores without a thread per blob. Three 4 MiB buffers
+ * circulate per blob: memory stays flat.
  */
 
 import type { Digest } from "../oci/digest.ts";
 import { HASH_WORKER_URL } from "./_hash_worker.ts";
 
-const BUFFER_SIZE = 4 * 1024 * 1024;
+const BUFFER_SIZE = 2 * 1024 * 1024;
 const BUFFERS = 3;
+/** Most worker threads alive at once: the cores, up to four. */
+const MAX_WORKERS = Math.max(
+  1,
+  Math.min(4, globalThis.navigator?.hardwareConcurrency ?? 2),
+);
 
 type Reply =
-  | { op: "opened"; offset: number }
-  | { op: "written"; buffer: ArrayBuffer; bytes: number }
-  | { op: "truncated" }
-  | { op: "finished"; digest: Digest; bytes: number }
-  | { op: "error"; message: string };
+  | { op: "opened"; id: number; offset: number }
+  | { op: "written"; id: number; buffer: ArrayBuffer; bytes: number }
+  | { op: "truncated"; id: number }
+  | { op: "finished"; id: number; digest: Digest; bytes: number }
+  | { op: "error"; id: number; message: string };
 
-/** Hashing writer whose work happens on a worker thread. */
-export class WorkerWriter {
+/** Where a worker's answers go: the writer of each blob it serves. */
+interface Client {
+  onReply(reply: Reply): void;
+  onFailure(error: Error): void;
+}
+
+/** One worker thread and the blobs it serves. */
+class HashThread {
   readonly #worker: Worker;
+  readonly #clients = new Map<number, Client>();
+  #failure: Error | undefined;
+
+  constructor() {
+    this.#worker = new Worker(HASH_WORKER_URL, { type: "module" });
+    this.#worker.onmessage = (e: MessageEvent<Reply>) => {
+      this.#clients.get(e.data.id)?.onReply(e.data);
+    };
+    this.#worker.onerror = (e: ErrorEvent) => {
+      e.preventDefault();
+      this.#failure ??= new Error(e.message);
+      for (const c of this.#clients.values()) c.onFailure(this.#failure);
+    };
+  }
+
+  /** Blobs being served. */
+  get load(): number {
+    return this.#clients.size;
+  }
+
+  /** The error that broke the thread, if any. */
+  get failure(): Error | undefined {
+    return this.#failure;
+  }
+
+  attach(id: number, client: Client): void {
+    this.#clients.set(id, client);
+  }
+
+  detach(id: number): void {
+    this.#clients.delete(id);
+  }
+
+  post(msg: Record<string, unknown>, transfer: Transferable[] = []): void {
+    this.#worker.postMessage(msg, transfer);
+  }
+
+  terminate(): void {
+    this.#worker.terminate();
+  }
+}
+
+const threads: HashThread[] = [];
+let nextId = 1;
+
+/**
+ * A thread for one more blob: an idle one, a new one while there is room,
+ * else the least busy. `undefined` when no worker can start here.
+ */
+function acquire(): HashThread | undefined {
+  const usable = threads.filter((t) => t.failure === undefined);
+  let best = usable.reduce<HashThread | undefined>(
+    (a, t) => a === undefined || t.load < a.load ? t : a,
+    undefined,
+  );
+  if ((best === undefined || best.load > 0) && threads.length < MAX_WORKERS) {
+    try {
+      const fresh = new HashThread();
+      threads.push(fresh);
+      best = fresh;
+    } catch {
+      // No worker here (a runtime without them): the best there is, if any.
+    }
+  }
+  return best;
+}
+
+/**
+ * Ends the threads once none serves a blob: an idle worker would keep the
+ * process alive. While others are busy an idle one stays, for the next blob
+ * of the same pull.
+ */
+function release(): void {
+  if (threads.some((t) => t.load > 0)) return;
+  for (const t of threads.splice(0)) t.terminate();
+}
+
+/** Hashing writer of one blob, whose work happens on a worker thread. */
+export class WorkerWriter {
+  readonly #thread: HashThread;
+  readonly #id: number;
   readonly #waiting: {
     resolve: (r: Reply) => void;
     reject: (e: Error) => void;
@@ -32,38 +127,40 @@ export class WorkerWriter {
   #failure: Error | undefined;
   #closed = false;
 
-  private constructor(worker: Worker) {
-    this.#worker = worker;
-    worker.onmessage = (e: MessageEvent<Reply>) => {
-      const reply = e.data;
-      if (reply.op === "written") {
-        this.#inflight--;
-        this.#free.push(reply.buffer);
-      }
-      const next = this.#waiting.shift();
-      if (reply.op === "error") {
-        this.#failure ??= new Error(reply.message);
-        next?.reject(this.#failure);
-        for (const w of this.#waiting.splice(0)) w.reject(this.#failure);
-      } else {
-        next?.resolve(reply);
-      }
-      this.#notify();
-    };
-    worker.onerror = (e: ErrorEvent) => {
-      e.preventDefault();
-      this.#failure ??= new Error(e.message);
-      for (const w of this.#waiting.splice(0)) w.reject(this.#failure);
-      this.#notify();
-    };
+  private constructor(thread: HashThread) {
+    this.#thread = thread;
+    this.#id = nextId++;
+    thread.attach(this.#id, {
+      onReply: (reply) => {
+        if (reply.op === "written") {
+          this.#inflight--;
+          this.#free.push(reply.buffer);
+        }
+        const next = this.#waiting.shift();
+        if (reply.op === "error") this.#fail(new Error(reply.message), next);
+        else next?.resolve(reply);
+        this.#notify();
+      },
+      onFailure: (error) => this.#fail(error),
+    });
     for (let i = 0; i < BUFFERS; i++) {
       this.#free.push(new ArrayBuffer(BUFFER_SIZE));
     }
   }
 
+  #fail(
+    error: Error,
+    first?: { reject: (e: Error) => void } | undefined,
+  ): void {
+    this.#failure ??= error;
+    first?.reject(this.#failure);
+    for (const w of this.#waiting.splice(0)) w.reject(this.#failure);
+    this.#notify();
+  }
+
   /**
-   * Starts a worker on a file, which re-hashes the bytes already in it
-   * (truncating a file longer than `limit`).
+   * Starts hashing a file on a worker thread, which re-hashes the bytes
+   * already in it (truncating a file longer than `limit`).
    *
    * @returns The writer, or `undefined` when no worker could be started or
    * it could not open the file: the caller then hashes on its own thread,
@@ -73,13 +170,9 @@ export class WorkerWriter {
     path: string,
     limit: number,
   ): Promise<WorkerWriter | undefined> {
-    let worker: Worker;
-    try {
-      worker = new Worker(HASH_WORKER_URL, { type: "module" });
-    } catch {
-      return undefined;
-    }
-    const w = new WorkerWriter(worker);
+    const thread = acquire();
+    if (thread === undefined) return undefined;
+    const w = new WorkerWriter(thread);
     try {
       const reply = await w.#send({ op: "open", path, limit });
       if (reply.op !== "opened") throw new Error("Unexpected reply");
@@ -101,7 +194,7 @@ export class WorkerWriter {
     }
     return new Promise<Reply>((resolve, reject) => {
       this.#waiting.push({ resolve, reject });
-      this.#worker.postMessage(msg, transfer);
+      this.#thread.post({ ...msg, id: this.#id }, transfer);
     });
   }
 
@@ -246,18 +339,17 @@ export class WorkerWriter {
     return { digest: reply.digest, bytes: reply.bytes };
   }
 
-  /** Stops the worker and closes its file. */
+  /** Closes the blob's file on the worker, and the worker once it serves no blob. */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#failure ??= new Error("The hash worker is closed");
-    for (const w of this.#waiting.splice(0)) w.reject(this.#failure);
-    this.#notify();
+    this.#fail(new Error("The hash worker is closed"));
     try {
-      this.#worker.postMessage({ op: "close" });
+      this.#thread.post({ op: "close", id: this.#id });
     } catch {
       // Already gone.
     }
-    this.#worker.terminate();
+    this.#thread.detach(this.#id);
+    release();
   }
 }

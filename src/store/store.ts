@@ -64,7 +64,9 @@ export interface StoreOptions {
   durable?: boolean | undefined;
   /**
    * Downloads of blobs at least this large (bytes) are hashed and written on
-   * a worker thread, so receiving and hashing use two cores. Default 512 MiB.
+   * a worker thread, so receiving and hashing use two cores; while other
+   * downloads run, so are blobs of an eighth of this size, so concurrent
+   * downloads hash on every core. Default 512 MiB.
    */
   hashWorkerThreshold?: number | undefined;
 }

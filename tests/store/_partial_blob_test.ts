@@ -194,3 +194,49 @@ Deno.test({
     }
   },
 });
+
+Deno.test("downloads begun together hash on shared workers, all but the first", async () => {
+  await withTempDir(async (dir) => {
+    // A threshold of 8 MiB: alone, a 2 MiB blob stays on the main thread;
+    // beside another download, an eighth of the threshold is enough.
+    const store = await Store.open(`${dir}/store`, {
+      hashWorkerThreshold: 8 * MIB,
+    });
+    const blobs = Array.from({ length: 6 }, (_, i) => {
+      const data = content(2 * MIB + i).map((b) => b ^ i);
+      return {
+        data,
+        descriptor: { digest: digestOf(data), size: data.length },
+      };
+    });
+    const partials = await Promise.all(
+      blobs.map((b) => blobStoreOf(store).beginBlob(b.descriptor)),
+    );
+    try {
+      assert.deepEqual(
+        partials.map((p) => p?.onWorker),
+        [false, true, true, true, true, true],
+      );
+      // Six blobs on at most as many threads as cores: each is written
+      // and hashed on its own, whichever thread serves it.
+      await Promise.all(partials.map(async (p, i) => {
+        await p!.append(streamOf(blobs[i]!.data));
+        await p!.commit();
+      }));
+    } finally {
+      for (const p of partials) p?.close();
+    }
+    for (const { data, descriptor } of blobs) {
+      const stored = await Deno.readFile(store.blobPath(descriptor.digest));
+      assert.deepEqual(stored, data);
+    }
+    // A download alone afterwards is back on the main thread.
+    const data = content(2 * MIB).map((b) => b ^ 0xff);
+    const alone = await blobStoreOf(store).beginBlob({
+      digest: digestOf(data),
+      size: data.length,
+    });
+    assert.equal(alone?.onWorker, false);
+    alone?.close();
+  });
+});
