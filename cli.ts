@@ -41,6 +41,7 @@ export async function main(args: readonly string[]): Promise<number> {
   try {
     return await runCli(args, {
       stdout: Deno.stdout.writable,
+      stdoutWriter: Deno.stdout,
       stderr: Deno.stderr.writable,
       stdin: Deno.stdin.readable,
       stderrIsTerminal: Deno.stderr.isTerminal(),

@@ -151,9 +151,12 @@ export {
   type LayerRequest,
   type OpenedLayer,
   openLayer,
+  writeLayer,
   writeLayerFile,
   type WriteLayerFileOptions,
+  type WriteLayerOptions,
 } from "./src/image/open_layer.ts";
+export type { ByteWriter } from "./src/store/_verified_copy.ts";
 export {
   type LayerUrl,
   layerUrl,

@@ -17,13 +17,17 @@
  *
  * Entry data passes through in the chunks it arrives in and is never
  * gathered, except for the small metadata entries (pax records, GNU long
- * names) that are bounded by {@linkcode MAX_META_BYTES}.
+ * names) that are bounded by {@linkcode MAX_META_BYTES}. A byte stream (a
+ * file, standard input) is read into one buffer that is used again for
+ * every read, so memory stays flat however large the archive.
  *
  * @module
  */
 
 /** Size of a tar block. */
 const BLOCK = 512;
+/** Bytes read at once from a byte stream. */
+const READ_BYTES = 1024 * 1024;
 /** Largest pax record set or GNU long name accepted. */
 export const MAX_META_BYTES = 1024 * 1024;
 const EMPTY = new Uint8Array(0);
@@ -252,10 +256,17 @@ function paxSize(value: string, offset: number): number {
  * for the next header, then read the entry's data through
  * {@linkcode TarReader.body} or {@linkcode TarReader.readAll}, or not at
  * all: `next()` skips what was left unread. Data chunks are views of the
- * source's chunks, passed on without copying.
+ * source's chunks, passed on without copying; from a byte stream they are
+ * views of the reader's one buffer, valid until the next chunk is asked
+ * for (the next read moves that buffer, so a view kept longer reads as
+ * empty, never as other bytes).
  */
 export class TarReader {
-  readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
+  readonly #reader:
+    | ReadableStreamDefaultReader<Uint8Array>
+    | ReadableStreamBYOBReader;
+  /** The buffer BYOB reads go into, when the source allows them. */
+  #buffer: ArrayBuffer | undefined;
   #chunk: Uint8Array = EMPTY;
   /** Bytes taken from the source so far. */
   #position = 0;
@@ -272,7 +283,14 @@ export class TarReader {
    * releases it.
    */
   constructor(source: ReadableStream<Uint8Array>) {
-    this.#reader = source.getReader();
+    let byob: ReadableStreamBYOBReader | undefined;
+    try {
+      byob = source.getReader({ mode: "byob" });
+    } catch {
+      byob = undefined;
+    }
+    if (byob) this.#buffer = new ArrayBuffer(READ_BYTES);
+    this.#reader = byob ?? source.getReader();
   }
 
   /** Bytes read from the source so far. */
@@ -282,8 +300,16 @@ export class TarReader {
 
   async #fill(): Promise<boolean> {
     while (this.#chunk.byteLength === 0) {
-      const { done, value } = await this.#reader.read();
-      if (done) return false;
+      const { done, value } = this.#buffer === undefined
+        ? await (this.#reader as ReadableStreamDefaultReader<Uint8Array>)
+          .read()
+        : await (this.#reader as ReadableStreamBYOBReader).read(
+          new Uint8Array(this.#buffer),
+        );
+      if (value && this.#buffer !== undefined) {
+        this.#buffer = value.buffer as ArrayBuffer;
+      }
+      if (done || value === undefined) return false;
       this.#chunk = value;
     }
     return true;

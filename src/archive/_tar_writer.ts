@@ -234,7 +234,8 @@ export class TarWriter {
 
   /**
    * Writes data of the current entry. The chunk is handed to the sink as
-   * is; do not reuse its buffer.
+   * is: reuse its buffer only once this resolved, and only with a sink that
+   * keeps nothing of it.
    *
    * @param chunk The bytes.
    */

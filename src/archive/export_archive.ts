@@ -33,20 +33,34 @@ import {
   plainDescriptor,
   shortName,
 } from "./_layout.ts";
-import { TarWriter } from "./_tar_writer.ts";
-import { fileChunks } from "../store/_file_stream.ts";
+import { type TarSink, TarWriter } from "./_tar_writer.ts";
 import { blobStoreOf } from "../store/_internal.ts";
+import {
+  type ByteWriter,
+  copyVerified,
+  fileReader,
+  writeAll,
+} from "../store/_verified_copy.ts";
 
 /** What skopeo (containers/image) accepts as the name in `oci:DIR:NAME`. */
 const REF_NAME_RE = /^[A-Za-z0-9._-]+(?:[:@/][A-Za-z0-9._-]+)*$/;
 
-/** Options for {@linkcode exportArchive}. */
+/** Options for {@linkcode exportArchive}. Give `writable` or `writer`. */
 export interface ExportArchiveOptions extends OperationOptions {
   /**
    * Receives the archive; closed at the end and aborted on failure, unless
-   * `preventClose`.
+   * `preventClose`. A stream may keep the chunks it is given, so each
+   * chunk is a fresh buffer: the runtime collects them only after some
+   * 64 MiB have piled up.
    */
-  writable: WritableStream<Uint8Array>;
+  writable?: WritableStream<Uint8Array> | undefined;
+  /**
+   * Receives the archive through its `write` method, such as an open
+   * `Deno.FsFile` or `Deno.stdout`, which keep nothing of a chunk once the
+   * call resolves: a few buffers go round, so memory stays flat however
+   * large the image. Not closed: the caller closes it.
+   */
+  writer?: ByteWriter | undefined;
   /**
    * The `org.opencontainers.image.ref.name` written to `index.json`. Default:
    * the full reference the image was resolved through (such as
@@ -81,6 +95,7 @@ async function writeBlob(
   tar: TarWriter,
   progress: ProgressCallback | undefined,
   signal: AbortSignal | undefined,
+  reuse: boolean,
 ): Promise<void> {
   const name = shortName(blob.digest);
   const file = await blobStoreOf(store).openBlob(blob.digest);
@@ -98,26 +113,22 @@ async function writeBlob(
     );
   }
   // The blob's last bytes go into the archive only once its digest checked
-  // out: a damaged store never yields a complete-looking archive. The
-  // stream closes the file.
-  const verified = fileChunks(file).pipeThrough(
-    new DigestVerifier(blob, {
-      what:
-        `blob in store ${store.path} (run verify, then pull or build the image again)`,
-      holdBack: true,
-      onBytes: progress
-        ? (done) =>
-          progress({
-            name,
-            digest: blob.digest,
-            done,
-            total: size,
-            phase: "progress",
-          })
-        : undefined,
-    }),
-  );
-  const reader = verified.getReader();
+  // out: a damaged store never yields a complete-looking archive.
+  const verifier = new DigestVerifier(blob, {
+    what:
+      `blob in store ${store.path} (run verify, then pull or build the image again)`,
+    holdBack: true,
+    onBytes: progress
+      ? (done) =>
+        progress({
+          name,
+          digest: blob.digest,
+          done,
+          total: size,
+          phase: "progress",
+        })
+      : undefined,
+  });
   progress?.({
     name,
     digest: blob.digest,
@@ -131,14 +142,12 @@ async function writeBlob(
       type: "file",
       size,
     });
-    for (;;) {
-      signal?.throwIfAborted();
-      const { done, value } = await reader.read();
-      if (done) break;
-      await tar.write(value);
-    }
+    await copyVerified(fileReader(file), verifier, (c) => tar.write(c), {
+      reuse,
+      signal,
+    });
   } finally {
-    await reader.cancel().catch(() => {});
+    file.close();
   }
   progress?.({
     name,
@@ -187,11 +196,22 @@ export async function exportArchive(
   options: ExportArchiveOptions,
 ): Promise<ExportArchiveResult> {
   const sink = options.writable;
-  const ref = reference;
+  const byteWriter = options.writer;
+  if ((sink === undefined) === (byteWriter === undefined)) {
+    await sink?.abort().catch(() => {});
+    throw new TypeError(
+      "Cannot export: give the archive one destination, writable or writer",
+    );
+  }
+  if (byteWriter !== undefined) {
+    return await writeArchive(store, reference, options, () => ({
+      write: (chunk) => writeAll(byteWriter, chunk),
+    }));
+  }
   let writer: WritableStreamDefaultWriter<Uint8Array> | undefined;
   try {
-    const result = await writeArchive(store, ref, options, () => {
-      writer = sink.getWriter();
+    const result = await writeArchive(store, reference, options, () => {
+      writer = sink!.getWriter();
       return writer;
     });
     if (options.preventClose) writer!.releaseLock();
@@ -200,7 +220,7 @@ export async function exportArchive(
   } catch (e) {
     if (options.preventClose) writer?.releaseLock();
     else if (writer) await writer.abort(e).catch(() => {});
-    else await sink.abort(e).catch(() => {});
+    else await sink!.abort(e).catch(() => {});
     throw e;
   }
 }
@@ -209,7 +229,7 @@ async function writeArchive(
   store: Store,
   ref: string,
   options: ExportArchiveOptions,
-  open: () => WritableStreamDefaultWriter<Uint8Array>,
+  open: () => TarSink,
 ): Promise<ExportArchiveResult> {
   const name = options.name;
   if (name !== undefined && (!REF_NAME_RE.test(name) || name.length > 512)) {
@@ -268,7 +288,14 @@ async function writeArchive(
   await tar.add({ name: "blobs/sha256", type: "directory" });
   for (const blob of blobs) {
     options.signal?.throwIfAborted();
-    await writeBlob(store, blob, tar, options.onProgress, options.signal);
+    await writeBlob(
+      store,
+      blob,
+      tar,
+      options.onProgress,
+      options.signal,
+      options.writer !== undefined,
+    );
   }
   await tar.finish();
   const result: ExportArchiveResult = {

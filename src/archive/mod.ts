@@ -35,3 +35,4 @@ export {
   type ImportArchiveOptions,
   type ImportArchiveResult,
 } from "./import_archive.ts";
+export type { ByteWriter } from "../store/_verified_copy.ts";

@@ -4,12 +4,19 @@
 
 import type { OperationOptions, ProgressCallback } from "../progress.ts";
 import type { Store } from "../store/store.ts";
+import type { ByteWriter } from "../store/_verified_copy.ts";
 import { type FlagSpec, type ParsedArgs, UsageError } from "./_args.ts";
 
 /** Where the CLI reads and writes; `cli.ts` wires the process's streams. */
 export interface CliIo {
   /** Standard output. */
   stdout: WritableStream<Uint8Array>;
+  /**
+   * Standard output as a writer that keeps nothing of a chunk once written
+   * (`Deno.stdout`): large binary output (`export -o -`, `extract -o -`)
+   * goes there in reused buffers. Without it, `stdout` takes that output.
+   */
+  stdoutWriter?: ByteWriter | undefined;
   /** Standard error. */
   stderr: WritableStream<Uint8Array>;
   /** Standard input, for commands that read it. */

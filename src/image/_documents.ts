@@ -53,6 +53,8 @@ export interface OpenedBlob {
   open(): Promise<ReadableStream<Uint8Array>>;
   /** Its file in the store, for a local blob. */
   path?: string | undefined;
+  /** Opens that file, for a local blob. */
+  openFile?: (() => Promise<Deno.FsFile>) | undefined;
 }
 
 /**
@@ -139,10 +141,11 @@ function storeDocuments(
       }
       // Callers that only want the path (a hypervisor attaching a disk)
       // never read: the blob is opened on the first read.
+      const openFile = () => blobStoreOf(store).openBlob(d.digest);
       return {
-        open: async () =>
-          fileChunks(await blobStoreOf(store).openBlob(d.digest)),
+        open: async () => fileChunks(await openFile()),
         path,
+        openFile,
       };
     },
   };

@@ -14,7 +14,20 @@ import type { RegistryClient } from "../registry/client.ts";
 import type { LayerKind } from "../spec/media_types.ts";
 import { hashFile } from "../store/_hash_file.ts";
 import type { Store } from "../store/store.ts";
-import { findLayer, openDocuments, selectManifest } from "./_documents.ts";
+import {
+  type ByteWriter,
+  type ChunkReader,
+  copyVerified,
+  fileReader,
+  streamReader,
+  writeAll,
+} from "../store/_verified_copy.ts";
+import {
+  findLayer,
+  openDocuments,
+  type OpenedBlob,
+  selectManifest,
+} from "./_documents.ts";
 
 /** Which layer of which image to open. */
 export interface LayerRequest {
@@ -61,6 +74,21 @@ export interface WriteLayerFileOptions {
   /** Aborts the copy; nothing is left behind. */
   signal?: AbortSignal | undefined;
 }
+
+/** Options for {@linkcode writeLayer}. */
+export interface WriteLayerOptions {
+  /** Aborts the copy. */
+  signal?: AbortSignal | undefined;
+}
+
+/**
+ * How each layer {@linkcode openLayer} returned reads its bytes without its
+ * stream: the blob and the checks its stream would make.
+ */
+const sources = new WeakMap<
+  OpenedLayer,
+  { blob: OpenedBlob; verifier: () => DigestVerifier }
+>();
 
 function describe(name: string, platform: Platform | undefined): string {
   return platform ? `${name} (${formatPlatform(platform)})` : name;
@@ -164,12 +192,10 @@ export async function openLayer(
   );
   options.signal?.throwIfAborted();
   const blob = await docs.blob(layer, `${request.layer} layer`);
+  const checks = () => verifier(layer, request.layer, options);
   // Nothing is read (nor, for a local layer, opened) before the first read.
   const stream = openOnRead(async () =>
-    (await blob.open()).pipeThrough(
-      verifier(layer, request.layer, options),
-      pipeOptions(options),
-    )
+    (await blob.open()).pipeThrough(checks(), pipeOptions(options))
   );
   const out: OpenedLayer = {
     stream,
@@ -179,7 +205,74 @@ export async function openLayer(
   };
   if (blob.path !== undefined) out.path = blob.path;
   if (chosen.platform) out.platform = chosen.platform;
+  sources.set(out, { blob, verifier: checks });
   return out;
+}
+
+/**
+ * Writes an opened layer to a writer that keeps nothing of a chunk once
+ * written, such as `Deno.stdout` or an open `Deno.FsFile`. The bytes are
+ * checked as {@linkcode OpenedLayer.stream} would check them (the last
+ * chunk goes out only once the digest checked out), in a few buffers that
+ * go round, so memory stays flat however large the layer. The layer's
+ * stream is cancelled unread.
+ *
+ * @param layer A layer from {@linkcode openLayer}, its stream not read.
+ * @param writer Where the bytes go; not closed.
+ * @param options Abort signal.
+ * @returns The number of bytes written.
+ *
+ * @example Write a kernel to standard output
+ * ```ts
+ * import { buildImage, openLayer, Store, writeLayer } from "@ironcore/image";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/vmlinuz`, "kernel bytes\n");
+ * const store = await Store.open(`${dir}/store`);
+ * await buildImage(store, [{ arch: "amd64", layers: { kernel: `${dir}/vmlinuz` } }], {
+ *   tag: "my-os:1.0",
+ * });
+ * const layer = await openLayer(store, { reference: "my-os:1.0", layer: "kernel" });
+ * await writeLayer(layer, Deno.stdout); // prints "kernel bytes"
+ * ```
+ */
+export async function writeLayer(
+  layer: OpenedLayer,
+  writer: ByteWriter,
+  options: WriteLayerOptions = {},
+): Promise<number> {
+  const source = sources.get(layer);
+  const write = (chunk: Uint8Array) => writeAll(writer, chunk);
+  if (source === undefined) {
+    // Not from openLayer: its stream is all there is.
+    let bytes = 0;
+    for await (const chunk of layer.stream) {
+      await write(chunk);
+      bytes += chunk.byteLength;
+    }
+    return bytes;
+  }
+  await layer.stream.cancel().catch(() => {});
+  const { blob } = source;
+  let read: ChunkReader;
+  let release: () => Promise<void>;
+  if (blob.openFile) {
+    const file = await blob.openFile();
+    read = fileReader(file);
+    release = () => Promise.resolve(file.close());
+  } else {
+    const stream = streamReader(await blob.open());
+    read = stream.read;
+    release = () => stream.cancel();
+  }
+  try {
+    await copyVerified(read, source.verifier(), write, {
+      reuse: true,
+      signal: options.signal,
+    });
+  } finally {
+    await release();
+  }
+  return layer.descriptor.size;
 }
 
 function splitPath(path: string): { dir: string; base: string } {

@@ -5,6 +5,7 @@
  */
 
 import { Sha256 } from "../oci/digest.ts";
+import { writeAll } from "./_verified_copy.ts";
 
 /** Size of the buffers on the hot path. */
 export const BUFFER_SIZE: number = 4 * 1024 * 1024;
@@ -19,13 +20,6 @@ const POOL_LIMIT = 8;
 
 function takeBuffer(): Uint8Array {
   return pool.pop() ?? new Uint8Array(BUFFER_SIZE);
-}
-
-async function writeAll(file: Deno.FsFile, data: Uint8Array): Promise<void> {
-  let off = 0;
-  while (off < data.byteLength) {
-    off += await file.write(data.subarray(off));
-  }
 }
 
 /** Hashing writer over an open file. */

@@ -114,3 +114,54 @@ Deno.test("TarReader rejects bad checksums, non-octal fields, a missing end mark
     );
   }
 });
+
+Deno.test("TarReader reads a byte stream into one buffer it uses again", async () => {
+  const big = new Uint8Array(3 * 1024 * 1024 + 100).map((_, i) => i % 253);
+  const tar = concat([
+    fileEntry("a", encoder.encode("first")),
+    fileEntry("big", big),
+    END,
+  ]);
+  let offset = 0;
+  let pulls = 0;
+  const offered = new Set<number>();
+  const source = new ReadableStream({
+    type: "bytes",
+    pull(controller: ReadableByteStreamController) {
+      pulls++;
+      const view = controller.byobRequest?.view;
+      assert.ok(view, "a BYOB read");
+      offered.add(view.byteLength);
+      const n = Math.min(view.byteLength, 300 * 1024, tar.length - offset);
+      if (n === 0) {
+        controller.close();
+        controller.byobRequest!.respond(0);
+        return;
+      }
+      new Uint8Array(view.buffer, view.byteOffset, n).set(
+        tar.subarray(offset, offset + n),
+      );
+      offset += n;
+      controller.byobRequest!.respond(n);
+    },
+  });
+  const reader = new TarReader(source);
+  const names: string[] = [];
+  const data: Uint8Array[] = [];
+  for (;;) {
+    const entry = await reader.next();
+    if (entry === null) break;
+    names.push(entry.name);
+    // Each chunk is used before the next is asked for, as a consumer must.
+    const parts: Uint8Array[] = [];
+    for await (const chunk of reader.body()) parts.push(chunk.slice());
+    data.push(concat(parts));
+  }
+  await reader.cancel();
+  assert.deepEqual(names, ["a", "big"]);
+  assert.deepEqual(data[1], big);
+  assert.ok(pulls > 10);
+  // Every read offered the reader's whole buffer again: one allocation,
+  // however long the archive.
+  assert.equal(offered.size, 1);
+});

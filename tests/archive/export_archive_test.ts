@@ -238,3 +238,83 @@ Deno.test({
     });
   },
 });
+
+Deno.test("exportArchive() to a writer writes the same archive in buffers that go round", async () => {
+  await withTempDir(async (dir) => {
+    const store = await Store.open(`${dir}/store`);
+    const big = new Uint8Array(8 * 1024 * 1024 + 5);
+    for (let i = 0; i < big.length; i += 4096) big[i] = i % 251;
+    await demo(dir, store, big);
+    await exportToFile(store, "demo:1", `${dir}/stream.tar`);
+
+    const buffers = new Set<ArrayBufferLike>();
+    using file = await Deno.open(`${dir}/writer.tar`, {
+      write: true,
+      create: true,
+    });
+    const result = await exportArchive(store, "demo:1", {
+      writer: {
+        write(p) {
+          if (p.byteLength >= 1024 * 1024) buffers.add(p.buffer);
+          // Write half at a time: the export writes the rest itself.
+          return file.write(p.subarray(0, Math.ceil(p.byteLength / 2)));
+        },
+      },
+    });
+    assert.deepEqual(
+      await Deno.readFile(`${dir}/writer.tar`),
+      await Deno.readFile(`${dir}/stream.tar`),
+    );
+    assert.equal(result.bytes, (await Deno.stat(`${dir}/writer.tar`)).size);
+    assert.ok(buffers.size <= 3, `${buffers.size} buffers for 8 MiB`);
+  });
+});
+
+Deno.test("exportArchive() wants exactly one destination", async () => {
+  await withTempDir(async (dir) => {
+    const store = await Store.open(`${dir}/store`);
+    await demo(dir, store);
+    await assert.rejects(
+      exportArchive(store, "demo:1", {}),
+      /give the archive one destination, writable or writer/,
+    );
+    await assert.rejects(
+      exportArchive(store, "demo:1", {
+        writable: new WritableStream(),
+        writer: { write: (p) => Promise.resolve(p.byteLength) },
+      }),
+      TypeError,
+    );
+  });
+});
+
+Deno.test("exportArchive() to a writer never writes a damaged blob whole", async () => {
+  await withTempDir(async (dir) => {
+    const store = await Store.open(`${dir}/store`);
+    const big = new Uint8Array(3 * 1024 * 1024);
+    big.fill(7);
+    await demo(dir, store, big);
+    // Flip a byte of the layer in place: same size, another digest.
+    const path = store.blobPath(digestOf(big));
+    const bytes = await Deno.readFile(path);
+    bytes[100] = bytes[100]! ^ 0xff;
+    await Deno.chmod(path, 0o644);
+    await Deno.writeFile(path, bytes);
+    let written = 0;
+    let layerBytes = 0;
+    await assert.rejects(
+      exportArchive(store, "demo:1", {
+        writer: {
+          write(p) {
+            written += p.byteLength;
+            if (p.byteLength >= 1024 * 1024) layerBytes += p.byteLength;
+            return Promise.resolve(p.byteLength);
+          },
+        },
+      }),
+      /does not match|digest/i,
+    );
+    assert.ok(written > 0);
+    assert.ok(layerBytes < big.length, "the last chunk was held back");
+  });
+});

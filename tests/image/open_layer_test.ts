@@ -23,7 +23,11 @@ import {
   LEGACY_LAYER_MEDIA_TYPES,
 } from "../../src/spec/media_types.ts";
 import { Store } from "../../src/store/store.ts";
-import { openLayer, writeLayerFile } from "../../src/image/open_layer.ts";
+import {
+  openLayer,
+  writeLayer,
+  writeLayerFile,
+} from "../../src/image/open_layer.ts";
 import { hostPlatform } from "../../src/oci/platform.ts";
 import { pushImage } from "../../src/transfer/push_image.ts";
 import { validateImage } from "../../src/image/validate_image.ts";
@@ -466,5 +470,68 @@ Deno.test("openLayer() reports a blob removed before the first read", async () =
         e instanceof NotFoundError &&
         e.message.startsWith(`Blob ${layer.descriptor.digest} is missing`),
     );
+  });
+});
+
+/** A writer that keeps copies of what it gets, and the buffers it saw. */
+function collector() {
+  const parts: Uint8Array[] = [];
+  const buffers = new Set<ArrayBufferLike>();
+  return {
+    buffers,
+    bytes: () => {
+      const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+      let off = 0;
+      for (const p of parts) out.set(p, (off += p.length) - p.length);
+      return out;
+    },
+    write(p: Uint8Array): Promise<number> {
+      if (p.byteLength >= 512 * 1024) buffers.add(p.buffer);
+      parts.push(p.slice());
+      return Promise.resolve(p.byteLength);
+    },
+  };
+}
+
+Deno.test("writeLayer() writes a layer from the store or a registry in buffers that go round, and never a damaged one whole", async () => {
+  await using reg = await startRegistry();
+  await withTempDir(async (dir) => {
+    const kernel = randomBytes(6 * 1024 * 1024 + 77);
+    const f = await writeFiles(dir, { vmlinuz: kernel });
+    const store = await Store.open(`${dir}/store`);
+    const ref = `${reg.host}/write/os:1.0`;
+    await buildImage(
+      store,
+      [{ arch: "amd64", layers: { kernel: f.vmlinuz } }],
+      {
+        tag: ref,
+      },
+    );
+    const client = new RegistryClient({ plainHttp: true, retryDelay: 1 });
+    await pushImage(store, ref, { client });
+    const request = { reference: `${ref}-amd64`, layer: "kernel" as const };
+    for (const source of [store, client]) {
+      const out = collector();
+      const layer = await openLayer(source, request);
+      assert.equal(await writeLayer(layer, out), kernel.byteLength);
+      assert.deepEqual(out.bytes(), kernel);
+      assert.ok(out.buffers.size <= 3, `${out.buffers.size} buffers`);
+    }
+    // Damage the blob in both places: same size, another digest.
+    const digest = digestOf(kernel);
+    const damaged = kernel.slice();
+    damaged[42] = damaged[42]! ^ 1;
+    for (
+      const path of [store.blobPath(digest), registryBlobPath(reg, digest)]
+    ) {
+      await Deno.chmod(path, 0o644);
+      await Deno.writeFile(path, damaged);
+    }
+    for (const source of [store, client]) {
+      const out = collector();
+      const layer = await openLayer(source, request);
+      await assert.rejects(writeLayer(layer, out), DigestMismatchError);
+      assert.ok(out.bytes().length < kernel.byteLength, "the end was held");
+    }
   });
 });

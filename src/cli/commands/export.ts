@@ -20,7 +20,7 @@ function display(result: ExportArchiveResult, input: string): string {
 /** Writes to a temporary file next to `path`, renamed into place at the end. */
 async function exportToFile(
   path: string,
-  run: (sink: WritableStream<Uint8Array>) => Promise<ExportArchiveResult>,
+  run: (file: Deno.FsFile) => Promise<ExportArchiveResult>,
 ): Promise<ExportArchiveResult> {
   const slash = path.lastIndexOf("/");
   const dir = slash === -1 ? "." : slash === 0 ? "/" : path.slice(0, slash);
@@ -40,18 +40,12 @@ async function exportToFile(
   }
   let done = false;
   try {
-    // The file's writable buffers small writes; closing it (which
-    // exportArchive does) flushes them and closes the file.
-    const result = await run(file.writable);
+    const result = await run(file);
     await Deno.rename(tmp, path);
     done = true;
     return result;
   } finally {
-    try {
-      file.close();
-    } catch {
-      // Already closed with its stream.
-    }
+    file.close();
     if (!done) await Deno.remove(tmp).catch(() => {});
   }
 }
@@ -99,11 +93,14 @@ export const exportCommand: Command = {
     const { exportArchive } = await import("../../archive/export_archive.ts");
     const store = await ctx.store();
     if (output === "-") {
-      const result = await exportArchive(store, ref, {
-        ...options,
-        writable: ctx.io.stdout,
-        preventClose: true,
-      });
+      const writer = ctx.io.stdoutWriter;
+      const result = await exportArchive(
+        store,
+        ref,
+        writer
+          ? { ...options, writer }
+          : { ...options, writable: ctx.io.stdout, preventClose: true },
+      );
       await ctx.endProgress();
       await ctx.err(
         `Exported ${
@@ -116,7 +113,7 @@ export const exportCommand: Command = {
     }
     const result = await exportToFile(
       output,
-      (writable) => exportArchive(store, ref, { ...options, writable }),
+      (writer) => exportArchive(store, ref, { ...options, writer }),
     );
     await ctx.endProgress();
     await ctx.out(

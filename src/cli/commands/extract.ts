@@ -71,7 +71,7 @@ export const extractCommand: Command = {
     const platform = platformFlag(ctx);
     if (platform) request.platform = platform;
     const options = ctx.operation();
-    const { openLayer, writeLayerFile } = await import(
+    const { openLayer, writeLayer, writeLayerFile } = await import(
       "../../image/open_layer.ts"
     );
     const source = ctx.bool("remote")
@@ -79,13 +79,18 @@ export const extractCommand: Command = {
       : await ctx.store();
     const opened = await openLayer(source, request, options);
     if (output === "-") {
-      // Streamed as it arrives; the stream errors at the end on a bad
-      // digest, which makes the exit code 1.
-      await opened.stream.pipeTo(ctx.io.stdout, {
-        preventClose: true,
-        preventAbort: true,
-        ...(ctx.io.signal ? { signal: ctx.io.signal } : {}),
-      });
+      // Streamed as it arrives; the copy fails at the end on a bad digest,
+      // which makes the exit code 1.
+      const signal = ctx.io.signal ? { signal: ctx.io.signal } : {};
+      if (ctx.io.stdoutWriter) {
+        await writeLayer(opened, ctx.io.stdoutWriter, signal);
+      } else {
+        await opened.stream.pipeTo(ctx.io.stdout, {
+          preventClose: true,
+          preventAbort: true,
+          ...signal,
+        });
+      }
       await ctx.endProgress();
       return 0;
     }
