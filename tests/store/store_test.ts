@@ -532,3 +532,23 @@ Deno.test("defaultStorePath() prefers IRONCORE_IMAGE_STORE, then HOME, and fails
   );
   assert.throws(() => defaultStorePath(env({})), StoreError);
 });
+
+Deno.test("concurrent first writes to a new store create its layout once", async () => {
+  await withTempDir(async (dir) => {
+    const store = await Store.open(`${dir}/store`);
+    const index = tagIndexOf(store);
+    const exclusive = index.exclusive.bind(index);
+    let locked = 0;
+    index.exclusive = (fn) => {
+      locked++;
+      return exclusive(fn);
+    };
+    const docs = ["a", "b", "c", "d"].map((s) => new TextEncoder().encode(s));
+    await Promise.all(
+      docs.map((d) => blobStoreOf(store).putBytes(d, "text/plain")),
+    );
+    assert.equal(locked, 1, "one creation under the lock");
+    for (const d of docs) assert.ok(await store.hasBlob(digestOf(d)));
+    assert.ok((await Deno.stat(`${dir}/store/oci-layout`)).isFile);
+  });
+});

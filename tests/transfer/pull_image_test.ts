@@ -328,3 +328,41 @@ Deno.test("pullImage() refuses a blob longer or shorter than its descriptor says
     }
   });
 });
+
+Deno.test("pullImage() fetches the manifests of an index at once", async () => {
+  await using reg = await startRegistry();
+  await withTempDir(async (dir) => {
+    const f = await writeFiles(dir, { vmlinuz: randomBytes(1000) });
+    const origin = await Store.open(`${dir}/origin`);
+    const ref = `${reg.host}/pull/many:1`;
+    await buildImage(
+      origin,
+      ["amd64", "arm64", "riscv64"].map((arch) => ({
+        arch,
+        layers: { kernel: f.vmlinuz },
+      })),
+      { tag: ref },
+    );
+    const plain = new RegistryClient({ plainHttp: true });
+    await pushImage(origin, ref, { client: plain });
+    let open = 0;
+    let most = 0;
+    const client = new RegistryClient({
+      plainHttp: true,
+      fetch: async (input, init) => {
+        const byDigest = /\/manifests\/sha256:/.test(String(input));
+        if (byDigest) most = Math.max(most, ++open);
+        try {
+          // Held a moment, so that requests made together overlap.
+          if (byDigest) await new Promise((r) => setTimeout(r, 20));
+          return await fetch(input, init);
+        } finally {
+          if (byDigest) open--;
+        }
+      },
+    });
+    const store = await Store.open(`${dir}/store`);
+    await pullImage(store, ref, { client });
+    assert.equal(most, 3, "the three manifests were asked for together");
+  });
+});

@@ -1,4 +1,3 @@
-import { digestHex } from "../../oci/digest.ts";
 import {
   familiarReference,
   parseReference,
@@ -54,7 +53,10 @@ export const listCommand: Command = {
   positionals: { min: 0, max: 0, names: "no arguments" },
   async run(ctx) {
     checkPositionals(this, ctx);
-    const { listImages } = await import("../../store/images.ts");
+    const [{ listImages }, { digestHex }] = await Promise.all([
+      import("../../store/images.ts"),
+      import("../../oci/digest.ts"),
+    ]);
     const rows = await listImages(await ctx.store());
     if (ctx.bool("json")) {
       const json = rows.map((r) => {
