@@ -13,7 +13,7 @@
  */
 
 import { buildImage } from "../src/build/build_image.ts";
-import { Sha256 } from "../src/oci/digest.ts";
+import { loadNativeSha256, Sha256 } from "../src/oci/digest.ts";
 import { RegistryClient } from "../src/registry/client.ts";
 import { createBootHandler } from "../src/serve/boot_handler.ts";
 import { Store } from "../src/store/store.ts";
@@ -59,6 +59,7 @@ async function curl(url: string, bytes: number): Promise<number> {
 /** Writes `mib` MiB of random bytes in 4 MiB blocks; returns the digest. */
 async function writePayload(path: string, mib: number): Promise<string> {
   const block = new Uint8Array(4 * 1024 * 1024);
+  await loadNativeSha256();
   const hash = new Sha256();
   using file = await Deno.open(path, { write: true, create: true });
   for (let left = mib * 1024 * 1024; left > 0;) {

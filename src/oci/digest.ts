@@ -5,7 +5,41 @@
  */
 
 import { digestMismatch } from "../_errors.ts";
-import { createHash, type Hash } from "node:crypto";
+import type { Hash } from "node:crypto";
+import { Sha256Js } from "./_sha256.ts";
+
+/** The runtime's native SHA-256, once {@linkcode loadNativeSha256} loaded it. */
+let createHash: ((algorithm: "sha256") => Hash) | undefined;
+let loading: Promise<void> | undefined;
+
+/**
+ * Loads the runtime's native SHA-256 (`node:crypto`), which large data
+ * needs for speed. Until it is loaded, hashes are computed in JavaScript:
+ * right, and quick for the small documents a transfer starts with, but
+ * slow for large blobs. Loading it costs start-up time, so it is loaded
+ * when the first large hash needs it; a runtime without it keeps the
+ * JavaScript hash.
+ *
+ * @returns When the native hash is ready (or known to be missing).
+ *
+ * @example Hash a large blob at native speed
+ * ```ts
+ * import { loadNativeSha256, Sha256 } from "./digest.ts";
+ * await loadNativeSha256();
+ * const h = new Sha256();
+ * h.update(new Uint8Array(64 * 1024 * 1024));
+ * console.log(h.digest());
+ * ```
+ */
+export function loadNativeSha256(): Promise<void> {
+  loading ??= import("node:crypto").then(
+    (m) => {
+      createHash = m.createHash;
+    },
+    () => {},
+  );
+  return loading;
+}
 
 /** A content digest in OCI form, `sha256:` followed by 64 lowercase hex digits. */
 export type Digest = `sha256:${string}`;
@@ -85,8 +119,10 @@ export function digestHex(digest: Digest): string {
 }
 
 /**
- * An incremental SHA-256 hasher backed by the runtime's native crypto.
- * Feed it large buffers (megabytes) for full speed.
+ * An incremental SHA-256 hasher: the runtime's native one once
+ * {@linkcode loadNativeSha256} loaded it (await that before hashing large
+ * data), else one in JavaScript. Feed it large buffers (megabytes) for full
+ * speed.
  *
  * @example Hash two chunks
  * ```ts
@@ -98,7 +134,7 @@ export function digestHex(digest: Digest): string {
  * ```
  */
 export class Sha256 {
-  #hash: Hash = createHash("sha256");
+  #hash: Hash | Sha256Js = createHash?.("sha256") ?? new Sha256Js();
   #bytes = 0;
 
   /**
@@ -122,7 +158,10 @@ export class Sha256 {
    * @returns The digest of every byte passed to {@linkcode Sha256.update}.
    */
   digest(): Digest {
-    return `sha256:${this.#hash.digest("hex")}`;
+    const hash = this.#hash;
+    return `sha256:${
+      hash instanceof Sha256Js ? hash.hex() : hash.digest("hex")
+    }`;
   }
 }
 
@@ -139,9 +178,9 @@ export class Sha256 {
  * ```
  */
 export function digestOf(data: Uint8Array | string): Digest {
-  const h = createHash("sha256");
-  h.update(data);
-  return `sha256:${h.digest("hex")}`;
+  const h = new Sha256();
+  h.update(typeof data === "string" ? new TextEncoder().encode(data) : data);
+  return h.digest();
 }
 
 /**

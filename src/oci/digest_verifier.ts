@@ -8,7 +8,7 @@
  */
 
 import { digestMismatch, sizeMismatch } from "../_errors.ts";
-import { type Digest, Sha256 } from "./digest.ts";
+import { type Digest, loadNativeSha256, Sha256 } from "./digest.ts";
 
 /** Chunks at least this large are hashed as they are. */
 const DIRECT_BYTES = 1024 * 1024;
@@ -41,7 +41,8 @@ const BATCH_BYTES = 2 * 1024 * 1024;
  * ```
  */
 export class BlobHash {
-  #hash = new Sha256();
+  /** Made on the first bytes, by when the native hash has usually loaded. */
+  #hash: Sha256 | undefined;
   #batch: Uint8Array | undefined;
   #fill = 0;
   #position = 0;
@@ -67,7 +68,7 @@ export class BlobHash {
    */
   begin(offset: number): void {
     if (offset === 0) {
-      this.#hash = new Sha256();
+      this.#hash = undefined;
       this.#fill = 0;
       this.#position = 0;
       this.#verifiable = true;
@@ -87,7 +88,7 @@ export class BlobHash {
     this.#position += chunk.byteLength;
     if (chunk.byteLength >= DIRECT_BYTES) {
       this.#flush();
-      this.#hash.update(chunk);
+      (this.#hash ??= new Sha256()).update(chunk);
       return;
     }
     if (this.#fill + chunk.byteLength > BATCH_BYTES) this.#flush();
@@ -105,12 +106,12 @@ export class BlobHash {
     this.#flush();
     this.#batch = undefined;
     this.#verifiable = false;
-    return this.#hash.digest();
+    return (this.#hash ?? new Sha256()).digest();
   }
 
   #flush(): void {
     if (this.#fill === 0 || !this.#batch) return;
-    this.#hash.update(this.#batch.subarray(0, this.#fill));
+    (this.#hash ??= new Sha256()).update(this.#batch.subarray(0, this.#fill));
     this.#fill = 0;
   }
 }
@@ -198,6 +199,10 @@ export class DigestVerifier extends TransformStream<Uint8Array, Uint8Array> {
     options: DigestVerifierOptions = {},
   ) {
     const { size } = expected;
+    // Large content wants the native hash: it loads while the first bytes
+    // are on their way, and the first chunk waits for it.
+    let hashReady = size <= BATCH_BYTES;
+    if (!hashReady) loadNativeSha256();
     const what = options.what ?? `content ${expected.digest}`;
     const offset = options.offset ?? 0;
     const start = Math.max(offset, options.start ?? offset);
@@ -240,30 +245,40 @@ export class DigestVerifier extends TransformStream<Uint8Array, Uint8Array> {
       out.passed += held.byteLength;
       held = undefined;
     };
+    const step = (
+      chunk: Uint8Array,
+      controller: TransformStreamDefaultController<Uint8Array>,
+    ) => {
+      if (chunk.byteLength === 0) return;
+      if (position + chunk.byteLength > end) {
+        if (end === size) {
+          fail(sizeMismatch(size, position + chunk.byteLength, what));
+        }
+        chunk = chunk.subarray(0, end - position);
+      }
+      const from = position;
+      position += chunk.byteLength;
+      state?.update(chunk);
+      if (position > start) {
+        send(
+          controller,
+          from >= start ? chunk : chunk.subarray(start - from),
+        );
+        options.onBytes?.(position);
+      }
+      if (position === end) {
+        check();
+        release(controller);
+        if (end < size) controller.terminate();
+      }
+    };
     super({
       transform(chunk, controller) {
-        if (chunk.byteLength === 0) return;
-        if (position + chunk.byteLength > end) {
-          if (end === size) {
-            fail(sizeMismatch(size, position + chunk.byteLength, what));
-          }
-          chunk = chunk.subarray(0, end - position);
-        }
-        const from = position;
-        position += chunk.byteLength;
-        state?.update(chunk);
-        if (position > start) {
-          send(
-            controller,
-            from >= start ? chunk : chunk.subarray(start - from),
-          );
-          options.onBytes?.(position);
-        }
-        if (position === end) {
-          check();
-          release(controller);
-          if (end < size) controller.terminate();
-        }
+        if (hashReady) return step(chunk, controller);
+        return loadNativeSha256().then(() => {
+          hashReady = true;
+          step(chunk, controller);
+        });
       },
       flush(controller) {
         if (position !== end) fail(sizeMismatch(end, position, what));

@@ -16,7 +16,8 @@ import {
   digestHex,
   digestOf,
   isDigest,
-  type Sha256,
+  loadNativeSha256,
+  Sha256,
 } from "../oci/digest.ts";
 import {
   type Descriptor,
@@ -339,7 +340,8 @@ export class BlobStore {
       let hash: Sha256;
       {
         using dst = await Deno.open(tmp, { write: true, createNew: true });
-        const writer = new BlobWriter(dst);
+        await loadNativeSha256();
+        const writer = new BlobWriter(dst, new Sha256());
         await copyFileInto(
           src,
           writer,
@@ -404,7 +406,8 @@ export class BlobStore {
       });
       {
         using dst = await Deno.open(tmp, { write: true, createNew: true });
-        const writer = new BlobWriter(dst);
+        await loadNativeSha256();
+        const writer = new BlobWriter(dst, new Sha256());
         const progress = options.onProgress;
         await writer.readFrom(
           body,

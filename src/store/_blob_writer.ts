@@ -4,7 +4,7 @@
  * of one buffer overlaps with filling and hashing the next.
  */
 
-import { Sha256 } from "../oci/digest.ts";
+import type { Sha256 } from "../oci/digest.ts";
 import { writeAll } from "./_verified_copy.ts";
 
 /** Size of the buffers on the hot path. */
@@ -22,16 +22,47 @@ function takeBuffer(): Uint8Array {
   return pool.pop() ?? new Uint8Array(BUFFER_SIZE);
 }
 
+/** What a {@linkcode BlobWriter} feeds each buffer to before writing it. */
+export interface Hasher {
+  /** Takes the next bytes. */
+  update(chunk: Uint8Array): void;
+  /** Bytes taken so far. */
+  readonly bytes: number;
+}
+
+/** A hasher that only counts: for bytes hashed later, all at once. */
+export class ByteCount implements Hasher {
+  #bytes: number;
+
+  /** @param start Bytes already there. */
+  constructor(start = 0) {
+    this.#bytes = start;
+  }
+
+  update(chunk: Uint8Array): void {
+    this.#bytes += chunk.byteLength;
+  }
+
+  get bytes(): number {
+    return this.#bytes;
+  }
+}
+
 /** Hashing writer over an open file. */
-export class BlobWriter {
+export class BlobWriter<H extends Hasher = Sha256> {
   readonly #file: Deno.FsFile;
-  readonly #hash: Sha256;
+  readonly #hash: H;
   #buffers: [Uint8Array, Uint8Array] = [takeBuffer(), takeBuffer()];
   #released = false;
   #fill = 0;
   #pending: Promise<void> | undefined;
 
-  constructor(file: Deno.FsFile, hash: Sha256 = new Sha256()) {
+  /**
+   * @param file The file, at the position to write.
+   * @param hash What each buffer goes to; a native `Sha256` wants
+   * `loadNativeSha256()` first.
+   */
+  constructor(file: Deno.FsFile, hash: H) {
     this.#file = file;
     this.#hash = hash;
   }
@@ -169,7 +200,7 @@ export class BlobWriter {
   }
 
   /** Flushes everything and returns the hash state. */
-  async finish(): Promise<Sha256> {
+  async finish(): Promise<H> {
     await this.#flush();
     await this.#pending;
     return this.#hash;
@@ -186,7 +217,7 @@ export class BlobWriter {
  */
 export async function copyFileInto(
   src: Deno.FsFile,
-  writer: BlobWriter,
+  writer: BlobWriter<Hasher>,
   onBytes?: (n: number) => void,
   signal?: AbortSignal | undefined,
 ): Promise<void> {

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { type Digest, Sha256 } from "../oci/digest.ts";
+import { type Digest, loadNativeSha256, Sha256 } from "../oci/digest.ts";
 import { BUFFER_SIZE } from "./_blob_writer.ts";
 
 /**
@@ -30,6 +30,7 @@ export async function hashOpenFile(
   onBytes?: (n: number) => void,
   signal?: AbortSignal | undefined,
 ): Promise<{ digest: Digest; size: number }> {
+  await loadNativeSha256();
   const hash = new Sha256();
   let current = new Uint8Array(BUFFER_SIZE);
   let spare = new Uint8Array(BUFFER_SIZE);
@@ -52,6 +53,41 @@ export async function hashOpenFile(
     throw e;
   }
   return { digest: hash.digest(), size: hash.bytes };
+}
+
+/**
+ * Hashes a small file whole, with the platform's one-shot SHA-256 (Web
+ * Crypto), which needs no library loaded: for blobs of a few MiB, read back
+ * once they are written.
+ *
+ * @param file The open file; read from its start.
+ * @param size Its size, as already checked.
+ * @returns The digest.
+ *
+ * @example Hash a small file whole
+ * ```ts
+ * import { digestSmallFile } from "./_hash_file.ts";
+ * const path = await Deno.makeTempFile();
+ * await Deno.writeTextFile(path, "{}");
+ * using file = await Deno.open(path);
+ * await digestSmallFile(file, 2); // "sha256:44136fa3…"
+ * ```
+ */
+export async function digestSmallFile(
+  file: Deno.FsFile,
+  size: number,
+): Promise<Digest> {
+  const bytes = new Uint8Array(size);
+  await file.seek(0, Deno.SeekMode.Start);
+  for (let off = 0; off < size;) {
+    const n = await file.read(bytes.subarray(off));
+    if (n === null) break;
+    off += n;
+  }
+  const hash = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  return `sha256:${
+    Array.from(hash, (b) => b.toString(16).padStart(2, "0")).join("")
+  }`;
 }
 
 /**

@@ -7,8 +7,14 @@
  */
 
 import { digestMismatch, sizeMismatch } from "../_errors.ts";
-import { type Digest, digestHex, Sha256 } from "../oci/digest.ts";
-import { BlobWriter, BUFFER_SIZE } from "./_blob_writer.ts";
+import {
+  type Digest,
+  digestHex,
+  loadNativeSha256,
+  Sha256,
+} from "../oci/digest.ts";
+import { BlobWriter, BUFFER_SIZE, ByteCount } from "./_blob_writer.ts";
+import { digestSmallFile } from "./_hash_file.ts";
 import { WorkerWriter } from "./_worker_writer.ts";
 
 /**
@@ -28,6 +34,17 @@ const WORKER_THRESHOLD = 512 * 1024 * 1024;
 const SHARED_FRACTION = 8;
 /** Downloads open in this process, on any thread. */
 let active = 0;
+/**
+ * Blobs up to this size are hashed whole once written, with the platform's
+ * one-shot hash: a pull of kernels and configs then never loads the native
+ * incremental hash, whose loading costs more than the hashing.
+ */
+const HASH_WHEN_WRITTEN = 8 * 1024 * 1024;
+
+/** What hashes a blob on the main thread while it is written. */
+function hashFor(size: number): Sha256 | ByteCount {
+  return size <= HASH_WHEN_WRITTEN ? new ByteCount() : new Sha256();
+}
 
 /** Where a partial blob lives and where it goes when complete. */
 export interface PartialBlobPaths {
@@ -98,7 +115,8 @@ export class PartialBlob {
   readonly #paths: PartialBlobPaths;
   readonly #digest: Digest;
   readonly #size: number;
-  #hash: Sha256;
+  /** Hashes as it is written, or (small blobs) only counts. */
+  #hash: Sha256 | ByteCount;
   /** Large blobs are hashed and written on a worker thread. */
   readonly #worker: WorkerWriter | undefined;
   #closed = false;
@@ -107,7 +125,7 @@ export class PartialBlob {
     file: Deno.FsFile,
     paths: PartialBlobPaths,
     descriptor: { digest: Digest; size: number },
-    hash: Sha256,
+    hash: Sha256 | ByteCount,
     worker?: WorkerWriter | undefined,
   ) {
     this.#file = file;
@@ -189,15 +207,20 @@ export class PartialBlob {
               file,
               paths,
               descriptor,
-              new Sha256(),
+              new ByteCount(),
               worker,
             );
           }
           // No worker: hash on this thread, as for a small blob.
         }
-        const hash = new Sha256();
+        const small = descriptor.size <= HASH_WHEN_WRITTEN;
+        if (!small) await loadNativeSha256();
+        let hash = hashFor(descriptor.size);
         if (mine.size > descriptor.size) {
           await file.truncate(0);
+        } else if (small) {
+          // Hashed whole at the end: the bytes there only count.
+          hash = new ByteCount(mine.size);
         } else if (mine.size > 0) {
           const buf = new Uint8Array(BUFFER_SIZE);
           await file.seek(0, Deno.SeekMode.Start);
@@ -279,7 +302,7 @@ export class PartialBlob {
     } catch (e) {
       // The file may now disagree with the hash: start over on next open.
       await this.#file.truncate(0).catch(() => {});
-      this.#hash = new Sha256();
+      this.#hash = hashFor(this.#size);
       throw failure ?? e;
     } finally {
       writer.release();
@@ -295,7 +318,7 @@ export class PartialBlob {
     }
     await this.#file.truncate(0);
     await this.#file.seek(0, Deno.SeekMode.Start);
-    this.#hash = new Sha256();
+    this.#hash = hashFor(this.#size);
   }
 
   /**
@@ -317,7 +340,9 @@ export class PartialBlob {
       if (bytes !== this.#size) {
         throw sizeMismatch(this.#size, bytes, `blob ${this.#digest}`);
       }
-      actual = this.#hash.digest();
+      actual = this.#hash instanceof Sha256
+        ? this.#hash.digest()
+        : await digestSmallFile(this.#file, this.#size);
     }
     if (bytes !== this.#size) {
       throw sizeMismatch(this.#size, bytes, `blob ${this.#digest}`);

@@ -1,7 +1,12 @@
 import assert from "node:assert/strict";
 import { buildImage } from "../../src/build/build_image.ts";
 import { InvalidReferenceError } from "../../src/errors.ts";
-import { type Digest, digestOf, Sha256 } from "../../src/oci/digest.ts";
+import {
+  type Digest,
+  digestOf,
+  loadNativeSha256,
+  Sha256,
+} from "../../src/oci/digest.ts";
 import {
   type ImageIndex,
   type ImageManifest,
@@ -290,6 +295,7 @@ Deno.test("buildImage() streams a 64 MiB file into the store with its exact dige
   await withTempDir(async (dir) => {
     const size = 64 * 1024 * 1024;
     const path = `${dir}/disk.img`;
+    await loadNativeSha256();
     const expected = new Sha256();
     {
       using file = await Deno.open(path, { write: true, create: true });

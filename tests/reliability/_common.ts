@@ -5,7 +5,12 @@
  * @module
  */
 
-import { type Digest, digestHex, Sha256 } from "../../src/oci/digest.ts";
+import {
+  type Digest,
+  digestHex,
+  loadNativeSha256,
+  Sha256,
+} from "../../src/oci/digest.ts";
 import { CLI_PATH } from "../_helpers/cli.ts";
 
 /** One mebibyte. */
@@ -27,6 +32,7 @@ export async function writeRandomFile(
   for (let i = 0; i < MIB; i += 65536) {
     crypto.getRandomValues(block.subarray(i, i + 65536));
   }
+  await loadNativeSha256();
   const hash = new Sha256();
   using file = await Deno.open(path, {
     write: true,
@@ -53,6 +59,7 @@ export async function writeRandomFile(
  */
 export async function hashFile(path: string): Promise<Digest> {
   using file = await Deno.open(path, { read: true });
+  await loadNativeSha256();
   const hash = new Sha256();
   const buf = new Uint8Array(4 * MIB);
   for (;;) {

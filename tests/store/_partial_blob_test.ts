@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { DigestMismatchError } from "../../src/errors.ts";
 import { digestOf } from "../../src/oci/digest.ts";
 import { partialName } from "../../src/store/_partial_blob.ts";
 import { Store } from "../../src/store/store.ts";
@@ -238,5 +239,50 @@ Deno.test("downloads begun together hash on shared workers, all but the first", 
     });
     assert.equal(alone?.onWorker, false);
     alone?.close();
+  });
+});
+
+Deno.test("a small blob is hashed whole once written: resumed, checked, or refused", async () => {
+  await withTempDir(async (dir) => {
+    const store = await Store.open(`${dir}/store`);
+    const data = content(5 * MIB + 9);
+    const descriptor = { digest: digestOf(data), size: data.byteLength };
+    const first = await blobStoreOf(store).beginBlob(descriptor);
+    assert.ok(first);
+    try {
+      await assert.rejects(
+        first.append(streamOf(data, 4 * MIB + 5)),
+        /connection reset/,
+      );
+      // The bytes written before the break count; the rest come again.
+      assert.equal(first.offset, 4 * MIB);
+    } finally {
+      first.close();
+    }
+    const second = await blobStoreOf(store).beginBlob(descriptor);
+    assert.ok(second);
+    try {
+      await second.append(streamOf(data.subarray(second.offset)));
+      await second.commit();
+    } finally {
+      second.close();
+    }
+    assert.deepEqual(
+      await Deno.readFile(store.blobPath(descriptor.digest)),
+      data,
+    );
+
+    // The same size under another digest: refused at the end, nothing kept.
+    const other = { digest: digestOf("another blob"), size: data.byteLength };
+    const wrong = await blobStoreOf(store).beginBlob(other);
+    assert.ok(wrong);
+    try {
+      await wrong.append(streamOf(data));
+      await assert.rejects(wrong.commit(), DigestMismatchError);
+    } finally {
+      wrong.close();
+    }
+    assert.equal(await store.hasBlob(other.digest), false);
+    assert.deepEqual(await blobStoreOf(store).tempFiles(), []);
   });
 });
