@@ -82,6 +82,50 @@ export function contentRangeStart(res: Response): number | undefined {
 }
 
 /**
+ * Calls `onStall` once `touch()` has not been called for `ms`. One timer at
+ * a time, checked when it fires, so touching on every chunk starts none;
+ * and a web timer (`AbortSignal.timeout`), which starts quicker than the
+ * global `setTimeout`, whose first use loads the runtime's Node timers.
+ */
+class StallWatch {
+  readonly #ms: number;
+  readonly #onStall: () => void;
+  #last = 0;
+  #timer: AbortSignal | undefined;
+  #stopped = false;
+
+  constructor(ms: number, onStall: () => void) {
+    this.#ms = ms;
+    this.#onStall = onStall;
+  }
+
+  /** Data arrived (or is about to be asked for): the wait starts again. */
+  touch(): void {
+    this.#last = performance.now();
+    if (this.#timer === undefined) this.#wait(this.#ms);
+  }
+
+  /** No more calls to `onStall`. */
+  stop(): void {
+    this.#stopped = true;
+    this.#timer?.removeEventListener("abort", this.#check);
+  }
+
+  #wait(ms: number): void {
+    this.#timer = AbortSignal.timeout(Math.max(1, Math.ceil(ms)));
+    this.#timer.addEventListener("abort", this.#check, { once: true });
+  }
+
+  #check = (): void => {
+    this.#timer = undefined;
+    if (this.#stopped) return;
+    const idle = performance.now() - this.#last;
+    if (idle >= this.#ms) this.#onStall();
+    else this.#wait(this.#ms - idle);
+  };
+}
+
+/**
  * Fills a partial blob to its size and commits it: verified, in place in
  * the store. Wrong content (too long, too short without progress, another
  * digest) deletes the partial bytes and throws at once; a transfer that
@@ -161,14 +205,11 @@ export async function fillPartial(
     const controller = new AbortController();
     const onAbort = () => controller.abort(outer!.reason);
     outer?.addEventListener("abort", onAbort, { once: true });
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const arm = () => {
-      clearTimeout(timer);
-      timer = setTimeout(
-        () => controller.abort(stalled(stallMs, host)),
-        stallMs,
-      );
-    };
+    const watch = new StallWatch(
+      stallMs,
+      () => controller.abort(stalled(stallMs, host)),
+    );
+    const arm = () => watch.touch();
     try {
       await transfer(controller.signal, arm);
     } catch (e) {
@@ -178,7 +219,7 @@ export async function fillPartial(
       if (e instanceof TypeError) throw fetchFailure(host, e);
       throw e;
     } finally {
-      clearTimeout(timer);
+      watch.stop();
       outer?.removeEventListener("abort", onAbort);
     }
     await partial.commit();
