@@ -355,5 +355,11 @@ export async function runCli(
     await err(`Error: ${message}\n`);
     if (debug && e instanceof Error && e.stack) await err(`${e.stack}\n`);
     return code;
+  } finally {
+    // Progress lines are written without waiting; they are out when this
+    // returns, so the caller may exit at once.
+    for (const stream of [io.stdout, io.stderr]) {
+      await pending.get(stream)?.catch(() => {});
+    }
   }
 }

@@ -30,17 +30,22 @@ export const pullCommand: Command = {
   positionals: { min: 1, max: 1, names: "one REF" },
   async run(ctx) {
     checkPositionals(this, ctx);
-    const { pullImage } = await import("../../transfer/pull_image.ts");
     const options: PullImageOptions = {
       ...ctx.operation(),
-      client: await registryClient(ctx),
       concurrency: concurrency(ctx),
       retries: retries(ctx),
     };
     const platform = platformFlag(ctx);
     if (platform) options.platform = platform;
     const reference = ctx.args.positionals[0]!;
-    const result = await pullImage(await ctx.store(), reference, options);
+    // The code, the client and the store load together.
+    const [{ pullImage }, client, store] = await Promise.all([
+      import("../../transfer/pull_image.ts"),
+      registryClient(ctx),
+      ctx.store(),
+    ]);
+    options.client = client;
+    const result = await pullImage(store, reference, options);
     await ctx.endProgress();
     if (await ctx.printJson(result, { compact: true })) return 0;
     await ctx.out(

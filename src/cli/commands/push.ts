@@ -26,15 +26,20 @@ export const pushCommand: Command = {
   complete: "tags",
   async run(ctx) {
     checkPositionals(this, ctx);
-    const { pushImage } = await import("../../transfer/push_image.ts");
     const options: PushImageOptions = {
       ...ctx.operation(),
-      client: await registryClient(ctx),
       pushSubManifests: ctx.bool("push-sub-manifests", true),
       concurrency: concurrency(ctx),
     };
     const reference = ctx.args.positionals[0]!;
-    const result = await pushImage(await ctx.store(), reference, options);
+    // The code, the client and the store load together.
+    const [{ pushImage }, client, store] = await Promise.all([
+      import("../../transfer/push_image.ts"),
+      registryClient(ctx),
+      ctx.store(),
+    ]);
+    options.client = client;
+    const result = await pushImage(store, reference, options);
     await ctx.endProgress();
     if (await ctx.printJson(result, { compact: true })) return 0;
     const name = familiarReference(parseReference(result.reference));
