@@ -9,6 +9,7 @@
  */
 
 import { sizeMismatch } from "../_errors.ts";
+import { readAtMost, specialKind } from "../_files.ts";
 import { NotFoundError } from "../errors.ts";
 import {
   assertDigest,
@@ -169,16 +170,18 @@ export class BlobStore {
       );
     }
     let bytes: Uint8Array;
-    try {
-      bytes = await Deno.readFile(this.blobPath(descriptor.digest));
-    } catch (e) {
-      if (e instanceof Deno.errors.NotFound) {
-        throw new NotFoundError(
-          `Blob ${descriptor.digest} is missing from store ${this.path}: pull or build the image again`,
-          { digest: descriptor.digest },
+    {
+      // A blob file longer than its descriptor says is read no further.
+      using file = await this.openBlob(descriptor.digest);
+      const read = await readAtMost(file, descriptor.size);
+      if (read.more) {
+        throw sizeMismatch(
+          descriptor.size,
+          (await file.stat()).size,
+          `blob ${descriptor.digest}`,
         );
       }
-      throw e;
+      bytes = read.bytes;
     }
     assertDigest(
       descriptor.digest,
@@ -276,6 +279,14 @@ export class BlobStore {
     const progress = options.onProgress;
     using src = await Deno.open(path, { read: true });
     const before = await src.stat();
+    // What was opened may not be what the caller checked: read only a
+    // regular file, which ends.
+    const kind = specialKind(before);
+    if (kind !== undefined) {
+      throw new TypeError(
+        `Cannot read ${path}: it is ${kind}, give a regular file`,
+      );
+    }
     progress?.({ name, done: 0, total: before.size, phase: "start" });
     const onBytes = progress
       ? (done: number) =>

@@ -210,6 +210,9 @@ Deno.test("import refuses hostile, unnamed and missing archives with one line an
     ]);
     assert.equal(unnamed.code, 0, unnamed.stderr);
     await Deno.writeTextFile(`${dir}/not.tar`, "not a tar\n".repeat(100));
+    const mkfifo = await new Deno.Command("mkfifo", { args: [`${dir}/fifo`] })
+      .output();
+    assert.equal(mkfifo.code, 0);
 
     const before = await snapshotStore(store);
     const cases: [string[], RegExp][] = [
@@ -226,6 +229,18 @@ Deno.test("import refuses hostile, unnamed and missing archives with one line an
         /^Error: Cannot read archive .*\/missing\.tar: no such file, check the path\n$/,
       ],
       [
+        ["import", "/dev/zero"],
+        /^Error: Cannot read archive \/dev\/zero: it is a character device, give a tar file \(or - for standard input\)\n$/,
+      ],
+      [
+        ["import", `${dir}/fifo`],
+        /^Error: Cannot read archive .*\/fifo: it is a FIFO \(named pipe\); to import a stream, give - and redirect it: ironcore-image import - < .*\/fifo\n$/,
+      ],
+      [
+        ["import", dir],
+        /^Error: Cannot read archive .*: it is a directory, give a tar file \(or - for standard input\)\n$/,
+      ],
+      [
         ["import", `${dir}/v1.tar`],
         /^Error: Archive image sha256:[a-f0-9]{64} is named "v1", which is not a full reference: give one with --tag, such as --tag registry\.example\.com\/os:1\.0\n$/,
       ],
@@ -235,7 +250,11 @@ Deno.test("import refuses hostile, unnamed and missing archives with one line an
       ],
     ];
     for (const [args, re] of cases) {
-      const res = await runCliProcess(["--store-path", store, ...args]);
+      // An opened FIFO would wait for a writer: kill the child long after a
+      // normal run ends.
+      const res = await runCliProcess(["--store-path", store, ...args], {
+        killAfter: 60_000,
+      });
       assert.equal(res.code, 1, args.join(" "));
       assert.match(res.stderr, re);
       assert.equal(res.stdout, "");

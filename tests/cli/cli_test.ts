@@ -317,6 +317,12 @@ const BUILD = (c: Ctx, config: string, ...more: string[]) => [
   ...more,
 ];
 
+/** Makes a FIFO (named pipe). */
+async function mkfifo(path: string): Promise<void> {
+  const out = await new Deno.Command("mkfifo", { args: [path] }).output();
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+}
+
 /** Tags more images until two index.json entries share a first hex digit. */
 async function makeSharedPrefix(c: Ctx): Promise<void> {
   const store = await Store.open(c.store);
@@ -368,7 +374,7 @@ const BAD_INPUTS: BadInput[] = [
     args: (c) =>
       BUILD(c, `arch=amd64,kernel=${c.files.vmlinuz},initramfs=${c.dir}/adir`),
     message: () =>
-      /^Cannot read initramfs file .*adir: it is a directory, give a file$/,
+      /^Cannot read initramfs file .*adir: it is a directory, give a regular file$/,
   },
   {
     name: "a directory as the cmdline file",
@@ -376,6 +382,39 @@ const BAD_INPUTS: BadInput[] = [
     args: (c) =>
       BUILD(c, `arch=amd64,kernel=${c.files.vmlinuz},cmdline=${c.dir}/adir`),
     message: () => /^Cannot read cmdline file .*adir: it is a directory/,
+  },
+  {
+    name: "a character device as a layer file",
+    code: 1,
+    args: (c) => BUILD(c, `arch=amd64,kernel=/dev/null`),
+    message: () =>
+      /^Cannot read kernel file \/dev\/null: it is a character device, give a regular file$/,
+  },
+  {
+    name: "an endless device as the cmdline file",
+    code: 1,
+    args: (c) =>
+      BUILD(c, `arch=amd64,kernel=${c.files.vmlinuz},cmdline=/dev/zero`),
+    message: () =>
+      /^Cannot read cmdline file \/dev\/zero: it is a character device, give a regular file$/,
+  },
+  {
+    name: "a FIFO as a layer file",
+    code: 1,
+    prepare: (c) => mkfifo(`${c.dir}/fifo`),
+    args: (c) =>
+      BUILD(c, `arch=amd64,kernel=${c.files.vmlinuz},initramfs=${c.dir}/fifo`),
+    message: () =>
+      /^Cannot read initramfs file .*\/fifo: it is a FIFO \(named pipe\), give a regular file$/,
+  },
+  {
+    name: "a FIFO as the cmdline file",
+    code: 1,
+    prepare: (c) => mkfifo(`${c.dir}/fifo`),
+    args: (c) =>
+      BUILD(c, `arch=amd64,kernel=${c.files.vmlinuz},cmdline=${c.dir}/fifo`),
+    message: () =>
+      /^Cannot read cmdline file .*\/fifo: it is a FIFO \(named pipe\), give a regular file$/,
   },
   {
     name: "an unknown --config key",
@@ -635,7 +674,9 @@ for (const bad of BAD_INPUTS) {
         await bad.prepare?.(ctx);
         const before = await snapshotStore(ctx.store);
         const beforeAll = await snapshotStore(dir);
-        const res = await runCliProcess(bad.args(ctx));
+        // A special file that were opened or read would hang the child or
+        // make it read without end: kill it long after a normal run ends.
+        const res = await runCliProcess(bad.args(ctx), { killAfter: 60_000 });
         assertOneLineError(res, bad.code, bad.message(ctx));
         assert.deepEqual(await snapshotStore(ctx.store), before);
         // Nothing else around it was created or changed either.
