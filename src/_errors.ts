@@ -35,6 +35,32 @@ export function digestMismatch(
 }
 
 /**
+ * What to do about a blob of the store whose bytes do not match its digest:
+ * repairing removes it, and the next pull or build writes it again.
+ */
+export const REPAIR_ADVICE =
+  "verify the store with repair, then pull or build the image again";
+
+/**
+ * A blob of the store whose bytes do not match its digest.
+ *
+ * @param store The store directory.
+ * @param expected The blob's digest.
+ * @param actual The digest its bytes hash to.
+ * @returns The error.
+ */
+export function corruptBlob(
+  store: string,
+  expected: string,
+  actual: string,
+): DigestMismatchError {
+  return new DigestMismatchError(
+    `Blob ${expected} in store ${store} is corrupt: its bytes hash to ${actual}; ${REPAIR_ADVICE}`,
+    { expected, actual },
+  );
+}
+
+/**
  * Content of the wrong size.
  *
  * @param expected Size the descriptor declares.

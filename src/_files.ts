@@ -9,6 +9,28 @@
  */
 
 /**
+ * Tells whether a path exists (without following a final link).
+ *
+ * @param path The path.
+ * @returns `true` when it exists.
+ *
+ * @example Look for a file
+ * ```ts
+ * import { exists } from "./_files.ts";
+ * console.log(await exists("/nonexistent/file")); // false
+ * ```
+ */
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+}
+
+/**
  * What kind of file a path is, in words for a message: `a directory`,
  * `a FIFO`, …; `undefined` for a regular file.
  *

@@ -146,6 +146,7 @@ const FLAG_HINTS: readonly (readonly [RegExp, string])[] = [
   [/^Cannot use the tag:/, "Cannot apply --tag:"],
   [/\bleave tag unset\b/g, "import it without --tag"],
   [/, and tag cannot name it\b/g, ", and --tag cannot name it"],
+  [/\bverify the store with repair\b/g, "run ironcore-image verify --repair"],
 ];
 
 /**

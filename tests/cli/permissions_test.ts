@@ -213,6 +213,10 @@ Deno.test("each command runs with the permissions docs/permissions.md gives it a
       { command: "list", args: [...at(store), "list"] },
       { command: "inspect", args: [...at(store), "inspect", ref] },
       { command: "verify", args: [...at(store), "verify"] },
+      {
+        command: "verify --repair",
+        args: [...at(store), "verify", "--repair"],
+      },
       { command: "validate", args: [...at(store), "validate", ref] },
       { command: "tag", args: [...at(store), "tag", ref, `${ref}-copy`] },
       { command: "delete", args: [...at(store), "delete", `${ref}-copy`] },
