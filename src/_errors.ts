@@ -97,6 +97,28 @@ export function ambiguousReference(
 }
 
 /**
+ * An image ID (a digest or digest prefix) that names an image with several
+ * tags where one tag is needed.
+ *
+ * @param reference What was given.
+ * @param tags The tags of the image, as stored.
+ * @param fix What to do instead.
+ * @returns The error.
+ */
+export function severalTags(
+  reference: string,
+  tags: readonly string[],
+  fix: string,
+): AmbiguousReferenceError {
+  const shown = tags.slice(0, 10).join(", ") +
+    (tags.length > 10 ? ` and ${tags.length - 10} more` : "");
+  return new AmbiguousReferenceError(
+    `Image ${reference} has ${tags.length} tags (${shown}): ${fix}`,
+    { reference, candidates: tags },
+  );
+}
+
+/**
  * A reference that does not parse or is not of the kind needed.
  *
  * @param reference The input.

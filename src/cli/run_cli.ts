@@ -147,6 +147,7 @@ const FLAG_HINTS: readonly (readonly [RegExp, string])[] = [
   [/\bleave tag unset\b/g, "import it without --tag"],
   [/, and tag cannot name it\b/g, ", and --tag cannot name it"],
   [/\bverify the store with repair\b/g, "run ironcore-image verify --repair"],
+  [/\bset force to delete them all\b/g, "add --force to delete them all"],
 ];
 
 /**

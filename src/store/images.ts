@@ -4,8 +4,9 @@
  * @module
  */
 
+import { severalTags } from "../_errors.ts";
 import { NotFoundError } from "../errors.ts";
-import type { Descriptor } from "../oci/manifest.ts";
+import { ANNOTATION_REF_NAME, type Descriptor } from "../oci/manifest.ts";
 import type { ImageConfig } from "../spec/config.ts";
 import { parseConfig } from "../spec/config.ts";
 import { ANNOTATION_IMAGE_SIZE } from "./_tag_index.ts";
@@ -48,15 +49,29 @@ export interface ImageDetails {
   manifests?: ManifestDetails[] | undefined;
 }
 
+/** Options for {@linkcode deleteImage}. */
+export interface DeleteImageOptions {
+  /**
+   * Delete every tag of the image an image ID (a digest or digest prefix)
+   * names. Without it, an ID that names an image with several tags is
+   * refused, since one typed character can match them all. Default `false`.
+   */
+  force?: boolean | undefined;
+}
+
 /**
- * Removes a tag (or, for a digest, every tag pointing at it). Blobs stay
- * until pruned.
+ * Removes a tag, or, for an image ID (a digest or a digest prefix, with or
+ * without `sha256:`), the image's tag; an image with several tags is removed
+ * by ID only with `force`, as `docker rmi` does. Blobs stay until pruned.
  *
  * @param store The store.
- * @param input A tag, digest or unique digest prefix.
- * @returns The full references removed.
+ * @param reference A tag, digest or unique digest prefix.
+ * @param options Whether an ID may remove several tags.
+ * @returns The full references removed (none for an untagged image).
  * @throws {NotFoundError} When nothing matches, or a digest names content
  * that no `index.json` entry points at (a manifest inside an index).
+ * @throws {AmbiguousReferenceError} When an ID names an image with several
+ * tags and `force` is not set; `candidates` are the tags.
  *
  * @example Remove a tag and keep the blobs
  * ```ts
@@ -71,30 +86,59 @@ export interface ImageDetails {
  * console.log(await deleteImage(store, "my-os:1.0")); // ["docker.io/library/my-os:1.0"]
  * console.log(await store.hasBlob(built.index.digest)); // true, until pruneStore
  * ```
+ *
+ * @example Remove every tag of an image by its ID
+ * ```ts
+ * import { buildImage, Store } from "@ironcore/image";
+ * import { deleteImage } from "@ironcore/image/store";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/vmlinuz`, "kernel bytes");
+ * const store = await Store.open(`${dir}/store`);
+ * const built = await buildImage(store, [{ arch: "amd64", layers: { kernel: `${dir}/vmlinuz` } }], {
+ *   tag: "my-os:1.0",
+ * });
+ * await store.tag("my-os:1.0", "my-os:latest");
+ * const id = built.index.digest.slice(0, 19); // sha256: and 12 hex digits
+ * console.log(await deleteImage(store, id, { force: true })); // both tags
+ * ```
  */
 export async function deleteImage(
   store: Store,
-  input: string,
+  reference: string,
+  options: DeleteImageOptions = {},
 ): Promise<string[]> {
-  const resolved = await store.resolve(input);
+  const index = tagIndexOf(store);
+  const resolved = await store.resolve(reference);
   if (resolved.reference !== undefined) {
     await store.untag(resolved.reference);
     return [resolved.reference];
   }
   const digest = resolved.descriptor.digest;
-  if (!(await tagIndexOf(store).entries()).some((d) => d.digest === digest)) {
+  const entries = (await index.entries()).filter((d) => d.digest === digest);
+  if (entries.length === 0) {
     // A manifest inside an index, or a bare blob: nothing names it.
     throw new NotFoundError(
       `No tag or store entry points at ${digest}: it is part of another image, delete that image instead`,
-      { reference: input },
+      { reference },
+    );
+  }
+  const tags = entries.flatMap((d) => {
+    const ref = d.annotations?.[ANNOTATION_REF_NAME];
+    return ref === undefined ? [] : [ref];
+  });
+  if (tags.length > 1 && !options.force) {
+    throw severalTags(
+      reference,
+      tags,
+      "delete one by its tag, or set force to delete them all",
     );
   }
   const removed: string[] = [];
-  await tagIndexOf(store).update((index) => ({
-    ...index,
-    manifests: index.manifests.filter((d) => {
+  await index.update((current) => ({
+    ...current,
+    manifests: current.manifests.filter((d) => {
       if (d.digest !== digest) return true;
-      const ref = d.annotations?.["org.opencontainers.image.ref.name"];
+      const ref = d.annotations?.[ANNOTATION_REF_NAME];
       if (ref !== undefined) removed.push(ref);
       return false;
     }),

@@ -4,7 +4,8 @@
  * @module
  */
 
-import { invalidReference } from "../_errors.ts";
+import { invalidReference, severalTags } from "../_errors.ts";
+import { NotFoundError } from "../errors.ts";
 import type { Descriptor } from "../oci/manifest.ts";
 import {
   formatReference,
@@ -56,6 +57,40 @@ interface Plan {
   bytes: Uint8Array;
 }
 
+/** An image ID: a digest or digest prefix, with or without `sha256:`. */
+const IMAGE_ID = /^(sha256:)?[a-f0-9]{1,64}$/;
+
+function assertTagged(
+  ref: Reference,
+  reference: string,
+): asserts ref is Reference & { tag: string } {
+  if (ref.tag === undefined) {
+    throw invalidReference(
+      reference,
+      "push needs a tag to push to, e.g. NAME:1.0",
+    );
+  }
+}
+
+/** The one tag of the image an ID names: where pushing it goes. */
+async function onlyTag(
+  store: Store,
+  reference: string,
+  digest: string,
+): Promise<string> {
+  const tags = (await store.tags())
+    .filter((t) => t.descriptor.digest === digest)
+    .map((t) => t.reference);
+  if (tags.length === 1) return tags[0]!;
+  if (tags.length > 1) {
+    throw severalTags(reference, tags, "push one of them by its tag");
+  }
+  throw new NotFoundError(
+    `Image ${reference} has no tag to push to: tag it with the name it gets in the registry, then push that tag`,
+    { reference },
+  );
+}
+
 async function plan(store: Store, top: Descriptor): Promise<Plan> {
   const blobs = new Map<string, Descriptor & { name: string }>();
   const children: Plan["children"] = [];
@@ -100,10 +135,14 @@ async function plan(store: Store, top: Descriptor): Promise<Plan> {
  * again; blobs move in a bounded concurrent pool.
  *
  * @param store The local store.
- * @param reference The local tag, which is also the destination.
+ * @param reference The local tag, which is also the destination; or the
+ * image ID (a digest or digest prefix) of an image with one tag, which then
+ * is the destination.
  * @param options Registry client, sub-manifest tags, concurrency, abort
  * signal, progress.
  * @returns What was pushed.
+ * @throws {AmbiguousReferenceError} When an image ID names an image with
+ * several tags.
  *
  * @example Push an image
  * ```ts
@@ -137,15 +176,19 @@ export async function pushImage(
   options: PushImageOptions = {},
 ): Promise<PushImageResult> {
   const client = options.client ?? new RegistryClient();
-  const ref: Reference = parseReference(reference);
-  if (ref.tag === undefined) {
-    throw invalidReference(
-      reference,
-      "push needs a tag to push to, e.g. NAME:1.0",
-    );
+  // An image ID may also read as a repository name (`3f2a9c`); anything
+  // else must be a reference, and is refused as one before the store is
+  // read.
+  if (!IMAGE_ID.test(reference)) {
+    assertTagged(parseReference(reference), reference);
   }
-  const { descriptor: top } = await store.resolve(reference);
-  const { annotations: _a, ...descriptor } = top;
+  const resolved = await store.resolve(reference);
+  const destination = resolved.reference !== undefined
+    ? reference
+    : await onlyTag(store, reference, resolved.descriptor.digest);
+  const ref: Reference = parseReference(destination);
+  assertTagged(ref, reference);
+  const { annotations: _a, ...descriptor } = resolved.descriptor;
   const repo = { registry: ref.registry, repository: ref.repository };
   const p = await plan(store, descriptor);
   const result: PushImageResult = {

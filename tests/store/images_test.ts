@@ -3,7 +3,11 @@ import {
   buildImage,
   type BuildImageResult,
 } from "../../src/build/build_image.ts";
-import { InvalidReferenceError, NotFoundError } from "../../src/errors.ts";
+import {
+  AmbiguousReferenceError,
+  InvalidReferenceError,
+  NotFoundError,
+} from "../../src/errors.ts";
 import { digestHex, digestOf } from "../../src/oci/digest.ts";
 import {
   OCI_INDEX_MEDIA_TYPE,
@@ -208,19 +212,50 @@ Deno.test("deleteImage() by tag removes only that tag and keeps the blobs", asyn
   });
 });
 
-Deno.test("deleteImage() by digest removes every tag pointing at it", async () => {
+Deno.test("deleteImage() by an ID of an image with several tags refuses, and removes them all with force", async () => {
   await withTempDir(async (dir) => {
     const { store, result } = await twoArch(dir);
     await store.tag("demo:1", "ghcr.io/org/demo:1");
-    const removed = await deleteImage(
-      store,
-      digestHex(result.index.digest).slice(0, 10),
-    );
+    const before = await snapshotStore(store.path);
+    const hex = digestHex(result.index.digest);
+    for (const id of [hex.slice(0, 1), `sha256:${hex.slice(0, 10)}`]) {
+      await assert.rejects(deleteImage(store, id), (e: unknown) => {
+        assert.ok(e instanceof AmbiguousReferenceError, String(e));
+        assert.equal(
+          e.message,
+          `Image ${id} has 2 tags (docker.io/library/demo:1, ghcr.io/org/demo:1): delete one by its tag, or set force to delete them all`,
+        );
+        assert.deepEqual(e.candidates, [
+          "docker.io/library/demo:1",
+          "ghcr.io/org/demo:1",
+        ]);
+        return true;
+      });
+    }
+    assert.deepEqual(await snapshotStore(store.path), before);
+    const removed = await deleteImage(store, `sha256:${hex.slice(0, 10)}`, {
+      force: true,
+    });
     assert.deepEqual(removed.sort(), [
       "docker.io/library/demo:1",
       "ghcr.io/org/demo:1",
     ]);
     assert.equal((await store.tags()).length, 2);
+  });
+});
+
+Deno.test("deleteImage() by an ID of an image with one tag removes that tag", async () => {
+  await withTempDir(async (dir) => {
+    const { store, result } = await twoArch(dir);
+    const amd64 = result.manifests[0]!.descriptor.digest;
+    assert.deepEqual(
+      await deleteImage(store, `sha256:${digestHex(amd64).slice(0, 12)}`),
+      ["docker.io/library/demo:1-amd64"],
+    );
+    assert.deepEqual((await store.tags()).map((t) => t.reference), [
+      "docker.io/library/demo:1-arm64",
+      "docker.io/library/demo:1",
+    ]);
   });
 });
 
