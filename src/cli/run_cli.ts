@@ -17,6 +17,7 @@ import {
 } from "./_args.ts";
 import type { CliIo, Command, CommandContext } from "./_command.ts";
 import { ProgressView } from "./_progress.ts";
+import { inCliWords } from "./_output.ts";
 import { COMMANDS } from "./commands/mod.ts";
 import denoConfig from "../../deno.json" with { type: "json" };
 
@@ -132,25 +133,6 @@ function commandHelp(cmd: Command): string {
 }
 
 /**
- * Library options that error messages name, and what a CLI user does
- * instead: the library speaks of its options, the CLI of its flags.
- */
-const FLAG_HINTS: readonly (readonly [RegExp, string])[] = [
-  [/\bset plainHttp: false\b/g, "use --plain-http=false"],
-  [/\bset plainHttp\b/g, "use --plain-http"],
-  [/\bset platform to choose one\b/g, "choose one with --platform"],
-  [
-    /\bset tag to name it, such as (\S+)/g,
-    "give one with --tag, such as --tag $1",
-  ],
-  [/^Cannot use the tag:/, "Cannot apply --tag:"],
-  [/\bleave tag unset\b/g, "import it without --tag"],
-  [/, and tag cannot name it\b/g, ", and --tag cannot name it"],
-  [/\bverify the store with repair\b/g, "run ironcore-image verify --repair"],
-  [/\bset force to delete them all\b/g, "add --force to delete them all"],
-];
-
-/**
  * Turns an error into the one line the user sees. Unknown errors keep their
  * message, with library options replaced by the flags that set them;
  * permission errors name the flag to add.
@@ -166,9 +148,7 @@ export function describeError(
   storePath?: string,
 ): { message: string; code: number } {
   const { message, code } = classifyError(error, storePath);
-  let text = message;
-  for (const [option, flag] of FLAG_HINTS) text = text.replace(option, flag);
-  return { message: text, code };
+  return { message: inCliWords(message), code };
 }
 
 /** The store `root` when `path` lies inside it, else `path`. */

@@ -399,3 +399,52 @@ Deno.test("every command that takes a local image takes its ID, with or without 
     );
   });
 });
+
+Deno.test("inspect of an index with a corrupt manifest and validate of an image with a missing layer exit 1, naming the blob and the fix", async () => {
+  await withTempDir(async (dir) => {
+    const f = await inputs(dir);
+    const path = `${dir}/store`;
+    const store = await Store.open(path);
+    const built = await buildImage(store, [{
+      arch: "amd64",
+      layers: { kernel: f.vmlinuz, initramfs: f["initrd.img"] },
+    }], { tag: "os:1" });
+    const manifest = built.manifests[0]!.descriptor.digest;
+    const original = await Deno.readFile(store.blobPath(manifest));
+    await Deno.writeTextFile(store.blobPath(manifest), "{}");
+    const inspect = await runCliProcess([
+      "--store-path",
+      path,
+      "inspect",
+      "os:1",
+    ]);
+    assert.equal(inspect.code, 1);
+    assert.equal(inspect.stdout, "");
+    assert.match(
+      inspect.stderr,
+      new RegExp(
+        `^Error: Blob ${manifest} in store ${path} is corrupt: its bytes hash to sha256:\\w+; run ironcore-image verify --repair, then pull or build the image again\\n$`,
+      ),
+    );
+    await Deno.writeFile(store.blobPath(manifest), original);
+
+    await Deno.remove(store.blobPath(digestOf("kernel")));
+    const validate = await runCliProcess([
+      "--store-path",
+      path,
+      "validate",
+      "os:1",
+    ]);
+    assert.equal(validate.code, 1, validate.stderr);
+    assert.match(
+      validate.stdout,
+      new RegExp(
+        `^error: manifests\\[0\\]\\.layers\\[1\\]: cannot read the layer blob: Blob ${
+          digestOf("kernel")
+        } is missing from store ${path}: pull or build the image again$`,
+        "m",
+      ),
+    );
+    assert.match(validate.stdout, /is not a valid IronCore image: 1 error/);
+  });
+});

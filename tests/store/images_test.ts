@@ -5,6 +5,7 @@ import {
 } from "../../src/build/build_image.ts";
 import {
   AmbiguousReferenceError,
+  DigestMismatchError,
   InvalidReferenceError,
   NotFoundError,
 } from "../../src/errors.ts";
@@ -172,6 +173,65 @@ Deno.test("inspectImage() shows an index with each manifest and its decoded conf
     );
     // JSON output is what the CLI prints; it must serialise.
     assert.doesNotThrow(() => JSON.stringify(details));
+  });
+});
+
+Deno.test("inspectImage() of an index carries the index's own fields, and each entry's", async () => {
+  await withTempDir(async (dir) => {
+    const f = await writeFiles(dir, { vmlinuz: "kernel!" });
+    const store = await Store.open(`${dir}/store`);
+    await buildImage(store, [
+      { arch: "amd64", layers: { kernel: f.vmlinuz } },
+      { arch: "arm64", layers: { kernel: f.vmlinuz } },
+    ], { tag: "demo:1", annotations: { "org.example.built-by": "test" } });
+    const details = await inspectImage(store, "demo:1");
+    const index = details.index as {
+      schemaVersion: number;
+      mediaType: string;
+      annotations: Record<string, string>;
+      manifests: Record<string, unknown>[];
+    };
+    assert.equal(details.schemaVersion, 2);
+    assert.equal(details.mediaType, OCI_INDEX_MEDIA_TYPE);
+    assert.deepEqual(details.annotations, { "org.example.built-by": "test" });
+    // Each entry starts with exactly the index entry's fields.
+    assert.deepEqual(
+      details.manifests!.map((m) => {
+        const { descriptor: _d, manifest: _m, config: _c, ...own } = m;
+        return own;
+      }),
+      index.manifests,
+    );
+    assert.deepEqual(
+      details.manifests!.map((m) => m.descriptor),
+      index.manifests,
+    );
+  });
+});
+
+Deno.test("inspectImage() of an index with a corrupt or missing manifest fails, naming the blob and the fix", async () => {
+  await withTempDir(async (dir) => {
+    const { store, result } = await twoArch(dir);
+    const arm64 = result.manifests[1]!.descriptor.digest;
+    await Deno.writeTextFile(store.blobPath(arm64), "{}");
+    await assert.rejects(inspectImage(store, "demo:1"), (e: unknown) => {
+      assert.ok(e instanceof DigestMismatchError, String(e));
+      assert.match(
+        e.message,
+        new RegExp(
+          `^Blob ${arm64} in store .* is corrupt: its bytes hash to sha256:\\w+; verify the store with repair, then pull or build the image again$`,
+        ),
+      );
+      return true;
+    });
+    await Deno.remove(store.blobPath(arm64));
+    await assert.rejects(
+      inspectImage(store, "demo:1"),
+      new NotFoundError(
+        `Blob ${arm64} is missing from store ${store.path}: pull or build the image again`,
+        { digest: arm64 },
+      ),
+    );
   });
 });
 
