@@ -24,6 +24,12 @@ export function familiar(
   }
 }
 
+/** The directory a file path names its file in: `.` for a bare name. */
+export function directoryOf(path: string): string {
+  const slash = path.lastIndexOf("/");
+  return slash === -1 ? "." : slash === 0 ? "/" : path.slice(0, slash);
+}
+
 /** Formats a byte count with binary units, e.g. `1.5 GiB`. */
 export function formatBytes(n: number): string {
   const units = ["B", "KiB", "MiB", "GiB", "TiB"];

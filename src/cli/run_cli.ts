@@ -6,6 +6,7 @@
  * @module
  */
 
+import { isAbsolute, normalize, resolve } from "node:path";
 import { ImageError, StoreError } from "../errors.ts";
 import { defaultStorePath, Store, type StoreOptions } from "../store/store.ts";
 import {
@@ -138,32 +139,50 @@ function commandHelp(cmd: Command): string {
  * permission errors name the flag to add.
  *
  * @param error What was thrown.
- * @param storePath The store the command uses, if it opened one: a missing
- * permission for a path inside it names the store, which is what the flag
- * must cover (the store writes more than the one path that failed first).
+ * @param roots The directories the command works in as a whole, as the
+ * user gave them: the store, the directory of an output file. A missing
+ * permission for a path inside one names that directory, which is what the
+ * flag must cover (the command writes more than the one path that failed
+ * first, some under names made up on the spot).
  * @returns The message and the exit code.
  */
 export function describeError(
   error: unknown,
-  storePath?: string,
+  roots: readonly string[] = [],
 ): { message: string; code: number } {
-  const { message, code } = classifyError(error, storePath);
+  const { message, code } = classifyError(error, roots);
   return { message: inCliWords(message), code };
 }
 
-/** The store `root` when `path` lies inside it, else `path`. */
-function storeOf(path: string, root: string | undefined): string {
-  if (root === undefined) return path;
-  const base = root.replace(/\/+/g, "/").replace(/(.)\/$/, "$1");
-  return path === base ||
-      path.startsWith(base.endsWith("/") ? base : `${base}/`)
-    ? base
-    : path;
+/** A path made absolute and normalised, where the working directory is known. */
+function comparable(path: string): string {
+  if (isAbsolute(path)) return normalize(path);
+  try {
+    return resolve(path);
+  } catch {
+    // No read access to the working directory: compare as written.
+    return normalize(path);
+  }
+}
+
+/**
+ * The root `path` lies in, as the user wrote it (normalised: `x/../store`
+ * is `store`), else `path`.
+ */
+function rootOf(path: string, roots: readonly string[]): string {
+  const target = comparable(path);
+  for (const root of roots) {
+    const base = comparable(root).replace(/(.)\/$/, "$1");
+    const inside = target === base ||
+      target.startsWith(base.endsWith("/") ? base : `${base}/`);
+    if (inside) return normalize(root).replace(/(.)\/$/, "$1");
+  }
+  return path;
 }
 
 function classifyError(
   error: unknown,
-  storePath: string | undefined,
+  roots: readonly string[],
 ): { message: string; code: number } {
   if (error instanceof UsageError) return { message: error.message, code: 2 };
   if (error instanceof Deno.errors.NotCapable) {
@@ -172,9 +191,7 @@ function classifyError(
         .exec(error.message);
     if (!m) return { message: `Missing permission: ${error.message}`, code: 1 };
     let target = m[2]!.replace(/^"|"$/g, "");
-    if (m[1] === "read" || m[1] === "write") {
-      target = storeOf(target, storePath);
-    }
+    if (m[1] === "read" || m[1] === "write") target = rootOf(target, roots);
     const shown = m[2]!.startsWith('"') ? `"${target}"` : target;
     return {
       message: `Missing permission: ${m[1]} access to ${shown}: run with ${
@@ -252,7 +269,7 @@ export async function runCli(
   const out = (t: string) => write(io.stdout, t);
   const err = (t: string) => write(io.stderr, t);
   let debug = args.includes("--debug");
-  let storePath: string | undefined;
+  const roots: string[] = [];
   try {
     const { command: name, rest } = splitCommand(args, GLOBAL_FLAGS);
     if (name === undefined || name === "help") {
@@ -301,9 +318,12 @@ export async function runCli(
           parsed.flags.get("store-path") as string | undefined,
           io.env,
         );
-        storePath = path;
+        if (!roots.includes(path)) roots.push(path);
         store ??= Store.open(path, storeOptions(parsed));
         return store;
+      },
+      workIn(dir) {
+        if (!roots.includes(dir)) roots.push(dir);
       },
       out,
       err,
@@ -328,7 +348,7 @@ export async function runCli(
     };
     return await cmd.run(ctx);
   } catch (e) {
-    const { message, code } = describeError(e, storePath);
+    const { message, code } = describeError(e, roots);
     await err(`Error: ${message}\n`);
     if (debug && e instanceof Error && e.stack) await err(`${e.stack}\n`);
     return code;
