@@ -39,9 +39,12 @@ export interface PushImageResult {
   reference: string;
   /** Descriptor of the pushed manifest or index. */
   descriptor: Descriptor;
-  /** Blobs uploaded. */
+  /**
+   * Blobs (configs and layers) uploaded. Manifests and the index are not
+   * counted: they are sent unless the tag already names the image.
+   */
   uploaded: number;
-  /** Blobs the registry already had. */
+  /** Blobs (configs and layers) the registry already had. */
   skipped: number;
   /** Extra tags written for per-architecture manifests. */
   subTags: string[];
@@ -202,20 +205,27 @@ export async function pushImage(
   const progress = options.onProgress;
   const existing = await client.headManifest(repo, ref.tag, { signal });
   const complete = existing?.digest === descriptor.digest;
-  if (!complete) {
+  const skip = (blob: Descriptor & { name: string }) => {
+    result.skipped++;
+    progress?.({
+      name: blob.name,
+      digest: blob.digest,
+      done: blob.size,
+      total: blob.size,
+      phase: "skip",
+    });
+  };
+  if (complete) {
+    // The tag already names this image, so the registry holds every blob
+    // of it (it accepts a manifest only then): all are skipped.
+    for (const blob of p.blobs.values()) skip(blob);
+  } else {
     await runPool(
       [...p.blobs.values()],
       options.concurrency ?? 4,
       async (blob) => {
         if (await client.hasBlob(repo, blob.digest, { signal })) {
-          result.skipped++;
-          progress?.({
-            name: blob.name,
-            digest: blob.digest,
-            done: blob.size,
-            total: blob.size,
-            phase: "skip",
-          });
+          skip(blob);
           return;
         }
         progress?.({
