@@ -7,7 +7,7 @@
  */
 
 import { isAbsolute, normalize, resolve } from "node:path";
-import { ImageError, StoreError } from "../errors.ts";
+import { ImageError, InvalidReferenceError, StoreError } from "../errors.ts";
 import { defaultStorePath, Store, type StoreOptions } from "../store/store.ts";
 import {
   type FlagSpec,
@@ -20,6 +20,7 @@ import type { CliIo, Command, CommandContext } from "./_command.ts";
 import { ProgressView } from "./_progress.ts";
 import { inCliWords } from "./_output.ts";
 import { COMMANDS } from "./commands/mod.ts";
+import { retries } from "./commands/_registry.ts";
 import denoConfig from "../../deno.json" with { type: "json" };
 
 export type { CliIo } from "./_command.ts";
@@ -185,6 +186,11 @@ function classifyError(
   roots: readonly string[],
 ): { message: string; code: number } {
   if (error instanceof UsageError) return { message: error.message, code: 2 };
+  // Every reference the CLI parses is one the user typed: a malformed one
+  // is a wrong call, like a malformed flag.
+  if (error instanceof InvalidReferenceError) {
+    return { message: error.message, code: 2 };
+  }
   if (error instanceof Deno.errors.NotCapable) {
     const m =
       /Requires (\w+) access to ([^,]+), run again with the (--allow-\w+) flag/
@@ -229,6 +235,17 @@ function storePathOf(
   path: string | undefined,
   env: (name: string) => string | undefined,
 ): string {
+  // An empty path would be the working directory, or `/`: never meant.
+  if (path === "") {
+    throw new UsageError(
+      "Flag --store-path is empty: give the store's directory, or leave the flag out for the default",
+    );
+  }
+  if (path === undefined && env("IRONCORE_IMAGE_STORE") === "") {
+    throw new UsageError(
+      "IRONCORE_IMAGE_STORE is set but empty: set it to the store's directory, or unset it for ~/.ironcore",
+    );
+  }
   let chosen = path;
   if (chosen === undefined) {
     try {
@@ -285,8 +302,14 @@ export async function runCli(
           `Unknown command "${topic}": run ironcore-image help`,
         );
       }
+      // Without a command, the help answers a mistake: on standard error,
+      // with the usage error's exit code.
+      if (name === undefined && !globals.flags.get("help")) {
+        await err(mainHelp());
+        return 2;
+      }
       await out(cmd ? commandHelp(cmd) : mainHelp());
-      return name === undefined && !globals.flags.get("help") ? 2 : 0;
+      return 0;
     }
     const cmd = COMMANDS.find((c) => c.name === name);
     if (!cmd) {
@@ -346,6 +369,10 @@ export async function runCli(
         return true;
       },
     };
+    // Global flags are checked for every command, not only by those that
+    // use them: a typo is a usage error wherever it is made.
+    retries(ctx);
+    storeOptions(parsed);
     return await cmd.run(ctx);
   } catch (e) {
     const { message, code } = describeError(e, roots);

@@ -65,11 +65,25 @@ function assertOneLineError(
 
 // --- help, version and flags ------------------------------------------------
 
-Deno.test("ironcore-image without arguments prints the help to stdout and exits 2", async () => {
+Deno.test("ironcore-image without arguments prints the help to stderr and exits 2", async () => {
   const res = await runCliProcess([]);
   assert.equal(res.code, 2);
-  assert.match(res.stdout, /^ironcore-image 0\.1\.0: /);
-  assert.equal(res.stderr, "");
+  assert.match(res.stderr, /^ironcore-image 0\.1\.0: /);
+  assert.equal(res.stdout, "");
+});
+
+Deno.test("an empty IRONCORE_IMAGE_STORE is a usage error, not ~/.ironcore or /", async () => {
+  await withTempDir(async (dir) => {
+    const res = await runCliProcess(["list"], {
+      env: { IRONCORE_IMAGE_STORE: "", HOME: dir },
+    });
+    assertOneLineError(
+      res,
+      2,
+      /^IRONCORE_IMAGE_STORE is set but empty: set it to the store's directory, or unset it for ~\/\.ironcore$/,
+    );
+    assert.deepEqual(await snapshotStore(`${dir}/.ironcore`), {});
+  });
 });
 
 Deno.test("ironcore-image --help, -h and help list every command and the global flags", async () => {
@@ -218,6 +232,16 @@ const USAGE_ERRORS: [string, string[], RegExp][] = [
     "a string flag given twice",
     ["build", "--tag", "a", "--tag", "b"],
     /^Flag --tag is given more than once$/,
+  ],
+  [
+    "a bad --retries for a command that does not use it",
+    ["--retries", "x", "list"],
+    /^Flag --retries takes a number from 0 to 100, got "x"$/,
+  ],
+  [
+    "a bad --hash-worker-threshold for a command without a store",
+    ["completion", "bash", "--hash-worker-threshold", "-1"],
+    /^Flag --hash-worker-threshold takes a number of bytes, got "-1"$/,
   ],
   [
     "a boolean flag with a bad value",
@@ -417,6 +441,27 @@ const BAD_INPUTS: BadInput[] = [
       /^Cannot read cmdline file .*\/fifo: it is a FIFO \(named pipe\), give a regular file$/,
   },
   {
+    name: "an empty --store-path",
+    code: 2,
+    args: () => ["--store-path", "", "list"],
+    message: () =>
+      /^Flag --store-path is empty: give the store's directory, or leave the flag out for the default$/,
+  },
+  {
+    name: "a directory as the Docker config",
+    code: 1,
+    args: (c) => [
+      "--docker-config-path",
+      `${c.dir}/adir`,
+      "logout",
+      "localhost:5000",
+    ],
+    message: (c) =>
+      new RegExp(
+        `^Docker config ${c.dir}/adir is a directory: give the path of the file, such as ${c.dir}/adir/config\\.json$`,
+      ),
+  },
+  {
     name: "an unknown --config key",
     code: 2,
     args: (c) => BUILD(c, `arch=amd64,kernal=${c.files.vmlinuz}`),
@@ -483,7 +528,7 @@ const BAD_INPUTS: BadInput[] = [
   },
   {
     name: "an empty --tag",
-    code: 1,
+    code: 2,
     args: (
       c,
     ) => [
@@ -499,7 +544,7 @@ const BAD_INPUTS: BadInput[] = [
   },
   {
     name: "an empty --tag= form",
-    code: 1,
+    code: 2,
     args: (
       c,
     ) => [
@@ -514,7 +559,7 @@ const BAD_INPUTS: BadInput[] = [
   },
   {
     name: "an invalid --tag reference",
-    code: 1,
+    code: 2,
     args: (
       c,
     ) => [
@@ -531,13 +576,13 @@ const BAD_INPUTS: BadInput[] = [
   },
   {
     name: "an invalid tag target",
-    code: 1,
+    code: 2,
     args: (c) => ["--store-path", c.store, "tag", "demo:1", "demo:-bad"],
     message: () => /^Invalid reference "demo:-bad": invalid tag "-bad"/,
   },
   {
     name: "a tag target with a digest",
-    code: 1,
+    code: 2,
     args: (
       c,
     ) => [
