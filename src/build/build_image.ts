@@ -299,7 +299,14 @@ export async function buildImage(
     );
   }
   const arches = new Set<string>();
-  for (const c of configs) {
+  for (const [i, c] of configs.entries()) {
+    if (typeof c.arch !== "string" || c.arch.trim() === "") {
+      throw new TypeError(
+        `Cannot build configuration ${
+          i + 1
+        } of ${configs.length}: its architecture is missing, set arch to the target's, such as amd64`,
+      );
+    }
     if (arches.has(c.arch)) {
       throw new TypeError(
         `Architecture ${c.arch} is configured twice: give one configuration per architecture`,

@@ -499,6 +499,17 @@ const BAD: BadBuild[] = [
       /^Cannot build AMD64: architecture "AMD64" is not a Go architecture name: use "amd64"$/,
   },
   {
+    name: "an empty architecture",
+    run: (s, f) =>
+      buildImage(s, [
+        { arch: "amd64", layers: { kernel: f["vmlinuz-amd64"]! } },
+        { arch: "", layers: { kernel: f["vmlinuz-arm64"]! } },
+      ], { tag: "x:1" }),
+    error: TypeError,
+    message:
+      /^Cannot build configuration 2 of 2: its architecture is missing, set arch to the target's, such as amd64$/,
+  },
+  {
     name: "an unknown architecture in the second configuration",
     run: (s, f) =>
       buildImage(s, [
