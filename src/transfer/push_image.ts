@@ -4,7 +4,8 @@
  * @module
  */
 
-import { invalidReference } from "../_errors.ts";
+import { invalidReference, severalTags } from "../_errors.ts";
+import { NotFoundError } from "../errors.ts";
 import type { Descriptor } from "../oci/manifest.ts";
 import {
   formatReference,
@@ -39,14 +40,17 @@ export interface PushImageResult {
   reference: string;
   /** Descriptor of the pushed manifest or index. */
   descriptor: Descriptor;
-  /** Blobs uploaded. */
+  /**
+   * Blobs (configs and layers) uploaded. Manifests and the index are not
+   * counted: they are sent unless the tag already names the image.
+   */
   uploaded: number;
   /**
    * Blobs linked from another repository of the registry where the store
    * saw them (a cross-repository mount): no bytes sent.
    */
   mounted: number;
-  /** Blobs the registry already had. */
+  /** Blobs (configs and layers) the registry already had. */
   skipped: number;
   /** Extra tags written for per-architecture manifests. */
   subTags: string[];
@@ -60,6 +64,40 @@ interface Plan {
     arch?: string | undefined;
   }[];
   bytes: Uint8Array;
+}
+
+/** An image ID: a digest or digest prefix, with or without `sha256:`. */
+const IMAGE_ID = /^(sha256:)?[a-f0-9]{1,64}$/;
+
+function assertTagged(
+  ref: Reference,
+  reference: string,
+): asserts ref is Reference & { tag: string } {
+  if (ref.tag === undefined) {
+    throw invalidReference(
+      reference,
+      "push needs a tag to push to, e.g. NAME:1.0",
+    );
+  }
+}
+
+/** The one tag of the image an ID names: where pushing it goes. */
+async function onlyTag(
+  store: Store,
+  reference: string,
+  digest: string,
+): Promise<string> {
+  const tags = (await store.tags())
+    .filter((t) => t.descriptor.digest === digest)
+    .map((t) => t.reference);
+  if (tags.length === 1) return tags[0]!;
+  if (tags.length > 1) {
+    throw severalTags(reference, tags, "push one of them by its tag");
+  }
+  throw new NotFoundError(
+    `Image ${reference} has no tag to push to: tag it with the name it gets in the registry, then push that tag`,
+    { reference },
+  );
 }
 
 async function plan(store: Store, top: Descriptor): Promise<Plan> {
@@ -108,10 +146,14 @@ async function plan(store: Store, top: Descriptor): Promise<Plan> {
  * when the registry declines; blobs move in a bounded concurrent pool.
  *
  * @param store The local store.
- * @param reference The local tag, which is also the destination.
+ * @param reference The local tag, which is also the destination; or the
+ * image ID (a digest or digest prefix) of an image with one tag, which then
+ * is the destination.
  * @param options Registry client, sub-manifest tags, concurrency, abort
  * signal, progress.
  * @returns What was pushed.
+ * @throws {AmbiguousReferenceError} When an image ID names an image with
+ * several tags.
  *
  * @example Push an image
  * ```ts
@@ -145,15 +187,19 @@ export async function pushImage(
   options: PushImageOptions = {},
 ): Promise<PushImageResult> {
   const client = options.client ?? new RegistryClient();
-  const ref: Reference = parseReference(reference);
-  if (ref.tag === undefined) {
-    throw invalidReference(
-      reference,
-      "push needs a tag to push to, e.g. NAME:1.0",
-    );
+  // An image ID may also read as a repository name (`3f2a9c`); anything
+  // else must be a reference, and is refused as one before the store is
+  // read.
+  if (!IMAGE_ID.test(reference)) {
+    assertTagged(parseReference(reference), reference);
   }
-  const { descriptor: top } = await store.resolve(reference);
-  const { annotations: _a, ...descriptor } = top;
+  const resolved = await store.resolve(reference);
+  const destination = resolved.reference !== undefined
+    ? reference
+    : await onlyTag(store, reference, resolved.descriptor.digest);
+  const ref: Reference = parseReference(destination);
+  assertTagged(ref, reference);
+  const { annotations: _a, ...descriptor } = resolved.descriptor;
   const repo = { registry: ref.registry, repository: ref.repository };
   const p = await plan(store, descriptor);
   const result: PushImageResult = {
@@ -174,7 +220,8 @@ export async function pushImage(
   const complete = existing?.digest === descriptor.digest;
   /** Blobs known to be in the repository now. */
   const present: Descriptor[] = [];
-  const skip = (blob: Descriptor & { name: string }) =>
+  /** A blob the registry had, or linked: no bytes to send. */
+  const none = (blob: Descriptor & { name: string }) =>
     progress?.({
       name: blob.name,
       digest: blob.digest,
@@ -182,15 +229,21 @@ export async function pushImage(
       total: blob.size,
       phase: "skip",
     });
+  const skip = (blob: Descriptor & { name: string }) => {
+    result.skipped++;
+    present.push(blob);
+    none(blob);
+  };
   try {
-    if (complete) present.push(...p.blobs.values());
-    else {
+    if (complete) {
+      // The tag already names this image, so the registry holds every blob
+      // of it (it accepts a manifest only then): all are skipped.
+      for (const blob of p.blobs.values()) skip(blob);
+    } else {
       await runPool([...p.blobs.values()], options.concurrency ?? 4, async (
         blob,
       ) => {
         if (await client.hasBlob(repo, blob.digest, { signal })) {
-          result.skipped++;
-          present.push(blob);
           skip(blob);
           return;
         }
@@ -241,7 +294,7 @@ export async function pushImage(
         present.push(blob);
         if (mounted) {
           result.mounted++;
-          skip(blob);
+          none(blob);
           return;
         }
         result.uploaded++;

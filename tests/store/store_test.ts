@@ -552,3 +552,18 @@ Deno.test("concurrent first writes to a new store create its layout once", async
     assert.ok((await Deno.stat(`${dir}/store/oci-layout`)).isFile);
   });
 });
+
+Deno.test("an empty store path is refused: not the working directory, not /, not the default", async () => {
+  const env = (vars: Record<string, string>) => (n: string) => vars[n];
+  assert.throws(
+    () => defaultStorePath(env({ IRONCORE_IMAGE_STORE: "", HOME: "/h" })),
+    (e: unknown) =>
+      e instanceof StoreError &&
+      e.message ===
+        "Store $IRONCORE_IMAGE_STORE is not usable: the variable is set but empty: set it to the store's directory, or unset it",
+  );
+  await assert.rejects(
+    Store.open(""),
+    new TypeError("Store path is empty: give the store's directory"),
+  );
+});

@@ -36,10 +36,17 @@ export function registryArgument(arg: string): string {
 export async function loadDockerConfig(
   ctx: CommandContext,
 ): Promise<DockerConfig> {
-  const { DockerConfig } = await import("../../registry/credentials.ts");
+  const [{ DockerConfig, defaultDockerConfigPath }, { dirname }] = await Promise
+    .all([import("../../registry/credentials.ts"), import("node:path")]);
   const options: DockerConfigOptions = { env: ctx.io.env };
   const path = dockerConfigPath(ctx);
   if (path !== undefined) options.path = path;
+  try {
+    // The file is rewritten through a temporary file beside it.
+    ctx.workIn(dirname(path ?? defaultDockerConfigPath(ctx.io.env)));
+  } catch {
+    // No default path: loading says why.
+  }
   return await DockerConfig.load(options);
 }
 
