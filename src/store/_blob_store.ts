@@ -480,6 +480,29 @@ export class BlobStore {
     if (st?.mtime) await Deno.utime(path, new Date(), st.mtime).catch(() => {});
   }
   /**
+   * Sets aside a blob whose bytes do not match its digest, so that the next
+   * pull, build or cache fill writes it again: the file moves into the
+   * temporary directory as `corrupt-<hex>` (removed with other stale
+   * temporary files). With `seen`, only that very file is moved: a blob
+   * replaced in the meantime stays.
+   *
+   * @param digest The blob's digest.
+   * @param seen The file found corrupt (from its `stat`).
+   * @returns `true` when the blob was set aside.
+   */
+  async markCorrupt(digest: Digest, seen?: Deno.FileInfo): Promise<boolean> {
+    const path = this.blobPath(digest);
+    const st = await Deno.stat(path).catch(() => null);
+    if (!st) return false;
+    if (seen && (st.ino !== seen.ino || st.dev !== seen.dev)) return false;
+    await this.#prepare();
+    await Deno.rename(
+      path,
+      join(this.path, TMP_DIR, `corrupt-${digestHex(digest)}`),
+    );
+    return true;
+  }
+  /**
    * Every blob file in the store.
    *
    * @returns Digest, size and time of last write or use of each blob.
