@@ -127,9 +127,23 @@ export function messageOf(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-/** Writes the access log entry of a request once: status, body bytes, failure. */
+/**
+ * Where the body of a blob came from: `store`, a blob file of the store
+ * known to match its digest, sent without hashing (the fast path);
+ * `store-verify`, a blob file hashed while it was sent, the first time
+ * after start-up or after the file changed (its last bytes wait for the
+ * check); `fill`, the download that brings the blob into the store;
+ * `registry`, straight from the registry.
+ */
+export type BootBodySource = "store" | "store-verify" | "fill" | "registry";
+
+/**
+ * Writes the access log entry of a request once: status, body bytes,
+ * failure, and where a blob's body came from.
+ */
 export type AccessLog = (
   status: number,
   bytes: number,
   error?: unknown,
+  source?: BootBodySource,
 ) => void;

@@ -19,6 +19,7 @@ import { ImageResolver } from "./_image_resolver.ts";
 import { ClientGoneError } from "./_relay.ts";
 import {
   type AccessLog,
+  type BootBodySource,
   HttpError,
   messageOf,
   type Reply,
@@ -28,6 +29,7 @@ import {
 import { IMAGES_PREFIX, routeOf } from "./_routes.ts";
 
 export { BOOT_LAYERS, type BootLayer } from "./_routes.ts";
+export type { BootBodySource } from "./_reply.ts";
 export type {
   BootBlobJson,
   BootImageJson,
@@ -42,7 +44,11 @@ export interface AccessLogEntry {
   path: string;
   /** Response status. */
   status: number;
-  /** Body bytes sent. */
+  /**
+   * Body bytes sent. A stored blob that the runtime streams by itself (under
+   * `Deno.serve`) counts whole when it was sent, and 0 when the client left
+   * early: the runtime does not say how far it got.
+   */
   bytes: number;
   /** Milliseconds from request to the end of the body. */
   durationMs: number;
@@ -50,6 +56,8 @@ export interface AccessLogEntry {
   remoteAddr?: string | undefined;
   /** Why the request failed, or why its body broke off. */
   error?: string | undefined;
+  /** Where a blob's body came from; absent for other answers. */
+  source?: BootBodySource | undefined;
 }
 
 /** Options for {@linkcode createBootHandler}. */
@@ -106,6 +114,12 @@ export interface BootHandlerOptions {
 export interface BootRequestInfo {
   /** The client's address. */
   remoteAddr?: Deno.Addr | undefined;
+  /**
+   * Settles when the response has been sent, rejects when it could not be
+   * (`Deno.serve` passes it). With it, a stored blob known to match its
+   * digest is streamed by the runtime itself, with no JavaScript per chunk.
+   */
+  completed?: Promise<void> | undefined;
 }
 
 /** A request handler for `Deno.serve`, with a way to stop its background work. */
@@ -252,6 +266,7 @@ export function createBootHandler(options: BootHandlerOptions): BootHandler {
     req: Request,
     url: URL,
     log: AccessLog,
+    completed: Promise<void> | undefined,
   ): Promise<Reply> {
     const route = routeOf(req, url, { basePath, allowList });
     if (route.kind === "reply") return route.reply;
@@ -266,7 +281,7 @@ export function createBootHandler(options: BootHandlerOptions): BootHandler {
     }
     return await blobResponse(
       req,
-      { ref: route.ref, image, layer: route.layer },
+      { ref: route.ref, image, layer: route.layer, completed },
       sources,
       log,
     );
@@ -280,7 +295,7 @@ export function createBootHandler(options: BootHandlerOptions): BootHandler {
     const url = new URL(req.url);
     const remoteAddr = formatAddr(info?.remoteAddr);
     let logged = false;
-    const log: AccessLog = (status, bytes, error) => {
+    const log: AccessLog = (status, bytes, error, source) => {
       if (logged) return;
       logged = true;
       const entry: AccessLogEntry = {
@@ -291,6 +306,7 @@ export function createBootHandler(options: BootHandlerOptions): BootHandler {
         durationMs: Math.round(performance.now() - t0),
       };
       if (remoteAddr !== undefined) entry.remoteAddr = remoteAddr;
+      if (source !== undefined) entry.source = source;
       if (error !== undefined) {
         entry.error = error instanceof ClientGoneError
           ? "client disconnected"
@@ -302,7 +318,7 @@ export function createBootHandler(options: BootHandlerOptions): BootHandler {
       if (signal.aborted) {
         throw new HttpError(503, "The server is shutting down");
       }
-      const reply = await answer(req, url, log);
+      const reply = await answer(req, url, log, info?.completed);
       if (reply.bytes !== undefined) log(reply.response.status, reply.bytes);
       return reply.response;
     } catch (e) {
