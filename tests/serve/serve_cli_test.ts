@@ -302,3 +302,78 @@ Deno.test("ironcore-image serve logs each request on one line, whatever the path
     );
   });
 });
+
+Deno.test("ironcore-image serve --http-server direct and deno serve stored blobs without hashing them again", async () => {
+  await using reg = await startRegistry();
+  await withTempDir(async (dir) => {
+    const kernel = randomBytes(2 * 1024 * 1024 + 1);
+    const files = await writeFiles(dir, { vmlinuz: kernel });
+    const source = await Store.open(`${dir}/source`);
+    const ref = `${reg.host}/cli/fast:1.0`;
+    await buildImage(source, [{
+      arch: "amd64",
+      layers: { kernel: files.vmlinuz },
+    }], { tag: ref });
+    await pushImage(source, ref, {
+      client: new RegistryClient({ plainHttp: true }),
+    });
+    for (const server of ["direct", "deno"]) {
+      const child = spawnServe(
+        dir,
+        "--cache",
+        "--platform",
+        "linux/amd64",
+        "--http-server",
+        server,
+      );
+      const stderr = collect(child.stderr);
+      const stdout = collect(child.stdout);
+      try {
+        const base = await listeningAt(stderr);
+        const url = `${base}/v1/images/${encodeURIComponent(ref)}/kernel`;
+        for (let i = 0; i < 3; i++) {
+          const res = await fetch(url);
+          const bytes = new Uint8Array(await res.arrayBuffer());
+          assert.equal(digestOf(bytes), digestOf(kernel), server);
+        }
+        const ranged = await fetch(url, { headers: { range: "bytes=-7" } });
+        assert.equal(ranged.status, 206);
+        assert.deepEqual(
+          new Uint8Array(await ranged.arrayBuffer()),
+          kernel.subarray(-7),
+        );
+      } finally {
+        child.kill("SIGTERM");
+        await child.status;
+        await Promise.all([stderr.done, stdout.done]);
+      }
+      const lines = stderr.text().split("\n").filter((l) =>
+        l.includes(" GET ")
+      );
+      const sources = lines.map((l) => / \d+ms (\S+)$/.exec(l)?.[1]);
+      // The first server fills the cache; the second one starts with the
+      // blob in the store and checks it once.
+      assert.deepEqual(
+        sources,
+        server === "direct"
+          ? ["fill", "store", "store", "store"]
+          : ["store-verify", "store", "store", "store"],
+        stderr.text(),
+      );
+    }
+  });
+});
+
+Deno.test("ironcore-image serve refuses an unknown --http-server", async () => {
+  await withTempDir(async (dir) => {
+    const { code, stderr } = await runCliProcess([
+      "serve",
+      "--http-server",
+      "nginx",
+      "--store-path",
+      `${dir}/store`,
+    ]);
+    assert.equal(code, 2);
+    assert.match(stderr, /--http-server takes direct or deno, got "nginx"/);
+  });
+});

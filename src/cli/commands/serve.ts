@@ -10,12 +10,14 @@ import {
   createBootHandler,
 } from "../../serve/boot_handler.ts";
 import { hostPlatform } from "../../oci/platform.ts";
+import { serveHttp1 } from "../../serve/_serve_http1.ts";
 import { UsageError } from "../_args.ts";
 import { checkPositionals, type Command } from "../_command.ts";
 import { durationFlag } from "./_flags.ts";
 import { registryClient, retries } from "./_registry.ts";
 
 const DEFAULT_LISTEN = "127.0.0.1:8080";
+const HTTP_SERVERS = ["direct", "deno"] as const;
 
 /**
  * Parses `--listen`: `HOST:PORT`, `[IPv6]:PORT`, or a bare `PORT` on
@@ -52,8 +54,8 @@ function formatLog(e: AccessLogEntry): string {
   return `${new Date().toISOString()} ${
     e.remoteAddr ?? "-"
   } ${e.method} ${e.path} ${e.status} ${e.bytes} ${e.durationMs}ms${
-    e.error ? ` (${escapeControls(e.error)})` : ""
-  }\n`;
+    e.source ? ` ${e.source}` : ""
+  }${e.error ? ` (${escapeControls(e.error)})` : ""}\n`;
 }
 
 /**
@@ -87,7 +89,7 @@ export const serveCommand: Command = {
   summary:
     "Serve kernels, initramfs and root file systems of images over HTTP for network boot",
   usage:
-    "serve [--listen 127.0.0.1:8080] [--allow-registry REGISTRY[/PREFIX]]... [--cache] [--resolve-interval 60s] [--platform os/arch]",
+    "serve [--listen 127.0.0.1:8080] [--allow-registry REGISTRY[/PREFIX]]... [--cache] [--resolve-interval 60s] [--platform os/arch] [--http-server direct|deno]",
   examples: [
     "ironcore-image serve --listen 0.0.0.0:8080 --allow-registry ghcr.io/org --cache",
     "curl -O http://127.0.0.1:8080/v1/images/ghcr.io%2Forg%2Fos%3A1.0/kernel",
@@ -129,6 +131,15 @@ export const serveCommand: Command = {
       help:
         "Platform of an index when a request names none (default: this machine's)",
     },
+    {
+      name: "http-server",
+      type: "string",
+      value: "KIND",
+      choices: HTTP_SERVERS,
+      help:
+        "direct: HTTP/1.1 that writes stored blobs from reused buffers (fastest); deno: the runtime's Deno.serve (default direct)",
+      default: "direct",
+    },
   ],
   positionals: { min: 0, max: 0, names: "no arguments" },
   async run(ctx) {
@@ -150,6 +161,14 @@ export const serveCommand: Command = {
       // host it names.
       throw new UsageError(
         `Listening on ${listen.hostname}, not a loopback address, needs --allow-registry: name the registries or repository prefixes to serve, e.g. --allow-registry ghcr.io/org`,
+      );
+    }
+    const httpServer = ctx.string("http-server") ?? "direct";
+    if (!(HTTP_SERVERS as readonly string[]).includes(httpServer)) {
+      throw new UsageError(
+        `Flag --http-server takes ${
+          HTTP_SERVERS.join(" or ")
+        }, got "${httpServer}"`,
       );
     }
     const cache = ctx.bool("cache");
@@ -177,13 +196,20 @@ export const serveCommand: Command = {
       }
       throw e;
     }
-    let server: Deno.HttpServer<Deno.NetAddr>;
+    let server: {
+      addr: Deno.NetAddr;
+      finished: Promise<void>;
+      shutdown(): Promise<void>;
+    };
     try {
-      server = Deno.serve({
-        hostname: listen.hostname,
-        port: listen.port,
-        onListen() {},
-      }, handler);
+      server = httpServer === "deno"
+        ? Deno.serve({
+          ...listen,
+          onListen() {},
+          // A body that breaks off is in the access log already.
+          onError: () => new Response(null, { status: 500 }),
+        }, handler)
+        : serveHttp1(listen, handler);
     } catch (e) {
       await handler.close();
       if (e instanceof Deno.errors.AddrInUse) {
