@@ -7,7 +7,12 @@
  * CPU and peak RSS. References: `openssl dgst -sha256`, curl's monolithic
  * upload and download, and skopeo when installed.
  *
- * Usage: deno task bench [--mib 1024] [--runs 3] [--big-mib 0] [--only REGEX] [--work DIR]
+ * The serve cases (`--only serve`) serve a `--serve-mib` layer from a cache
+ * on tmpfs to 20 clients and to one, against nginx with `sendfile on`
+ * (`apt-get install nginx-light`; without nginx they are left out), and
+ * time the cold path against `curl | tee | openssl dgst`.
+ *
+ * Usage: deno task bench [--mib 1024] [--runs 3] [--big-mib 0] [--serve-mib 256] [--serve-runs 5] [--only REGEX] [--work DIR]
  *
  * @module
  */
@@ -21,6 +26,7 @@ import {
   type TestRegistry,
 } from "../tests/_helpers/registry.ts";
 import { blobStoreOf, tagIndexOf } from "../src/store/_internal.ts";
+import { benchServe, load } from "./_serve_cases.ts";
 import {
   GNU_TIME,
   median,
@@ -37,6 +43,8 @@ const args = parseFlags(Deno.args);
 const MIB = Number(args.mib ?? 1024);
 const RUNS = Number(args.runs ?? 3);
 const BIG_MIB = Number(args["big-mib"] ?? 0);
+const SERVE_MIB = Number(args["serve-mib"] ?? 256);
+const SERVE_RUNS = Number(args["serve-runs"] ?? Math.max(5, RUNS));
 const ONLY = args.only ? new RegExp(args.only) : undefined;
 const WORK = args.work ?? "/tmp/ironcore-bench";
 const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
@@ -113,7 +121,8 @@ function record(row: Row): void {
           row.ratio?.toFixed(2)
         }`
         : "") +
-      (row.ours ? `, peak ${row.ours.rss.toFixed(1)} MiB` : ""),
+      (row.ours ? `, peak ${row.ours.rss.toFixed(1)} MiB` : "") +
+      (row.note ? ` (${row.note})` : ""),
   );
 }
 
@@ -627,11 +636,46 @@ async function main(): Promise<void> {
     await rm(huge);
   }
 
+  // ---- serve: from the cache against nginx, and the cold path
+  if (want("serve")) {
+    if (!(await hasTool("nginx"))) {
+      console.error(
+        "[bench] serve cases left out: they need nginx as the reference (apt-get install -y nginx-light)",
+      );
+    } else {
+      const shm = await Deno.stat("/dev/shm").then(() => true, () => false);
+      const cases = await benchServe({
+        deno: DENO,
+        cli: CLI,
+        work: `${shm ? "/dev/shm" : WORK}/ironcore-bench-serve`,
+        mib: SERVE_MIB,
+        runs: SERVE_RUNS,
+        reg,
+        want,
+      });
+      for (const c of cases) {
+        // 20 clients: the time against nginx and the server's memory.
+        const pass = c.id === "serve-conc"
+          ? c.ours.wall / c.ref.wall <= 1.25 && c.ours.rss <= 150
+          : undefined;
+        record({
+          ...c,
+          ...(pass === undefined ? {} : {
+            target: "<= 1.25, RSS <= 150 MiB",
+            pass,
+          }),
+        });
+      }
+    }
+  }
+
   // ---- report
   const info =
     `${Deno.build.os} ${Deno.build.arch}, ${navigator.hardwareConcurrency} cores, deno ${Deno.version.deno}`;
   const lines = [
-    `ironcore-image bench  ${new Date().toISOString().slice(0, 16)}Z  ${info}`,
+    `ironcore-image bench  ${
+      new Date().toISOString().slice(0, 16)
+    }Z  ${info}  load ${await load()}`,
     `payload ${MIB} MiB random; median of ${RUNS} runs after 1 warm-up; whole processes, start-up included`,
     "",
     "| case | ours (s) | reference | ref (s) | ratio | target | peak RSS (MiB) |",
@@ -646,7 +690,7 @@ async function main(): Promise<void> {
         : undefined);
     lines.push(
       `| ${r.label} | ${r.ours?.wall.toFixed(3) ?? "-"} | ${
-        r.refLabel ?? "-"
+        r.refLabel?.replaceAll("|", "\\|") ?? "-"
       } | ${r.ref?.wall.toFixed(3) ?? "-"} | ${r.ratio?.toFixed(2) ?? "-"} | ${
         r.target ?? "-"
       }${met === undefined ? "" : met ? " ✓" : " ✗"} | ${
@@ -654,6 +698,9 @@ async function main(): Promise<void> {
       } |`,
     );
   }
+  const notes = rows.filter((r) => r.note);
+  if (notes.length > 0) lines.push("");
+  for (const r of notes) lines.push(`- ${r.label}: ${r.note}`);
   console.log(lines.join("\n"));
 }
 
