@@ -70,10 +70,19 @@ export interface Http1Server extends AsyncDisposable {
   close(): void;
 }
 
-/** Size of the buffers bodies are read into. */
+/** Size of the buffers bodies are read into, while few bodies are sent. */
 const BUFFER_BYTES = 1024 * 1024;
+/** Smallest body buffer, however many bodies are sent at once. */
+const MIN_BUFFER_BYTES = 64 * 1024;
+/**
+ * What the body buffers may take together: with many bodies at once, each
+ * gets a smaller one (down to {@linkcode MIN_BUFFER_BYTES}).
+ */
+const BUFFER_BUDGET = 32 * 1024 * 1024;
 /** Spare buffers kept for the next responses. */
 const SPARE_BUFFERS = 8;
+/** Room for a request head at first; it grows up to the largest. */
+const HEAD_BYTES = 4 * 1024;
 /** Largest request head accepted. */
 const MAX_HEAD_BYTES = 16 * 1024;
 /** Most header lines in a request head. */
@@ -115,20 +124,31 @@ const BAD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
 
 const encoder = new TextEncoder();
 
-/** Reused body buffers, so a response allocates nothing per chunk. */
+/**
+ * Reused body buffers, so a response allocates nothing per chunk: one per
+ * body being sent, as large as the budget allows for the bodies in flight.
+ */
 class BufferPool {
   readonly #spare: ArrayBuffer[] = [];
+  #lent = 0;
 
   take(): ArrayBuffer {
-    return this.#spare.pop() ?? new ArrayBuffer(BUFFER_BYTES);
+    this.#lent++;
+    let size = BUFFER_BYTES;
+    while (size > MIN_BUFFER_BYTES && size * this.#lent > BUFFER_BUDGET) {
+      size /= 2;
+    }
+    const i = this.#spare.findIndex((b) => b.byteLength === size);
+    if (i >= 0) return this.#spare.splice(i, 1)[0]!;
+    return new ArrayBuffer(size);
   }
 
-  give(buffer: ArrayBuffer): void {
-    if (
-      buffer.byteLength === BUFFER_BYTES && this.#spare.length < SPARE_BUFFERS
-    ) {
-      this.#spare.push(buffer);
-    }
+  /** Takes a buffer back; a detached one (lost to a failed read) counts too. */
+  give(buffer: ArrayBuffer | undefined): void {
+    this.#lent--;
+    if (!buffer || buffer.byteLength === 0) return;
+    if (this.#spare.length >= SPARE_BUFFERS) this.#spare.shift();
+    this.#spare.push(buffer);
   }
 }
 
@@ -325,7 +345,7 @@ class BrokenBody extends Error {}
 class Connection {
   readonly #conn: Deno.TcpConn;
   readonly #server: ServerState;
-  #buf = new Uint8Array(MAX_HEAD_BYTES);
+  #buf = new Uint8Array(HEAD_BYTES);
   /** Bytes of the next request(s) already read: `#buf[#start, #end)`. */
   #start = 0;
   #end = 0;
@@ -394,7 +414,12 @@ class Connection {
           this.#start = 0;
         }
         if (this.#end === this.#buf.byteLength) {
-          throw new BadRequest(431, "The request head is too large");
+          if (this.#buf.byteLength >= MAX_HEAD_BYTES) {
+            throw new BadRequest(431, "The request head is too large");
+          }
+          const grown = new Uint8Array(this.#buf.byteLength * 2);
+          grown.set(this.#buf.subarray(0, this.#end));
+          this.#buf = grown;
         }
         if (this.idle && this.#server.stopping) return null;
         const n = await this.#conn.read(this.#buf.subarray(this.#end));
@@ -589,12 +614,13 @@ class Connection {
       byob = undefined;
     }
     const reader = byob ?? body.getReader();
-    let buffer: ArrayBuffer | undefined;
+    const pool = this.#server.pool;
+    let buffer = byob ? pool.take() : undefined;
     try {
       if (byob) {
-        buffer = this.#server.pool.take();
         for (;;) {
-          const { done, value } = await byob.read(new Uint8Array(buffer));
+          // A read moves the buffer's memory into a new ArrayBuffer.
+          const { done, value } = await byob.read(new Uint8Array(buffer!));
           if (value) {
             buffer = value.buffer as ArrayBuffer;
             if (value.byteLength > 0) {
@@ -604,7 +630,6 @@ class Connection {
           }
           if (done) break;
         }
-        this.#server.pool.give(buffer);
       } else {
         const plain = reader as ReadableStreamDefaultReader<Uint8Array>;
         for (;;) {
@@ -621,6 +646,7 @@ class Connection {
       throw e;
     } finally {
       reader.releaseLock();
+      if (byob) pool.give(buffer);
     }
   }
 

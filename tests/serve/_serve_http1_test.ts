@@ -78,6 +78,45 @@ Deno.test("serveHttp1() reads a byte stream body into its own buffers", async ()
   assert.equal(server.stats.chunkBytes, 0);
 });
 
+Deno.test("serveHttp1() gives each body a smaller buffer when many are sent at once", async () => {
+  const sizes: number[] = [];
+  let open!: () => void;
+  const gate = new Promise<void>((resolve) => open = resolve);
+  await using server = start(() =>
+    new Response(
+      new ReadableStream({
+        type: "bytes",
+        async pull(controller) {
+          const request = controller.byobRequest!;
+          sizes.push(request.view!.byteLength);
+          await gate;
+          new Uint8Array(request.view!.buffer, request.view!.byteOffset, 1)
+            .set([7]);
+          request.respond(1);
+          controller.close();
+        },
+      }),
+      { headers: { "content-length": "1" } },
+    )
+  );
+  const clients = 80;
+  const all = Promise.all(
+    Array.from(
+      { length: clients },
+      () =>
+        fetch(`http://127.0.0.1:${server.addr.port}/`).then((r) => r.bytes()),
+    ),
+  );
+  while (sizes.length < clients) await new Promise((r) => setTimeout(r, 10));
+  open();
+  for (const bytes of await all) assert.deepEqual([...bytes], [7]);
+  // 1 MiB each for the first 32, then half as much each time their number
+  // doubles.
+  const mib = 1024 * 1024;
+  assert.deepEqual([...new Set(sizes)], [mib, mib / 2, mib / 4]);
+  assert.deepEqual(sizes, [...sizes].sort((a, b) => b - a));
+});
+
 Deno.test("serveHttp1() sends a file's own stream and other streams", async () => {
   const bytes = randomBytes(3 * 1024 * 1024);
   const path = await Deno.makeTempFile();
@@ -262,6 +301,13 @@ Deno.test("serveHttp1() refuses malformed requests and closes", async (t) => {
       "a head of 17 KiB",
       `GET / HTTP/1.1\r\nX: ${"a".repeat(17 * 1024)}\r\n\r\n`,
       /^HTTP\/1\.1 431 /,
+    ],
+    [
+      "a head of 12 KiB",
+      `GET / HTTP/1.1\r\nConnection: close\r\nX: ${
+        "a".repeat(12 * 1024)
+      }\r\n\r\n`,
+      /^HTTP\/1\.1 200 /,
     ],
   ];
   for (const [name, request, status] of cases) {
