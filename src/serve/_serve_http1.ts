@@ -81,6 +81,14 @@ const MIN_BUFFER_BYTES = 64 * 1024;
 const BUFFER_BUDGET = 32 * 1024 * 1024;
 /** Spare buffers kept for the next responses. */
 const SPARE_BUFFERS = 8;
+/**
+ * Bytes left unused at the start of a body buffer. A large buffer starts 16
+ * bytes past a page boundary (the allocator's header), and a read from the
+ * page cache into that start copies up to three times slower on common x86
+ * processors: the stores alias the loads 16 bytes behind them in the low 12
+ * address bits ("4K aliasing"). 64 bytes further on, they do not.
+ */
+const BUFFER_SKEW = 64;
 /** Room for a request head at first; it grows up to the largest. */
 const HEAD_BYTES = 4 * 1024;
 /** Largest request head accepted. */
@@ -132,15 +140,18 @@ class BufferPool {
   readonly #spare: ArrayBuffer[] = [];
   #lent = 0;
 
-  take(): ArrayBuffer {
+  /** A buffer to read a body into, as a view past {@linkcode BUFFER_SKEW}. */
+  take(): Uint8Array<ArrayBuffer> {
     this.#lent++;
     let size = BUFFER_BYTES;
     while (size > MIN_BUFFER_BYTES && size * this.#lent > BUFFER_BUDGET) {
       size /= 2;
     }
-    const i = this.#spare.findIndex((b) => b.byteLength === size);
-    if (i >= 0) return this.#spare.splice(i, 1)[0]!;
-    return new ArrayBuffer(size);
+    const i = this.#spare.findIndex((b) => b.byteLength === size + BUFFER_SKEW);
+    const buffer = i >= 0
+      ? this.#spare.splice(i, 1)[0]!
+      : new ArrayBuffer(size + BUFFER_SKEW);
+    return new Uint8Array(buffer, BUFFER_SKEW, size);
   }
 
   /** Takes a buffer back; a detached one (lost to a failed read) counts too. */
@@ -615,14 +626,19 @@ class Connection {
     }
     const reader = byob ?? body.getReader();
     const pool = this.#server.pool;
-    let buffer = byob ? pool.take() : undefined;
+    let view = byob ? pool.take() : undefined;
+    const size = view?.byteLength ?? 0;
     try {
       if (byob) {
         for (;;) {
           // A read moves the buffer's memory into a new ArrayBuffer.
-          const { done, value } = await byob.read(new Uint8Array(buffer!));
+          const { done, value } = await byob.read(view!);
           if (value) {
-            buffer = value.buffer as ArrayBuffer;
+            view = new Uint8Array(
+              value.buffer as ArrayBuffer,
+              BUFFER_SKEW,
+              size,
+            );
             if (value.byteLength > 0) {
               stats.pooledBytes += value.byteLength;
               await send(value);
@@ -646,7 +662,7 @@ class Connection {
       throw e;
     } finally {
       reader.releaseLock();
-      if (byob) pool.give(buffer);
+      if (byob) pool.give(view?.buffer);
     }
   }
 
