@@ -20,7 +20,8 @@
  * @module
  */
 
-import { digestMismatch, sizeMismatch } from "../_errors.ts";
+import { REPAIR_ADVICE, sizeMismatch } from "../_errors.ts";
+import { StoreError } from "../errors.ts";
 import type { Digest } from "../oci/digest.ts";
 import type { Descriptor } from "../oci/manifest.ts";
 import { partialName } from "../store/_partial_blob.ts";
@@ -232,10 +233,9 @@ export class BlobCache {
     const stored = await this.fromStore(d, start, end, onEnd, completed);
     if (stored) return stored;
     if (this.#checked.stuck(d.digest)) {
-      throw digestMismatch(
-        d.digest,
-        "other bytes",
-        `blob ${d.digest} in store ${this.#store.path} (it cannot be set aside: run verify, then pull the image again)`,
+      throw new StoreError(
+        `Blob ${d.digest} in store ${this.#store.path} is corrupt and cannot be marked for replacement: ${REPAIR_ADVICE}`,
+        { path: this.#store.path },
       );
     }
     let fill = this.#fills.get(d.digest);

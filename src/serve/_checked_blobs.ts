@@ -7,13 +7,13 @@
  * file system reports the same file unchanged: device, inode, size,
  * modification and change time. The first response after start-up or
  * after a change is sent while the file is hashed, and its last bytes wait
- * for the result. A file that fails is set aside in the store (so the next
- * fill or pull writes it again) and its responses break off.
+ * for the result. A file that fails is marked corrupt in the store (so the
+ * next fill, pull or build writes it again) and its responses break off.
  *
  * @module
  */
 
-import { digestMismatch } from "../_errors.ts";
+import { corruptBlob } from "../_errors.ts";
 import { NotFoundError } from "../errors.ts";
 import type { Digest } from "../oci/digest.ts";
 import type { Descriptor } from "../oci/manifest.ts";
@@ -84,15 +84,18 @@ export class CheckedBlobs {
    *
    * @param d The blob.
    * @returns The file and its check; `undefined` when the store lacks the
-   * blob, holds it at another size, or holds a copy known to be corrupt
-   * that could not be set aside.
+   * blob, holds it at another size, or holds a copy marked or known to be
+   * corrupt.
    */
   async open(d: Pick<Descriptor, "digest" | "size">): Promise<
     OpenBlob | undefined
   > {
+    const blobs = blobStoreOf(this.#store);
+    // A blob marked corrupt is fetched again: the fill replaces it.
+    if (await blobs.isSuspect(d.digest)) return undefined;
     let file: Deno.FsFile;
     try {
-      file = await blobStoreOf(this.#store).openBlob(d.digest);
+      file = await blobs.openBlob(d.digest);
     } catch (e) {
       if (e instanceof NotFoundError) return undefined;
       throw e;
@@ -133,7 +136,7 @@ export class CheckedBlobs {
 
   /**
    * Whether the store holds a copy of the blob known to be corrupt that
-   * could not be set aside.
+   * could not be marked (no write access).
    *
    * @param digest The blob's digest.
    * @returns `true` when it does.
@@ -190,17 +193,11 @@ export class CheckedBlobs {
         return;
       }
       this.#good.delete(d.digest);
-      const moved = await blobs.markCorrupt(d.digest, info).catch(() => false);
-      if (!moved) this.#bad.set(d.digest, identityOf(info));
-      throw digestMismatch(
-        d.digest,
-        digest,
-        `blob ${d.digest} in store ${this.#store.path} (${
-          moved
-            ? "set aside, to be fetched again"
-            : "run verify, then pull the image again"
-        })`,
-      );
+      // Then the fill, or the next pull or build, replaces it.
+      if (!(await blobs.markCorrupt(d.digest))) {
+        this.#bad.set(d.digest, identityOf(info));
+      }
+      throw corruptBlob(this.#store.path, d.digest, digest);
     })().finally(() => this.#checks.delete(key));
     // Nobody may be waiting when a check fails after its clients left.
     check.catch(() => {});

@@ -25,6 +25,7 @@ import {
   LEGACY_LAYER_MEDIA_TYPES,
 } from "../../src/spec/media_types.ts";
 import { Store } from "../../src/store/store.ts";
+import { verifyStore } from "../../src/store/verify_store.ts";
 import { pushImage } from "../../src/transfer/push_image.ts";
 import { randomBytes, writeFiles } from "../_helpers/fixtures.ts";
 import { startTrap } from "../_helpers/trap.ts";
@@ -738,6 +739,45 @@ Deno.test("createBootHandler() with a cache downloads each blob from the registr
   }
 });
 
+Deno.test("createBootHandler() with a cache fetches a blob verify found corrupt again, and replaces it", async () => {
+  await using reg = await startRegistry();
+  const image = await pushTestImage(reg.host, "boot/repair");
+  await using proxy = startProxy(reg);
+  const ref = image.ref.replace(reg.host, proxy.host);
+  const digest = digestOf(image.amd64.kernel!);
+  const dir = await Deno.makeTempDir({ prefix: "ironcore-serve-" });
+  try {
+    const store = await Store.open(`${dir}/store`);
+    await using srv = serve({
+      client: client(),
+      store,
+      cache: true,
+      platform: AMD64,
+    });
+    const url = `${srv.url}${layerPath(ref, "kernel")}`;
+    assertBytes((await get(url)).bytes, image.amd64.kernel);
+    for (let i = 0; i < 200 && !(await store.hasBlob(digest)); i++) {
+      await sleep(25);
+    }
+    // One flipped byte in the cached copy: same size, other digest.
+    const path = store.blobPath(digest);
+    const bytes = await Deno.readFile(path);
+    bytes[10] = bytes[10]! ^ 0xff;
+    await Deno.writeFile(path, bytes);
+    assert.equal((await verifyStore(store)).ok, false);
+
+    const again = await get(url);
+    assert.equal(again.res.status, 200);
+    assertBytes(again.bytes, image.amd64.kernel);
+    assert.equal(proxy.blobGets(digest), 2);
+    await srv.handler.close();
+    assert.equal(digestOf(await Deno.readFile(path)), digest);
+    assert.equal((await verifyStore(store)).ok, true);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("createBootHandler() never delivers a blob whose digest is wrong", async (t) => {
   await using reg = await startRegistry();
   const image = await pushTestImage(reg.host, "boot/corrupt");
@@ -817,7 +857,7 @@ function assertCheckFailed(entries: AccessLogEntry[]): void {
   assert.equal(failed.length, 1, JSON.stringify(entries));
   assert.match(
     failed[0]!.error!,
-    /^Digest mismatch for blob sha256:\w+ in store /,
+    /^Blob sha256:\w+ in store \S+ is corrupt: its bytes hash to sha256:/,
   );
 }
 
@@ -852,7 +892,7 @@ Deno.test("createBootHandler() never sends a corrupt cached blob as a complete b
           const url = `${srv.url}${layerPath(ref, "disk")}`;
           await getWhole(url, disk);
           assertCheckFailed(srv.entries);
-          // Set aside, fetched again, and served whole.
+          // Marked corrupt, fetched again, and served whole.
           await Deno.stat(`${store.path}/.tmp/corrupt-${digestHex(digest)}`);
           assert.ok(await getWhole(url, disk));
           assert.equal(srv.entries.at(-1)!.source, "fill");
@@ -912,7 +952,7 @@ Deno.test("createBootHandler() never sends a corrupt cached blob as a complete b
         }, "direct");
         const url = `${srv.url}${layerPath(local, "kernel")}`;
         assert.equal(await getWhole(url, kernel), undefined);
-        // Set aside: the registry is asked, and it cannot be reached.
+        // Marked corrupt: the registry is asked, and it cannot be reached.
         const { res } = await get(url);
         assert.equal(res.status, 502);
         await Deno.stat(`${store.path}/.tmp/corrupt-${hex}`);
