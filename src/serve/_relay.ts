@@ -241,14 +241,13 @@ export function windowSource(
     );
   return {
     async read(view) {
+      // A read may move the memory to a new ArrayBuffer (and detach this
+      // view): keep where the bytes go.
+      const { byteOffset, byteLength } = view;
       let buffer = view.buffer;
       while (skip > 0) {
         const got = await source.read(
-          new Uint8Array(
-            buffer,
-            view.byteOffset,
-            Math.min(view.byteLength, skip),
-          ),
+          new Uint8Array(buffer, byteOffset, Math.min(byteLength, skip)),
         );
         if (got === null) throw short();
         buffer = got.buffer;
@@ -256,11 +255,7 @@ export function windowSource(
       }
       if (left === 0) return null;
       const got = await source.read(
-        new Uint8Array(
-          buffer,
-          view.byteOffset,
-          Math.min(view.byteLength, left),
-        ),
+        new Uint8Array(buffer, byteOffset, Math.min(byteLength, left)),
       );
       if (got === null) {
         if (left !== Infinity) throw short();

@@ -67,6 +67,8 @@ interface ProxyOptions {
   maxTokenAgeMs?: number;
   /** Break off the first full GET of this blob after some bytes. */
   dropOnce?: { digest: Digest; after: number };
+  /** Answer range requests with the whole blob, as some servers do. */
+  ignoreRange?: boolean;
 }
 
 interface Proxy extends AsyncDisposable {
@@ -166,6 +168,7 @@ function startProxy(reg: TestRegistry, options: ProxyOptions = {}): Proxy {
       }
       const headers = new Headers(req.headers);
       headers.delete("host");
+      if (options.ignoreRange) headers.delete("range");
       const res = await fetch(`${reg.url}${url.pathname}${url.search}`, {
         method: req.method,
         headers,
@@ -807,6 +810,32 @@ Deno.test("createBootHandler() never delivers a blob whose digest is wrong", asy
     }
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("createBootHandler() cuts a range out of the whole blob when the registry ignores ranges", async () => {
+  await using reg = await startRegistry();
+  const image = await pushTestImage(reg.host, "boot/norange");
+  await using proxy = startProxy(reg, { ignoreRange: true });
+  const ref = image.ref.replace(reg.host, proxy.host);
+  const rootfs = image.amd64.rootfs!;
+  for (const kind of ["deno", "direct"] as const) {
+    await using srv = serve({ client: client(), platform: AMD64 }, kind);
+    const url = `${srv.url}${layerPath(ref, "rootfs")}`;
+    // Past the first mebibyte, so the skipped part takes several reads.
+    const ranges: [number, number][] = [
+      [10, 20],
+      [2_500_000, 2_600_000],
+      [rootfs.byteLength - 5, rootfs.byteLength],
+    ];
+    for (const [start, end] of ranges) {
+      const { res, bytes } = await get(url, {
+        headers: { range: `bytes=${start}-${end - 1}` },
+      });
+      assert.equal(res.status, 206, kind);
+      assertBytes(bytes, rootfs.subarray(start, end), `${kind} ${start}`);
+    }
+    assert.ok(srv.entries.every((e) => e.source === "registry" && !e.error));
   }
 });
 
