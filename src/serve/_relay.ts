@@ -189,6 +189,9 @@ export function fileSource(
 ): ByteSource {
   let left = length;
   let open = true;
+  let failed = false;
+  // A failed check ends the body at the next read, not only at its end.
+  options.release?.catch(() => failed = true);
   const close = () => {
     if (!open) return;
     open = false;
@@ -196,6 +199,7 @@ export function fileSource(
   };
   return {
     async read(view) {
+      if (failed) await options.release;
       if (left === 0) {
         close();
         return null;
