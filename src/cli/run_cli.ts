@@ -53,6 +53,13 @@ export const GLOBAL_FLAGS: FlagSpec[] = [
     value: "N",
     help: "Retries of a failed or interrupted registry transfer (default 5)",
   },
+  {
+    name: "timeout",
+    type: "string",
+    value: "DURATION",
+    help:
+      "How long a registry may take to answer, or keep a transfer without data, before the request is retried (default 30s)",
+  },
   { name: "quiet", type: "boolean", short: "q", help: "No progress output" },
   { name: "debug", type: "boolean", help: "Show stack traces on errors" },
   { name: "help", type: "boolean", short: "h", help: "Show help" },
@@ -138,6 +145,7 @@ function commandHelp(cmd: Command): string {
 const FLAG_HINTS: readonly (readonly [RegExp, string])[] = [
   [/\bset plainHttp: false\b/g, "use --plain-http=false"],
   [/\bset plainHttp\b/g, "use --plain-http"],
+  [/\bset timeouts to wait longer\b/g, "raise --timeout to wait longer"],
   [/\bset platform to choose one\b/g, "choose one with --platform"],
   [
     /\bset tag to name it, such as (\S+)/g,

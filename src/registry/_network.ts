@@ -5,7 +5,7 @@
  * @module
  */
 
-import { NetworkError, type NetworkErrorKind } from "../errors.ts";
+import { NetworkError, type NetworkErrorKind, StallError } from "../errors.ts";
 import { registryApiHost } from "../oci/reference.ts";
 
 /**
@@ -193,4 +193,32 @@ export function isPlainToTlsAnswer(status: number, body: string): boolean {
  */
 export function plainToTlsMessage(host: string): string {
   return `Registry ${host} expects HTTPS, but the request was plain HTTP: set plainHttp: false to use HTTPS`;
+}
+
+/**
+ * The last timeout of a request, worded for the user: how many attempts
+ * were made, and what to do. Other failures are returned as they are.
+ *
+ * @param e What the last attempt threw.
+ * @param attempts Attempts made.
+ * @returns The error to throw.
+ */
+export function withAttempts(e: unknown, attempts: number): unknown {
+  if (!(e instanceof NetworkError) || e.kind !== "timeout") return e;
+  const message = `${e.message}${
+    attempts > 1 ? ` (${attempts} attempts)` : ""
+  }: check that the registry is up and reachable, or set timeouts to wait longer`;
+  if (e instanceof StallError) {
+    return new StallError(message, {
+      host: e.host,
+      timeout: e.timeout,
+      cause: e,
+    });
+  }
+  return new NetworkError(message, {
+    host: e.host,
+    kind: e.kind,
+    detail: e.detail,
+    cause: e,
+  });
 }

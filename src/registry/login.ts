@@ -7,6 +7,7 @@
 
 import { RegistryError, UnauthorizedError } from "../errors.ts";
 import { readLimited } from "../net/_limited.ts";
+import { deadlineFetch, type RegistryTimeouts } from "../net/deadline_fetch.ts";
 import { Authenticator } from "./_auth.ts";
 import {
   apiBaseUrl,
@@ -14,6 +15,7 @@ import {
   isPlainToTlsAnswer,
   plainToTlsMessage,
   usesPlainHttp,
+  withAttempts,
 } from "./_network.ts";
 import type { Credential } from "./credentials.ts";
 
@@ -31,6 +33,8 @@ export interface VerifyCredentialsOptions {
   userAgent?: string | undefined;
   /** Aborts the check. */
   signal?: AbortSignal | undefined;
+  /** How long to wait for each answer and for a stalled body. Default 30 s each. */
+  timeouts?: RegistryTimeouts | undefined;
 }
 
 /** How the registry authenticated the credential. */
@@ -87,7 +91,12 @@ export async function verifyCredentials(
   credential: Credential,
   options: VerifyCredentialsOptions = {},
 ): Promise<VerifyCredentialsResult> {
-  const doFetch = options.fetch ?? fetch;
+  const rawFetch = options.fetch ?? fetch;
+  const doFetch = (input: RequestInfo | URL, init?: RequestInit) =>
+    deadlineFetch(rawFetch, String(input), init ?? {}, {
+      host: registry,
+      timeouts: options.timeouts,
+    });
   const userAgent = options.userAgent ?? "ironcore-image";
   const plain = usesPlainHttp(registry, options.plainHttp);
   const url = apiBaseUrl(registry, plain);
@@ -95,9 +104,18 @@ export async function verifyCredentials(
     credentials: () => Promise.resolve(credential),
     userAgent,
   };
-  authOptions.fetch = options.signal
-    ? (input, init) => doFetch(input, { ...init, signal: options.signal! })
-    : doFetch;
+  authOptions.fetch = async (input, init) => {
+    const url = new URL(String(input));
+    try {
+      return await doFetch(url, {
+        ...init,
+        ...(options.signal ? { signal: options.signal } : {}),
+      });
+    } catch (e) {
+      if (!(e instanceof TypeError)) throw e;
+      throw fetchFailure(url.host, e, url.protocol === "http:");
+    }
+  };
   const auth = new Authenticator(authOptions);
   const refused = () =>
     new UnauthorizedError(
@@ -116,6 +134,7 @@ export async function verifyCredentials(
       if (options.signal?.aborted) throw options.signal.reason;
       // A missing net permission is the user's to grant, not the network's.
       if (e instanceof Deno.errors.NotCapable) throw e;
+      if (!(e instanceof TypeError)) throw withAttempts(e, 1);
       throw fetchFailure(registry, e, plain);
     }
   };

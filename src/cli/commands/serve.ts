@@ -13,7 +13,7 @@ import { hostPlatform } from "../../oci/platform.ts";
 import { UsageError } from "../_args.ts";
 import { checkPositionals, type Command } from "../_command.ts";
 import { durationFlag } from "./_flags.ts";
-import { registryClient, retries } from "./_registry.ts";
+import { registryClient, retries, timeouts } from "./_registry.ts";
 
 const DEFAULT_LISTEN = "127.0.0.1:8080";
 
@@ -162,6 +162,7 @@ export const serveCommand: Command = {
       platform,
       resolveInterval,
       retries: retries(ctx),
+      stallTimeout: timeouts(ctx).stall,
     };
     if (allow.length > 0) options.allow = allow;
     if (!quiet) {
