@@ -28,7 +28,7 @@ import {
 } from "../oci/manifest.ts";
 import { readLimited, readLimitedBytes } from "../net/_limited.ts";
 import { deadlineFetch, type RegistryTimeouts } from "../net/deadline_fetch.ts";
-import { isRetriable, retry } from "../net/retry.ts";
+import { isRetriable, noteAnswered, retry } from "../net/retry.ts";
 import { Authenticator } from "./_auth.ts";
 import {
   apiBaseUrl,
@@ -276,6 +276,7 @@ export class RegistryClient {
       if (e instanceof TypeError) throw fetchFailure(host, e, plain);
       throw e;
     }
+    noteAnswered(host);
     return res;
   }
 

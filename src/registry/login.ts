@@ -8,6 +8,7 @@
 import { RegistryError, UnauthorizedError } from "../errors.ts";
 import { readLimited } from "../net/_limited.ts";
 import { deadlineFetch, type RegistryTimeouts } from "../net/deadline_fetch.ts";
+import { noteAnswered } from "../net/retry.ts";
 import { Authenticator } from "./_auth.ts";
 import {
   apiBaseUrl,
@@ -96,6 +97,9 @@ export async function verifyCredentials(
     deadlineFetch(rawFetch, String(input), init ?? {}, {
       host: registry,
       timeouts: options.timeouts,
+    }).then((res) => {
+      noteAnswered(registry);
+      return res;
     });
   const userAgent = options.userAgent ?? "ironcore-image";
   const plain = usesPlainHttp(registry, options.plainHttp);
