@@ -34,7 +34,9 @@ import {
   apiBaseUrl,
   fetchFailure,
   isPlainToTlsAnswer,
+  notRegistryMessage,
   plainToTlsMessage,
+  registryEvidence,
   usesPlainHttp,
   withAttempts,
 } from "./_network.ts";
@@ -191,6 +193,8 @@ export class RegistryClient {
   readonly #options: RegistryClientOptions;
   readonly #auth: Authenticator;
   readonly #fetch: typeof fetch;
+  /** Per host, why its API root is not a registry's (`undefined`: it is). */
+  readonly #apiChecks = new Map<string, Promise<string | undefined>>();
   readonly #transport: Transport = {
     request: (repo, url, init) => this.#request(repo, url, init),
     fail: (repo, res, what) => this.#fail(repo, res, what),
@@ -309,6 +313,7 @@ export class RegistryClient {
       for (;;) {
         const auth = await this.#auth.headerFor(host, scope);
         const { res, foreign } = await this.#send(url, init, auth, host);
+        if (!foreign) await this.#checkApi(host, res, init.signal);
         // A 401 or 403 from a redirect target on another origin (a CDN whose
         // signed URL expired) is not the registry's: answering its challenge
         // would hand the registry's credentials to that origin.
@@ -358,6 +363,48 @@ export class RegistryClient {
       if (e instanceof RetriableAnswer) return await consume(e.response);
       throw withAttempts(e, attempts);
     }
+  }
+
+  /**
+   * Fails when an answer in HTML from the registry's own host comes from
+   * something that is not a registry (a web server, a captive portal): the
+   * registry's API root is asked once per host to tell.
+   */
+  async #checkApi(
+    host: string,
+    res: Response,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    const type = res.headers.get("content-type") ?? "";
+    if (!/^\s*text\/html\b/i.test(type)) return;
+    let verdict = this.#apiChecks.get(host);
+    if (!verdict) {
+      verdict = this.#probeApi(host, signal);
+      this.#apiChecks.set(host, verdict);
+      verdict.catch(() => this.#apiChecks.delete(host));
+    }
+    const why = await verdict;
+    if (why === undefined) return;
+    await res.body?.cancel();
+    throw new RegistryError(notRegistryMessage(host, why), {
+      host,
+      status: res.status,
+    });
+  }
+
+  /** Why the API root of a host is not a registry's, or `undefined`. */
+  async #probeApi(
+    host: string,
+    signal: AbortSignal | undefined,
+  ): Promise<string | undefined> {
+    const init: RequestInit = {
+      headers: { "user-agent": this.#options.userAgent ?? "ironcore-image" },
+      redirect: "manual",
+    };
+    if (signal) init.signal = signal;
+    const res = await this.#call(host, this.baseUrl(host), init);
+    await res.body?.cancel();
+    return registryEvidence(res);
   }
 
   /**

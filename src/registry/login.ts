@@ -14,7 +14,9 @@ import {
   apiBaseUrl,
   fetchFailure,
   isPlainToTlsAnswer,
+  notRegistryMessage,
   plainToTlsMessage,
+  registryEvidence,
   usesPlainHttp,
   withAttempts,
 } from "./_network.ts";
@@ -53,7 +55,10 @@ export interface VerifyCredentialsResult {
  * and, when the registry challenges, the same request with Basic
  * credentials, or a token request to the Bearer realm with them followed by
  * `GET /v2/` with the token. A refusal at any step means the credential is
- * wrong. Nothing is stored.
+ * wrong. The first answer must be a registry's: 200 with the
+ * `Docker-Distribution-API-Version` header or a JSON body, or 401 with an
+ * authentication challenge; a web server that answers a page is refused.
+ * Nothing is stored.
  *
  * @param registry The registry host, e.g. `registry.example.com:5000`.
  * @param credential A username and password, or an identity token.
@@ -153,6 +158,14 @@ export async function verifyCredentials(
   };
 
   const first = await get();
+  const why = registryEvidence(first);
+  if (why !== undefined && (first.status === 200 || first.status === 401)) {
+    await first.body?.cancel();
+    throw new RegistryError(notRegistryMessage(registry, why), {
+      host: registry,
+      status: first.status,
+    });
+  }
   if (first.ok) {
     await first.body?.cancel();
     return { scheme: "none" };
