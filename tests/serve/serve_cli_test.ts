@@ -302,3 +302,61 @@ Deno.test("ironcore-image serve logs each request on one line, whatever the path
     );
   });
 });
+
+Deno.test("ironcore-image serve answers 403 in its own words for a registry outside its net permission", async () => {
+  await using trap = startTrap();
+  const port = trap.host.split(":")[1];
+  await withTempDir(async (dir) => {
+    // Net access to 127.0.0.1 only: localhost is another host to Deno.
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--allow-read",
+        "--allow-write",
+        "--allow-env",
+        "--allow-net=127.0.0.1",
+        "--quiet",
+        CLI_PATH,
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--store-path",
+        `${dir}/cache`,
+      ],
+      env: { DOCKER_CONFIG: dir, NO_COLOR: "1" },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const stderr = collect(child.stderr);
+    const stdout = collect(child.stdout);
+    try {
+      const base = await listeningAt(stderr);
+      const ref = `localhost:${port}/os/demo:1`;
+      const res = await fetch(
+        `${base}/v1/images/${encodeURIComponent(ref)}/kernel`,
+      );
+      const line =
+        `This server may not connect to localhost:${port}: it has no net permission for that host`;
+      assert.equal(res.status, 403);
+      assert.equal(await res.text(), `${line}\n`);
+      await waitFor(
+        "the log line",
+        () => stderr.text().includes(" 403 ") ? "" : undefined,
+      );
+      assert.match(
+        stderr.text(),
+        new RegExp(
+          `GET /v1/images/\\S+/kernel 403 \\d+ \\d+ms \\(${
+            line.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")
+          }\\)\n`,
+        ),
+      );
+      assert.equal(trap.connections(), 0);
+    } finally {
+      child.kill("SIGTERM");
+      await child.status;
+      await Promise.allSettled([stderr.done, stdout.done]);
+    }
+  });
+});
