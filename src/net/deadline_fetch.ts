@@ -218,11 +218,14 @@ function watchRequestBody(
 
 /**
  * A response body that tells the watchdog when a read waits and when bytes
- * came, passing the reader's own buffers through when it brings them.
+ * came, passing the reader's own buffers through when it brings them. An
+ * abort (a deadline, or the caller's signal) fails the body at once, even
+ * while no read is waiting.
  */
 function watchResponseBody(
   body: ReadableStream<Uint8Array>,
   dog: Watchdog,
+  signal: AbortSignal,
   mapError: (error: unknown) => unknown,
 ): ReadableStream<Uint8Array> {
   let byob: ReadableStreamBYOBReader | undefined;
@@ -231,57 +234,74 @@ function watchResponseBody(
   } catch {
     byob = undefined;
   }
+  const source = byob ?? body.getReader();
+  let fail: ((error: unknown) => void) | undefined;
+  const onAbort = () => fail?.(signal.reason);
+  signal.addEventListener("abort", onAbort, { once: true });
+  const end = () => {
+    dog.end();
+    signal.removeEventListener("abort", onAbort);
+  };
+  const start = (controller: { error(e?: unknown): void }) => {
+    fail = (e) => {
+      end();
+      try {
+        controller.error(mapError(e));
+      } catch {
+        // Already closed or errored.
+      }
+      source.cancel(e).catch(() => {});
+    };
+  };
+  const cancel = (reason: unknown) => {
+    end();
+    return source.cancel(reason);
+  };
   if (!byob) {
-    const reader = body.getReader();
+    const reader = source as ReadableStreamDefaultReader<Uint8Array>;
     return new ReadableStream<Uint8Array>({
+      start,
       async pull(controller) {
         dog.reading();
         try {
           const { done, value } = await reader.read();
           dog.idle();
           if (done) {
-            dog.end();
+            end();
             controller.close();
           } else controller.enqueue(value);
         } catch (e) {
-          dog.end();
-          controller.error(mapError(e));
+          fail!(e);
         }
       },
-      cancel(reason) {
-        dog.end();
-        return reader.cancel(reason);
-      },
+      cancel,
     }, { highWaterMark: 0 });
   }
-  const source = byob;
+  const reader = byob;
   return new ReadableStream({
     type: "bytes",
     autoAllocateChunkSize: AUTO_CHUNK,
+    start,
     async pull(controller) {
       const request = controller.byobRequest!;
       const view = request.view!;
       dog.reading();
       try {
         // The inner read takes the buffer over; the answer hands it back.
-        const { done, value } = await source.read(
+        const { done, value } = await reader.read(
           new Uint8Array(view.buffer, view.byteOffset, view.byteLength),
         );
         dog.idle();
         if (done) {
-          dog.end();
+          end();
           controller.close();
         }
         if (value) request.respondWithNewView(value);
       } catch (e) {
-        dog.end();
-        controller.error(mapError(e));
+        fail!(e);
       }
     },
-    cancel(reason) {
-      dog.end();
-      return source.cancel(reason);
-    },
+    cancel,
   });
 }
 
@@ -367,9 +387,12 @@ export async function deadlineFetch(
   }
   dog.idle();
   const mapError = options.bodyError ?? ((e: unknown) => e);
-  return new Response(watchResponseBody(res.body, dog, mapError), {
-    status: res.status,
-    statusText: res.statusText,
-    headers: res.headers,
-  });
+  return new Response(
+    watchResponseBody(res.body, dog, controller.signal, mapError),
+    {
+      status: res.status,
+      statusText: res.statusText,
+      headers: res.headers,
+    },
+  );
 }
