@@ -6,6 +6,7 @@
  * @module
  */
 
+import { isDeviceFull } from "../_errors.ts";
 import { ImageError, StoreError } from "../errors.ts";
 import { defaultStorePath, Store, type StoreOptions } from "../store/store.ts";
 import {
@@ -210,6 +211,20 @@ function classifyError(
     };
   }
   if (error instanceof ImageError) return { message: error.message, code: 1 };
+  if (isDeviceFull(error)) {
+    // The runtime names the file last in its message, if at all; what the
+    // commands write outside the store they name themselves.
+    const file = /'([^']+)'[^']*$/.exec((error as Error).message)?.[1];
+    const store = storePath === undefined
+      ? undefined
+      : file === undefined
+      ? storeOf(storePath, storePath)
+      : storeOf(file, storePath);
+    const where = store !== undefined && store !== file
+      ? `store ${store}: free some space there, or use another store with --store-path`
+      : `${file ?? "the output"}: free some space there, or write elsewhere`;
+    return { message: `No space left on the device of ${where}`, code: 1 };
+  }
   if (error instanceof DOMException && error.name === "AbortError") {
     return { message: "Interrupted", code: 130 };
   }
@@ -254,6 +269,36 @@ function storePathOf(
 }
 
 /**
+ * The exit code after standard output was closed by its reader: what a
+ * shell reports for a process that SIGPIPE ended (128 + 13).
+ */
+const EXIT_BROKEN_PIPE = 141;
+
+/**
+ * Passes writes on to a stream and tells when they fail because its reader
+ * has gone (a broken pipe).
+ */
+function watchBrokenPipe(
+  stream: WritableStream<Uint8Array>,
+  onBroken: () => void,
+): WritableStream<Uint8Array> {
+  let writer: WritableStreamDefaultWriter<Uint8Array> | undefined;
+  const take = () => writer ??= stream.getWriter();
+  return new WritableStream<Uint8Array>({
+    async write(chunk) {
+      try {
+        await take().write(chunk);
+      } catch (e) {
+        if (e instanceof Deno.errors.BrokenPipe) onBroken();
+        throw e;
+      }
+    },
+    close: () => take().close(),
+    abort: (reason) => take().abort(reason),
+  });
+}
+
+/**
  * Runs the CLI with the given arguments.
  *
  * @param args The arguments after the program name.
@@ -273,8 +318,15 @@ function storePathOf(
  */
 export async function runCli(
   args: readonly string[],
-  io: CliIo,
+  cliIo: CliIo,
 ): Promise<number> {
+  // A reader that went away (`| head`) ends the command quietly, as it
+  // ends other Unix tools; only standard output is watched for it.
+  let stdoutGone = false;
+  const io: CliIo = {
+    ...cliIo,
+    stdout: watchBrokenPipe(cliIo.stdout, () => stdoutGone = true),
+  };
   const out = (t: string) => write(io.stdout, t);
   const err = (t: string) => write(io.stderr, t);
   let debug = args.includes("--debug");
@@ -354,6 +406,7 @@ export async function runCli(
     };
     return await cmd.run(ctx);
   } catch (e) {
+    if (stdoutGone) return EXIT_BROKEN_PIPE;
     const { message, code } = describeError(e, storePath);
     await err(`Error: ${message}\n`);
     if (debug && e instanceof Error && e.stack) await err(`${e.stack}\n`);

@@ -5,7 +5,12 @@
  * @module
  */
 
-import { digestMismatch, sizeMismatch } from "../_errors.ts";
+import {
+  deviceFull,
+  digestMismatch,
+  isDeviceFull,
+  sizeMismatch,
+} from "../_errors.ts";
 import { DigestVerifier } from "../oci/digest_verifier.ts";
 import type { Descriptor } from "../oci/manifest.ts";
 import { formatPlatform, type Platform } from "../oci/platform.ts";
@@ -299,6 +304,9 @@ export async function writeLayerFile(
       await Deno.rename(tmp, path);
       renamed = true;
       return actual.size;
+    } catch (e) {
+      if (isDeviceFull(e)) throw deviceFull(`${layer.kind} layer`, path, e);
+      throw e;
     } finally {
       if (!renamed) await Deno.remove(tmp).catch(() => {});
     }
@@ -320,6 +328,9 @@ export async function writeLayerFile(
     }
     await Deno.rename(tmp, path);
     renamed = true;
+  } catch (e) {
+    if (isDeviceFull(e)) throw deviceFull(`${layer.kind} layer`, path, e);
+    throw e;
   } finally {
     if (!renamed) await Deno.remove(tmp).catch(() => {});
   }
