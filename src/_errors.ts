@@ -36,6 +36,32 @@ export function digestMismatch(
 }
 
 /**
+ * What to do about a blob of the store whose bytes do not match its digest:
+ * repairing removes it, and the next pull or build writes it again.
+ */
+export const REPAIR_ADVICE =
+  "verify the store with repair, then pull or build the image again";
+
+/**
+ * A blob of the store whose bytes do not match its digest.
+ *
+ * @param store The store directory.
+ * @param expected The blob's digest.
+ * @param actual The digest its bytes hash to.
+ * @returns The error.
+ */
+export function corruptBlob(
+  store: string,
+  expected: string,
+  actual: string,
+): DigestMismatchError {
+  return new DigestMismatchError(
+    `Blob ${expected} in store ${store} is corrupt: its bytes hash to ${actual}; ${REPAIR_ADVICE}`,
+    { expected, actual },
+  );
+}
+
+/**
  * Content of the wrong size.
  *
  * @param expected Size the descriptor declares.
@@ -68,6 +94,28 @@ export function ambiguousReference(
   return new AmbiguousReferenceError(
     `Digest prefix ${reference} matches ${candidates.length} images: use more characters of the digest`,
     { reference, candidates },
+  );
+}
+
+/**
+ * An image ID (a digest or digest prefix) that names an image with several
+ * tags where one tag is needed.
+ *
+ * @param reference What was given.
+ * @param tags The tags of the image, as stored.
+ * @param fix What to do instead.
+ * @returns The error.
+ */
+export function severalTags(
+  reference: string,
+  tags: readonly string[],
+  fix: string,
+): AmbiguousReferenceError {
+  const shown = tags.slice(0, 10).join(", ") +
+    (tags.length > 10 ? ` and ${tags.length - 10} more` : "");
+  return new AmbiguousReferenceError(
+    `Image ${reference} has ${tags.length} tags (${shown}): ${fix}`,
+    { reference, candidates: tags },
   );
 }
 

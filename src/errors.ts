@@ -100,12 +100,14 @@ export class NotFoundError extends ImageError {
 export interface AmbiguousReferenceErrorOptions extends ImageErrorOptions {
   /** What the user typed. */
   reference: string;
-  /** The digests it matches. */
+  /** The digests it matches, or the tags of the image it names. */
   candidates: readonly string[];
 }
 
 /**
- * A reference or digest prefix matches more than one image.
+ * A reference or digest prefix matches more than one image, or an image ID
+ * names an image with several tags where one is needed (`candidates` are
+ * then the tags).
  *
  * @example List the images a prefix matches
  * ```ts
@@ -120,7 +122,7 @@ export interface AmbiguousReferenceErrorOptions extends ImageErrorOptions {
 export class AmbiguousReferenceError extends ImageError {
   /** What the user typed. */
   readonly reference: string;
-  /** The digests it matches. */
+  /** The digests it matches, or the tags of the image it names. */
   readonly candidates: readonly string[];
   /**
    * Creates the error.

@@ -15,6 +15,7 @@
  * @module
  */
 
+import { REPAIR_ADVICE } from "../_errors.ts";
 import { InvalidImageError, NotFoundError } from "../errors.ts";
 import { digestHex } from "../oci/digest.ts";
 import { DigestVerifier } from "../oci/digest_verifier.ts";
@@ -94,7 +95,7 @@ async function writeBlob(
   if (size !== blob.size) {
     file.close();
     throw new InvalidImageError(
-      `Blob ${blob.digest} in store ${store.path} has ${size} bytes, expected ${blob.size}: pull or build the image again`,
+      `Blob ${blob.digest} in store ${store.path} has ${size} bytes, expected ${blob.size}: ${REPAIR_ADVICE}`,
     );
   }
   // The blob's last bytes go into the archive only once its digest checked
@@ -102,8 +103,7 @@ async function writeBlob(
   // stream closes the file.
   const verified = fileChunks(file).pipeThrough(
     new DigestVerifier(blob, {
-      what:
-        `blob in store ${store.path} (run verify, then pull or build the image again)`,
+      what: `blob in store ${store.path} (${REPAIR_ADVICE})`,
       holdBack: true,
       onBytes: progress
         ? (done) =>

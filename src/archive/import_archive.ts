@@ -274,7 +274,7 @@ export async function importArchive(
       }
       blobs.add(digest);
       const name = shortName(digest);
-      if (await store.hasBlob(digest, entry.size)) {
+      if (await blobStoreOf(store).holds(digest, entry.size)) {
         result.skipped++;
         progress?.({
           name,

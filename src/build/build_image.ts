@@ -5,6 +5,7 @@
  */
 
 import { invalidReference } from "../_errors.ts";
+import { readSmallFile, specialKind } from "../_files.ts";
 import {
   ANNOTATION_TITLE,
   type Descriptor,
@@ -59,6 +60,9 @@ export interface BuildImageResult {
   reference?: string | undefined;
 }
 
+/** The largest command line file read. */
+const MAX_COMMAND_LINE_BYTES = 64 * 1024;
+
 function baseName(path: string): string {
   return path.replace(/[/\\]+$/, "").split(/[/\\]/).pop() ?? path;
 }
@@ -80,9 +84,12 @@ async function checkInputFile(path: string, role: string): Promise<void> {
     }
     throw e;
   }
-  if (st.isDirectory) {
+  // Refused before it is opened: opening a FIFO waits for a writer, and a
+  // device never ends.
+  const kind = specialKind(st);
+  if (kind !== undefined) {
     throw new TypeError(
-      `Cannot read ${role} file ${path}: it is a directory, give a file`,
+      `Cannot read ${role} file ${path}: it is ${kind}, give a regular file`,
     );
   }
   try {
@@ -98,13 +105,18 @@ async function checkInputFile(path: string, role: string): Promise<void> {
 }
 
 async function readCommandLine(path: string): Promise<string> {
-  const st = await Deno.stat(path);
-  if (st.size > 64 * 1024) {
-    throw new RangeError(
-      `Command line file ${path} is ${st.size} bytes: a kernel command line fits in 64 KiB`,
-    );
-  }
-  const bytes = await Deno.readFile(path);
+  const bytes = await readSmallFile(
+    path,
+    MAX_COMMAND_LINE_BYTES,
+    (kind) =>
+      kind === undefined
+        ? new RangeError(
+          `Command line file ${path} is larger than 64 KiB: a kernel command line fits in 64 KiB`,
+        )
+        : new TypeError(
+          `Cannot read cmdline file ${path}: it is ${kind}, give a regular file`,
+        ),
+  );
   let text: string;
   try {
     text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
@@ -287,7 +299,14 @@ export async function buildImage(
     );
   }
   const arches = new Set<string>();
-  for (const c of configs) {
+  for (const [i, c] of configs.entries()) {
+    if (typeof c.arch !== "string" || c.arch.trim() === "") {
+      throw new TypeError(
+        `Cannot build configuration ${
+          i + 1
+        } of ${configs.length}: its architecture is missing, set arch to the target's, such as amd64`,
+      );
+    }
     if (arches.has(c.arch)) {
       throw new TypeError(
         `Architecture ${c.arch} is configured twice: give one configuration per architecture`,

@@ -36,6 +36,12 @@ export interface CommandContext {
   io: CliIo;
   /** Opens the store chosen by `--store-path` or the environment. */
   store(): Promise<Store>;
+  /**
+   * Names a directory the command writes in as a whole (an output file's
+   * directory, where it also makes a temporary file): a missing permission
+   * for a path inside it names the directory, as the store is named.
+   */
+  workIn(dir: string): void;
   /** Writes text to standard output. */
   out(text: string): Promise<void>;
   /** Writes text to standard error. */

@@ -24,6 +24,12 @@ export function familiar(
   }
 }
 
+/** The directory a file path names its file in: `.` for a bare name. */
+export function directoryOf(path: string): string {
+  const slash = path.lastIndexOf("/");
+  return slash === -1 ? "." : slash === 0 ? "/" : path.slice(0, slash);
+}
+
 /** Formats a byte count with binary units, e.g. `1.5 GiB`. */
 export function formatBytes(n: number): string {
   const units = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -54,4 +60,34 @@ export function formatDuration(seconds: number): string {
   const m = Math.floor(seconds / 60);
   const s = Math.round(seconds % 60);
   return `${m}m${String(s).padStart(2, "0")}s`;
+}
+
+/**
+ * Library options that error messages name, and what a CLI user does
+ * instead: the library speaks of its options, the CLI of its flags.
+ */
+const FLAG_HINTS: readonly (readonly [RegExp, string])[] = [
+  [/\bset plainHttp: false\b/g, "use --plain-http=false"],
+  [/\bset plainHttp\b/g, "use --plain-http"],
+  [/\bset timeouts to wait longer\b/g, "raise --timeout to wait longer"],
+  [/\bset platform to choose one\b/g, "choose one with --platform"],
+  [
+    /\bset tag to name it, such as (\S+)/g,
+    "give one with --tag, such as --tag $1",
+  ],
+  [/^Cannot use the tag:/, "Cannot apply --tag:"],
+  [/\bleave tag unset\b/g, "import it without --tag"],
+  [/, and tag cannot name it\b/g, ", and --tag cannot name it"],
+  [/\bverify the store with repair\b/g, "run ironcore-image verify --repair"],
+  [/\bset force to delete them all\b/g, "add --force to delete them all"],
+];
+
+/**
+ * A library message as the CLI says it: the library options it names
+ * replaced by the flags that set them.
+ */
+export function inCliWords(message: string): string {
+  let text = message;
+  for (const [option, flag] of FLAG_HINTS) text = text.replace(option, flag);
+  return text;
 }

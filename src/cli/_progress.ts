@@ -10,6 +10,8 @@ import { formatBytes, formatDuration } from "./_output.ts";
 interface Row {
   name: string;
   done: number;
+  /** Bytes already there when it started (a resumed download's offset). */
+  first: number;
   total: number | undefined;
   state: ProgressEvent["phase"];
   started: number;
@@ -37,6 +39,7 @@ export class ProgressView {
       row = {
         name: e.name,
         done: 0,
+        first: e.phase === "start" ? e.done : 0,
         total: e.total,
         state: e.phase,
         started: performance.now(),
@@ -60,7 +63,7 @@ export class ProgressView {
 
   #line(row: Row, now: number): string {
     const secs = (now - row.started) / 1000;
-    const rate = secs > 0 ? row.done / secs : 0;
+    const rate = secs > 0 ? (row.done - row.first) / secs : 0;
     const total = row.total ?? 0;
     const pct = total > 0 ? Math.floor((row.done / total) * 100) : 100;
     const status = row.state === "skip"
@@ -106,15 +109,17 @@ export class ProgressView {
       this.#draw(now);
       return;
     }
+    // What this run moved: not the blobs that were there, nor the bytes a
+    // resumed download already had.
     let bytes = 0;
     let skipped = 0;
     for (const r of this.#rows.values()) {
       if (r.state === "skip") skipped++;
-      else bytes += r.done;
+      else bytes += Math.max(0, r.done - r.first);
     }
     const secs = (now - this.#started) / 1000;
     this.#write(
-      `${verb} ${this.#rows.size} blob(s), ${formatBytes(bytes)} in ${
+      `${verb} ${this.#rows.size - skipped} blob(s), ${formatBytes(bytes)} in ${
         formatDuration(secs)
       }` +
         (skipped ? `, ${skipped} already present` : "") + "\n",

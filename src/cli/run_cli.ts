@@ -6,8 +6,9 @@
  * @module
  */
 
+import { isAbsolute, normalize, resolve } from "node:path";
 import { isDeviceFull } from "../_errors.ts";
-import { ImageError, StoreError } from "../errors.ts";
+import { ImageError, InvalidReferenceError, StoreError } from "../errors.ts";
 import { defaultStorePath, Store, type StoreOptions } from "../store/store.ts";
 import {
   type FlagSpec,
@@ -18,7 +19,9 @@ import {
 } from "./_args.ts";
 import type { CliIo, Command, CommandContext } from "./_command.ts";
 import { ProgressView } from "./_progress.ts";
+import { inCliWords } from "./_output.ts";
 import { COMMANDS } from "./commands/mod.ts";
+import { retries, timeouts } from "./commands/_registry.ts";
 import denoConfig from "../../deno.json" with { type: "json" };
 
 export type { CliIo } from "./_command.ts";
@@ -140,68 +143,73 @@ function commandHelp(cmd: Command): string {
 }
 
 /**
- * Library options that error messages name, and what a CLI user does
- * instead: the library speaks of its options, the CLI of its flags.
- */
-const FLAG_HINTS: readonly (readonly [RegExp, string])[] = [
-  [/\bset plainHttp: false\b/g, "use --plain-http=false"],
-  [/\bset plainHttp\b/g, "use --plain-http"],
-  [/\bset timeouts to wait longer\b/g, "raise --timeout to wait longer"],
-  [/\bset platform to choose one\b/g, "choose one with --platform"],
-  [
-    /\bset tag to name it, such as (\S+)/g,
-    "give one with --tag, such as --tag $1",
-  ],
-  [/^Cannot use the tag:/, "Cannot apply --tag:"],
-  [/\bleave tag unset\b/g, "import it without --tag"],
-  [/, and tag cannot name it\b/g, ", and --tag cannot name it"],
-];
-
-/**
  * Turns an error into the one line the user sees. Unknown errors keep their
  * message, with library options replaced by the flags that set them;
  * permission errors name the flag to add.
  *
  * @param error What was thrown.
- * @param storePath The store the command uses, if it opened one: a missing
- * permission for a path inside it names the store, which is what the flag
- * must cover (the store writes more than the one path that failed first).
+ * @param roots The directories the command works in as a whole, as the
+ * user gave them: the store, the directory of an output file. A missing
+ * permission for a path inside one names that directory, which is what the
+ * flag must cover (the command writes more than the one path that failed
+ * first, some under names made up on the spot).
+ * @param store The store the command opened, if any: a full device under
+ * it is named as the store's.
  * @returns The message and the exit code.
  */
 export function describeError(
   error: unknown,
-  storePath?: string,
+  roots: readonly string[] = [],
+  store?: string,
 ): { message: string; code: number } {
-  const { message, code } = classifyError(error, storePath);
-  let text = message;
-  for (const [option, flag] of FLAG_HINTS) text = text.replace(option, flag);
-  return { message: text, code };
+  const { message, code } = classifyError(error, roots, store);
+  return { message: inCliWords(message), code };
 }
 
-/** The store `root` when `path` lies inside it, else `path`. */
-function storeOf(path: string, root: string | undefined): string {
-  if (root === undefined) return path;
-  const base = root.replace(/\/+/g, "/").replace(/(.)\/$/, "$1");
-  return path === base ||
-      path.startsWith(base.endsWith("/") ? base : `${base}/`)
-    ? base
-    : path;
+/** A path made absolute and normalised, where the working directory is known. */
+function comparable(path: string): string {
+  if (isAbsolute(path)) return normalize(path);
+  try {
+    return resolve(path);
+  } catch {
+    // No read access to the working directory: compare as written.
+    return normalize(path);
+  }
+}
+
+/**
+ * The root `path` lies in, as the user wrote it (normalised: `x/../store`
+ * is `store`), else `path`.
+ */
+function rootOf(path: string, roots: readonly string[]): string {
+  const target = comparable(path);
+  for (const root of roots) {
+    const base = comparable(root).replace(/(.)\/$/, "$1");
+    const inside = target === base ||
+      target.startsWith(base.endsWith("/") ? base : `${base}/`);
+    if (inside) return normalize(root).replace(/(.)\/$/, "$1");
+  }
+  return path;
 }
 
 function classifyError(
   error: unknown,
+  roots: readonly string[],
   storePath: string | undefined,
 ): { message: string; code: number } {
   if (error instanceof UsageError) return { message: error.message, code: 2 };
+  // Every reference the CLI parses is one the user typed: a malformed one
+  // is a wrong call, like a malformed flag.
+  if (error instanceof InvalidReferenceError) {
+    return { message: error.message, code: 2 };
+  }
   if (error instanceof Deno.errors.NotCapable) {
     const m =
       /Requires (\w+) access to ([^,]+), run again with the (--allow-\w+) flag/
         .exec(error.message);
     if (!m) return { message: `Missing permission: ${error.message}`, code: 1 };
     let target = m[2]!.replace(/^"|"$/g, "");
-    if (m[1] === "read" || m[1] === "write") {
-      target = storeOf(target, storePath);
-    }
+    if (m[1] === "read" || m[1] === "write") target = rootOf(target, roots);
     const shown = m[2]!.startsWith('"') ? `"${target}"` : target;
     return {
       message: `Missing permission: ${m[1]} access to ${shown}: run with ${
@@ -217,9 +225,7 @@ function classifyError(
     const file = /'([^']+)'[^']*$/.exec((error as Error).message)?.[1];
     const store = storePath === undefined
       ? undefined
-      : file === undefined
-      ? storeOf(storePath, storePath)
-      : storeOf(file, storePath);
+      : rootOf(file ?? storePath, [storePath]);
     const where = store !== undefined && store !== file
       ? `store ${store}: free some space there, or use another store with --store-path`
       : `${file ?? "the output"}: free some space there, or write elsewhere`;
@@ -253,6 +259,17 @@ function storePathOf(
   path: string | undefined,
   env: (name: string) => string | undefined,
 ): string {
+  // An empty path would be the working directory, or `/`: never meant.
+  if (path === "") {
+    throw new UsageError(
+      "Flag --store-path is empty: give the store's directory, or leave the flag out for the default",
+    );
+  }
+  if (path === undefined && env("IRONCORE_IMAGE_STORE") === "") {
+    throw new UsageError(
+      "IRONCORE_IMAGE_STORE is set but empty: set it to the store's directory, or unset it for ~/.ironcore",
+    );
+  }
   let chosen = path;
   if (chosen === undefined) {
     try {
@@ -330,6 +347,7 @@ export async function runCli(
   const out = (t: string) => write(io.stdout, t);
   const err = (t: string) => write(io.stderr, t);
   let debug = args.includes("--debug");
+  const roots: string[] = [];
   let storePath: string | undefined;
   try {
     const { command: name, rest } = splitCommand(args, GLOBAL_FLAGS);
@@ -346,8 +364,14 @@ export async function runCli(
           `Unknown command "${topic}": run ironcore-image help`,
         );
       }
+      // Without a command, the help answers a mistake: on standard error,
+      // with the usage error's exit code.
+      if (name === undefined && !globals.flags.get("help")) {
+        await err(mainHelp());
+        return 2;
+      }
       await out(cmd ? commandHelp(cmd) : mainHelp());
-      return name === undefined && !globals.flags.get("help") ? 2 : 0;
+      return 0;
     }
     const cmd = COMMANDS.find((c) => c.name === name);
     if (!cmd) {
@@ -379,9 +403,13 @@ export async function runCli(
           parsed.flags.get("store-path") as string | undefined,
           io.env,
         );
+        if (!roots.includes(path)) roots.push(path);
         storePath = path;
         store ??= Store.open(path, storeOptions(parsed));
         return store;
+      },
+      workIn(dir) {
+        if (!roots.includes(dir)) roots.push(dir);
       },
       out,
       err,
@@ -404,10 +432,15 @@ export async function runCli(
         return true;
       },
     };
+    // Global flags are checked for every command, not only by those that
+    // use them: a typo is a usage error wherever it is made.
+    retries(ctx);
+    timeouts(ctx);
+    storeOptions(parsed);
     return await cmd.run(ctx);
   } catch (e) {
     if (stdoutGone) return EXIT_BROKEN_PIPE;
-    const { message, code } = describeError(e, storePath);
+    const { message, code } = describeError(e, roots, storePath);
     await err(`Error: ${message}\n`);
     if (debug && e instanceof Error && e.stack) await err(`${e.stack}\n`);
     return code;

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { digestMismatch, sizeMismatch } from "../_errors.ts";
+import { digestMismatch, REPAIR_ADVICE, sizeMismatch } from "../_errors.ts";
 import { InvalidImageError, NotFoundError } from "../errors.ts";
 import { digestOf } from "../oci/digest.ts";
 import {
@@ -134,7 +134,7 @@ function storeDocuments(
         throw sizeMismatch(
           d.size,
           size,
-          `${what} ${d.digest} in store ${store.path} (the blob is damaged, pull or build the image again)`,
+          `${what} ${d.digest} in store ${store.path} (${REPAIR_ADVICE})`,
         );
       }
       // Callers that only want the path (a hypervisor attaching a disk)

@@ -6,9 +6,10 @@
  */
 
 import {
+  corruptBlob,
   deviceFull,
-  digestMismatch,
   isDeviceFull,
+  REPAIR_ADVICE,
   sizeMismatch,
 } from "../_errors.ts";
 import { DigestVerifier } from "../oci/digest_verifier.ts";
@@ -74,6 +75,7 @@ function describe(name: string, platform: Platform | undefined): string {
 function verifier(
   layer: Descriptor,
   kind: LayerKind,
+  store: string | undefined,
   options: OperationOptions,
 ): DigestVerifier {
   const progress = options.onProgress;
@@ -83,7 +85,9 @@ function verifier(
   // The last bytes go out only once the digest checked out, so a consumer
   // (standard output, a boot client) never gets a complete wrong layer.
   return new DigestVerifier(layer, {
-    what: `${kind} layer ${layer.digest}`,
+    what: store === undefined
+      ? `${kind} layer ${layer.digest}`
+      : `${kind} layer ${layer.digest} in store ${store} (${REPAIR_ADVICE})`,
     holdBack: true,
     ...(progress
       ? {
@@ -172,7 +176,12 @@ export async function openLayer(
   // Nothing is read (nor, for a local layer, opened) before the first read.
   const stream = openOnRead(async () =>
     (await blob.open()).pipeThrough(
-      verifier(layer, request.layer, options),
+      verifier(
+        layer,
+        request.layer,
+        blob.path === undefined ? undefined : (source as Store).path,
+        options,
+      ),
       pipeOptions(options),
     )
   );
@@ -279,19 +288,16 @@ export async function writeLayerFile(
         await copying.catch(() => {});
       }
       await copying;
+      const store = layer.path.replace(/\/blobs\/sha256\/[0-9a-f]{64}$/, "");
       if (actual.size !== layer.descriptor.size) {
         throw sizeMismatch(
           layer.descriptor.size,
           actual.size,
-          `${layer.kind} layer`,
+          `${layer.kind} layer ${layer.descriptor.digest} in store ${store} (${REPAIR_ADVICE})`,
         );
       }
       if (actual.digest !== layer.descriptor.digest) {
-        throw digestMismatch(
-          layer.descriptor.digest,
-          actual.digest,
-          `${layer.kind} layer ${layer.descriptor.digest}`,
-        );
+        throw corruptBlob(store, layer.descriptor.digest, actual.digest);
       }
       const copied = await Deno.stat(tmp);
       if (copied.size !== actual.size) {

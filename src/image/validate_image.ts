@@ -16,7 +16,7 @@ import {
   isIndexMediaType,
   type ParsedManifest,
 } from "../oci/manifest.ts";
-import type { RegistryClient } from "../registry/client.ts";
+import { RegistryClient } from "../registry/client.ts";
 import { MAX_CONFIG_BYTES } from "../spec/config.ts";
 import {
   CONFIG_MEDIA_TYPE,
@@ -51,6 +51,8 @@ type Loaded = ParsedManifest & { bytes?: Uint8Array | undefined };
 interface Source {
   manifest(descriptor: Descriptor): Promise<Loaded>;
   config(descriptor: Descriptor): Promise<Uint8Array>;
+  /** Checks that a layer blob is there with its size, without reading it. */
+  layer?: ((descriptor: Descriptor) => Promise<void>) | undefined;
 }
 
 /** Errors that describe broken content rather than a failure to look. */
@@ -78,6 +80,7 @@ async function loadManifestInput(
 ): Promise<ManifestInput> {
   const input: ManifestInput = { descriptor, manifest: manifest.manifest };
   if (manifest.bytes) input.bytes = manifest.bytes;
+  await checkLayers(source, input, signal);
   const config = manifest.manifest.config;
   if (!isIroncoreConfig(config.mediaType)) return input;
   if (config.size > MAX_CONFIG_BYTES) {
@@ -94,6 +97,29 @@ async function loadManifestInput(
     input.configError = problem;
   }
   return input;
+}
+
+/** Notes the layer blobs that are missing or of another size. */
+async function checkLayers(
+  source: Source,
+  input: ManifestInput,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  const check = source.layer;
+  if (check === undefined) return;
+  const layers = Array.isArray(input.manifest.layers)
+    ? input.manifest.layers
+    : [];
+  for (const [j, layer] of layers.entries()) {
+    signal?.throwIfAborted();
+    try {
+      await check(layer);
+    } catch (e) {
+      const problem = contentProblem(e);
+      if (problem === undefined) throw e;
+      (input.layerErrors ??= {})[j] = problem;
+    }
+  }
 }
 
 async function check(
@@ -162,8 +188,10 @@ function unreadable(
 /**
  * Checks an image, in the local store or in a registry, against the
  * IronCore spec, loading only the index, the manifests and the (small)
- * config blobs. Content that is broken (a missing blob, a digest mismatch,
- * a document that does not parse) is reported as a finding, not thrown.
+ * config blobs; in the store, every layer blob is also checked to be there
+ * with the size its descriptor gives (not re-hashed: `verifyStore` does
+ * that). Content that is broken (a missing blob, a digest mismatch, a
+ * document that does not parse) is reported as a finding, not thrown.
  *
  * @param source The local store or a registry client.
  * @param reference In a store a tag, digest or unique digest prefix; for a
@@ -200,6 +228,14 @@ export async function validateImage(
     },
     config: (d) => docs.config(d),
   };
+  // In the store, a layer is checked to be there, whole, by its size; in a
+  // registry that would cost a request per layer, so only the documents
+  // are checked there.
+  if (!(source instanceof RegistryClient)) {
+    loader.layer = async (d) => {
+      await docs.blob(d, "layer");
+    };
+  }
   let top: Loaded;
   try {
     const doc = await docs.top();

@@ -16,6 +16,7 @@
  */
 
 import { basename, dirname, join } from "node:path";
+import { readSmallFile } from "../_files.ts";
 import { ImageError } from "../errors.ts";
 
 /**
@@ -64,6 +65,8 @@ const DOCKER_HUB_HOSTS: ReadonlySet<string> = new Set([
 const TOKEN_USERNAME = "<token>";
 const HELPER_PREFIX = "docker-credential-";
 const MAX_HELPER_MESSAGE = 1000;
+/** The largest Docker config read: a few entries take a few KiB. */
+const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
 
 /** Reads an environment variable. */
 type Env = (name: string) => string | undefined;
@@ -173,11 +176,27 @@ function redact(text: string, secrets: readonly string[]): string {
 async function readConfig(path: string): Promise<JsonObject> {
   let text: string;
   try {
-    text = await Deno.readTextFile(path);
+    const bytes = await readSmallFile(
+      path,
+      MAX_CONFIG_BYTES,
+      (kind) =>
+        new ImageError(
+          kind === "a directory"
+            ? `Docker config ${path} is a directory: give the path of the file, such as ${
+              join(path, "config.json")
+            }`
+            : kind === undefined
+            ? `Docker config ${path} is larger than ${MAX_CONFIG_BYTES} bytes: give the path of a Docker config.json`
+            : `Docker config ${path} is ${kind}: give the path of a Docker config.json`,
+        ),
+    );
+    text = new TextDecoder().decode(bytes);
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) return {};
     // A missing permission is the caller's to grant, not a broken config.
-    if (err instanceof Deno.errors.NotCapable) throw err;
+    if (err instanceof Deno.errors.NotCapable || err instanceof ImageError) {
+      throw err;
+    }
     throw new ImageError(
       `Cannot read Docker config ${path}: ${(err as Error).message}`,
       { cause: err },

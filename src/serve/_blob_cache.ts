@@ -143,7 +143,10 @@ export class BlobCache {
     end: number,
     onEnd: RelayEnd,
   ): Promise<ReadableStream<Uint8Array> | undefined> {
-    if (!(await this.#store.hasBlob(d.digest, d.size))) return undefined;
+    // A blob marked corrupt is fetched again: the fill replaces it.
+    if (!(await blobStoreOf(this.#store).holds(d.digest, d.size))) {
+      return undefined;
+    }
     let body: ReadableStream<Uint8Array>;
     try {
       body = await fileStream(this.#store.blobPath(d.digest), {

@@ -270,7 +270,7 @@ export class ImageResolver {
     if (known) return known;
     const store = this.#o.store;
     let bytes: Uint8Array | undefined;
-    if (store && await store.hasBlob(d.digest, d.size)) {
+    if (store && await blobStoreOf(store).holds(d.digest, d.size)) {
       bytes = await store.readBlob(d, { maxBytes: MAX_CONFIG_BYTES });
     } else {
       bytes = await fetchConfig(this.#o.client, repo, d, this.#o.signal);

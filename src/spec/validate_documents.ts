@@ -78,6 +78,11 @@ export interface ManifestInput {
   config?: Uint8Array | undefined;
   /** Why the config blob could not be loaded (missing, wrong digest, …). */
   configError?: string | undefined;
+  /**
+   * Why layer blobs cannot be read (missing, of another size), by the
+   * layer's position in `layers`. Left out, the layer blobs are not checked.
+   */
+  layerErrors?: Record<number, string> | undefined;
 }
 
 /** An index entry whose manifest could not be loaded. */
@@ -391,6 +396,10 @@ function checkManifest(
   const first = new Map<string, number>();
   layers.forEach((layer, j) => {
     const path = `${prefix}.layers[${j}]`;
+    const unreadable = input.layerErrors?.[j];
+    if (unreadable !== undefined) {
+      out.error(path, `cannot read the layer blob: ${unreadable}`);
+    }
     const found = layerKindOf(layer.mediaType);
     if (!found) {
       out.error(

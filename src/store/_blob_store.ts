@@ -8,7 +8,8 @@
  * @module
  */
 
-import { sizeMismatch } from "../_errors.ts";
+import { corruptBlob, REPAIR_ADVICE, sizeMismatch } from "../_errors.ts";
+import { exists, readAtMost, specialKind } from "../_files.ts";
 import { NotFoundError } from "../errors.ts";
 import {
   assertDigest,
@@ -37,6 +38,12 @@ import {
 export const TMP_DIR = ".tmp";
 /** Age after which an interrupted write's temporary file is removed. */
 export const STALE_TEMP_MS: number = 60 * 60 * 1000;
+/**
+ * Prefix of a corrupt blob's marker in the temporary directory: an empty
+ * file `corrupt-<hex>` that says the blob's bytes were found not to match
+ * its digest, so the next build, pull or import replaces it.
+ */
+export const CORRUPT_PREFIX = "corrupt-";
 /** Age after which a partial download is removed instead of resumed. */
 export const STALE_PARTIAL_MS: number = 7 * 24 * 60 * 60 * 1000;
 
@@ -149,6 +156,84 @@ export class BlobStore {
     }
   }
   /**
+   * Tells whether a blob is present (with the given size, when given) and
+   * trusted: not marked corrupt. Ingest writes a blob unless this holds.
+   *
+   * @param digest The blob's digest.
+   * @param size The expected size.
+   * @returns `true` when present and not marked corrupt.
+   */
+  async holds(digest: Digest, size?: number): Promise<boolean> {
+    return await this.hasBlob(digest, size) && !(await this.isSuspect(digest));
+  }
+  /**
+   * The path of a blob's corrupt marker. The file may not exist.
+   *
+   * @param digest The blob's digest.
+   * @returns The path under `.tmp/`.
+   */
+  markerPath(digest: Digest): string {
+    return join(this.path, TMP_DIR, `${CORRUPT_PREFIX}${digestHex(digest)}`);
+  }
+  /**
+   * Tells whether a blob was found corrupt and not replaced since.
+   *
+   * @param digest The blob's digest.
+   * @returns `true` when it is marked corrupt.
+   */
+  isSuspect(digest: Digest): Promise<boolean> {
+    return exists(this.markerPath(digest));
+  }
+  /**
+   * Records that a blob's bytes do not match its digest, so that the next
+   * build, pull or import writes it again (over the bad file) instead of
+   * skipping it, and the boot server's cache fetches it again. The store
+   * stays an OCI layout: the mark lives in the temporary directory. Best
+   * effort: without write access (a check, or a read-only store), nothing
+   * is recorded.
+   *
+   * @param digest The blob's digest.
+   * @returns `true` when the mark was written.
+   */
+  async markCorrupt(digest: Digest): Promise<boolean> {
+    const marker = this.markerPath(digest);
+    try {
+      // Never a permission prompt: a reader marks only where it may write.
+      const { state } = await Deno.permissions.query({
+        name: "write",
+        path: marker,
+      });
+      if (state !== "granted") return false;
+      await Deno.mkdir(join(this.path, TMP_DIR), { recursive: true });
+      await Deno.writeFile(marker, new Uint8Array(0));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+  /**
+   * Removes a blob and its corrupt marker: what repairing a corrupt blob
+   * does, so that the next pull or build writes it anew.
+   *
+   * @param digest The blob's digest.
+   */
+  async removeBlob(digest: Digest): Promise<void> {
+    try {
+      await Deno.remove(this.blobPath(digest));
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+    await this.#trust(digest);
+  }
+  /** Drops a blob's corrupt marker once good bytes are in place. */
+  async #trust(digest: Digest): Promise<void> {
+    try {
+      await Deno.remove(this.markerPath(digest));
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+  }
+  /**
    * Reads a small blob (manifest, index, config) and checks its digest.
    *
    * @param descriptor The blob's descriptor.
@@ -169,22 +254,26 @@ export class BlobStore {
       );
     }
     let bytes: Uint8Array;
-    try {
-      bytes = await Deno.readFile(this.blobPath(descriptor.digest));
-    } catch (e) {
-      if (e instanceof Deno.errors.NotFound) {
-        throw new NotFoundError(
-          `Blob ${descriptor.digest} is missing from store ${this.path}: pull or build the image again`,
-          { digest: descriptor.digest },
+    {
+      // A blob file longer than its descriptor says is read no further.
+      using file = await this.openBlob(descriptor.digest);
+      const read = await readAtMost(file, descriptor.size);
+      if (read.more) {
+        await this.markCorrupt(descriptor.digest);
+        throw sizeMismatch(
+          descriptor.size,
+          (await file.stat()).size,
+          `blob ${descriptor.digest} in store ${this.path} (${REPAIR_ADVICE})`,
         );
       }
-      throw e;
+      bytes = read.bytes;
     }
-    assertDigest(
-      descriptor.digest,
-      digestOf(bytes),
-      `blob in store ${this.path}`,
-    );
+    const actual = digestOf(bytes);
+    if (actual !== descriptor.digest) {
+      // Then the next build, pull or import replaces it.
+      await this.markCorrupt(descriptor.digest);
+      throw corruptBlob(this.path, descriptor.digest, actual);
+    }
     if (bytes.byteLength !== descriptor.size) {
       throw sizeMismatch(
         descriptor.size,
@@ -241,7 +330,7 @@ export class BlobStore {
   async putBytes(bytes: Uint8Array, mediaType: string): Promise<Descriptor> {
     const digest = digestOf(bytes);
     const descriptor = { mediaType, digest, size: bytes.byteLength };
-    if (await this.hasBlob(digest, bytes.byteLength)) {
+    if (await this.holds(digest, bytes.byteLength)) {
       await this.touchBlob(digest);
       return descriptor;
     }
@@ -250,11 +339,13 @@ export class BlobStore {
     try {
       await Deno.writeFile(tmp, bytes);
       if (this.durable) await this.fsync(tmp);
+      // Over a blob marked corrupt, if there is one.
       await Deno.rename(tmp, this.blobPath(digest));
     } catch (e) {
       await Deno.remove(tmp).catch(() => {});
       throw e;
     }
+    await this.#trust(digest);
     return descriptor;
   }
   /**
@@ -276,6 +367,14 @@ export class BlobStore {
     const progress = options.onProgress;
     using src = await Deno.open(path, { read: true });
     const before = await src.stat();
+    // What was opened may not be what the caller checked: read only a
+    // regular file, which ends.
+    const kind = specialKind(before);
+    if (kind !== undefined) {
+      throw new TypeError(
+        `Cannot read ${path}: it is ${kind}, give a regular file`,
+      );
+    }
     progress?.({ name, done: 0, total: before.size, phase: "start" });
     const onBytes = progress
       ? (done: number) =>
@@ -304,7 +403,7 @@ export class BlobStore {
     let size: number;
     try {
       ({ digest, size } = await hashOpenFile(src, onBytes, options.signal));
-      if (!(await this.hasBlob(digest, size))) {
+      if (!(await this.holds(digest, size))) {
         await (copying ?? Deno.copyFile(path, tmp));
         const after = await Deno.stat(path);
         const copied = await Deno.stat(tmp);
@@ -315,6 +414,7 @@ export class BlobStore {
         if (this.durable) await this.fsync(tmp);
         await Deno.rename(tmp, this.blobPath(digest));
         keep = true;
+        await this.#trust(digest);
       } else {
         await this.touchBlob(digest);
       }
@@ -355,9 +455,10 @@ export class BlobStore {
       }
       const digest = hash.digest();
       const descriptor = { mediaType, digest, size: hash.bytes };
-      if (!(await this.hasBlob(digest, hash.bytes))) {
+      if (!(await this.holds(digest, hash.bytes))) {
         await Deno.rename(tmp, this.blobPath(digest));
         keep = true;
+        await this.#trust(digest);
       }
       options.onProgress?.({
         name,
@@ -424,9 +525,10 @@ export class BlobStore {
         assertDigest(digest, hash.digest(), `blob ${digest}`);
         if (this.durable) await dst.sync();
       }
-      if (!(await this.hasBlob(digest, size))) {
+      if (!(await this.holds(digest, size))) {
         await Deno.rename(tmp, this.blobPath(digest));
         keep = true;
+        await this.#trust(digest);
       }
       options.onProgress?.({
         name,
@@ -458,6 +560,7 @@ export class BlobStore {
     const paths: PartialBlobPaths = {
       partial: join(this.path, TMP_DIR, partialName(descriptor.digest)),
       blob: this.blobPath(descriptor.digest),
+      marker: this.markerPath(descriptor.digest),
       durable: this.durable,
     };
     if (this.#workerThreshold !== undefined) {
@@ -507,7 +610,8 @@ export class BlobStore {
     return out;
   }
   /**
-   * Temporary files: partial downloads and interrupted writes.
+   * Temporary files: partial downloads and interrupted writes (not the
+   * corrupt markers, which stay until their blob is replaced or removed).
    *
    * @returns Path, size and modification time of each.
    */
@@ -516,6 +620,7 @@ export class BlobStore {
     const out: TempFile[] = [];
     try {
       for await (const e of Deno.readDir(dir)) {
+        if (e.name.startsWith(CORRUPT_PREFIX)) continue;
         const path = join(dir, e.name);
         const st = await Deno.stat(path).catch(() => null);
         if (st) out.push({ path, size: st.size, mtime: st.mtime });

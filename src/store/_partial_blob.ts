@@ -7,6 +7,7 @@
  */
 
 import { digestMismatch, sizeMismatch } from "../_errors.ts";
+import { exists } from "../_files.ts";
 import { type Digest, digestHex, Sha256 } from "../oci/digest.ts";
 import { BlobWriter, BUFFER_SIZE } from "./_blob_writer.ts";
 import { WorkerWriter } from "./_worker_writer.ts";
@@ -31,10 +32,27 @@ export interface PartialBlobPaths {
   partial: string;
   /** The final blob path. */
   blob: string;
+  /**
+   * The blob's corrupt marker: while it exists, a blob file already in
+   * place does not count, and the download replaces it.
+   */
+  marker: string;
   /** Flush to disk before the rename. */
   durable: boolean;
   /** Blobs at least this large are hashed on a worker thread. */
   workerThreshold?: number | undefined;
+}
+
+/**
+ * Tells whether the blob is in place with its size and not marked corrupt:
+ * then there is nothing to download.
+ */
+async function complete(
+  paths: PartialBlobPaths,
+  size: number,
+): Promise<boolean> {
+  if (await sizeOf(paths.blob) !== size) return false;
+  return !(await exists(paths.marker));
 }
 
 async function sizeOf(path: string): Promise<number | undefined> {
@@ -127,7 +145,7 @@ export class PartialBlob {
     descriptor: { digest: Digest; size: number },
   ): Promise<PartialBlob | undefined> {
     for (;;) {
-      if (await sizeOf(paths.blob) === descriptor.size) return undefined;
+      if (await complete(paths, descriptor.size)) return undefined;
       const file = await Deno.open(paths.partial, {
         read: true,
         write: true,
@@ -147,7 +165,7 @@ export class PartialBlob {
           continue;
         }
         locked = true;
-        if (await sizeOf(paths.blob) === descriptor.size) {
+        if (await complete(paths, descriptor.size)) {
           await Deno.remove(paths.partial).catch(() => {});
           file.close();
           return undefined;
@@ -310,10 +328,13 @@ export class PartialBlob {
     }
     if (this.#paths.durable && !this.#worker) await this.#file.sync();
     this.#worker?.close();
-    if (await sizeOf(this.#paths.blob) === this.#size) {
+    if (await complete(this.#paths, this.#size)) {
       await Deno.remove(this.#paths.partial).catch(() => {});
     } else {
+      // Over a blob marked corrupt, if there is one: the good bytes replace
+      // it in one step, and the mark goes.
       await Deno.rename(this.#paths.partial, this.#paths.blob);
+      await Deno.remove(this.#paths.marker).catch(() => {});
     }
     this.close();
   }

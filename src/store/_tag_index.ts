@@ -8,6 +8,7 @@
  */
 
 import { ambiguousReference, storeUnusable } from "../_errors.ts";
+import { exists } from "../_files.ts";
 import { NotFoundError } from "../errors.ts";
 import { digestHex, isDigest } from "../oci/digest.ts";
 import {
@@ -43,22 +44,6 @@ const LOCK_FILE = ".lock";
 export const ANNOTATION_IMAGE_SIZE = "io.ironcore.image.size";
 /** Largest `index.json` read, in bytes. */
 const MAX_INDEX_BYTES = 64 * 1024 * 1024;
-
-/**
- * Tells whether a path exists (without following a final link).
- *
- * @param path The path.
- * @returns `true` when it exists.
- */
-export async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
-}
 
 /**
  * The canonical form of a tag as typed or stored (`my-os` is

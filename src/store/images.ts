@@ -4,10 +4,16 @@
  * @module
  */
 
+import { severalTags } from "../_errors.ts";
 import { NotFoundError } from "../errors.ts";
-import type { Descriptor } from "../oci/manifest.ts";
+import {
+  ANNOTATION_REF_NAME,
+  type Descriptor,
+  type ImageManifest,
+} from "../oci/manifest.ts";
+import type { Platform } from "../oci/platform.ts";
 import type { ImageConfig } from "../spec/config.ts";
-import { parseConfig } from "../spec/config.ts";
+import { MAX_CONFIG_BYTES, parseConfig } from "../spec/config.ts";
 import { ANNOTATION_IMAGE_SIZE } from "./_tag_index.ts";
 import type { Store } from "./store.ts";
 import { tagIndexOf } from "./_internal.ts";
@@ -22,24 +28,51 @@ export interface ImageSummary {
   size: number;
 }
 
-/** Output of {@linkcode inspectImage} for one manifest. */
+/**
+ * Output of {@linkcode inspectImage} for one manifest of an index: the index
+ * entry's own fields (`mediaType`, `digest`, `size`, `platform`,
+ * `annotations`, as the index holds them, so a filter written for the index,
+ * such as `.manifests[].digest`, reads the same values), then the entry as
+ * `descriptor`, the manifest and its config.
+ */
 export interface ManifestDetails {
-  /** The manifest's descriptor (with platform when it came from an index). */
+  /** The media type of the index entry. */
+  mediaType: string;
+  /** The digest of the index entry. */
+  digest: string;
+  /** The size of the index entry. */
+  size: number;
+  /** The platform of the index entry. */
+  platform?: Platform | undefined;
+  /** The annotations of the index entry. */
+  annotations?: Record<string, string> | undefined;
+  /** The manifest's descriptor (the index entry). */
   descriptor: Descriptor;
   /** The manifest. */
   manifest: unknown;
-  /** The decoded config, when it is JSON. */
+  /** The decoded config, when it is IronCore JSON. */
   config?: ImageConfig | undefined;
 }
 
-/** Output of {@linkcode inspectImage}. */
+/**
+ * Output of {@linkcode inspectImage}. For an index, it also carries the
+ * index's own fields (`schemaVersion`, `mediaType`, `annotations`, and in
+ * `manifests` each entry's), so that what reads the index itself reads this
+ * too.
+ */
 export interface ImageDetails {
+  /** The index's `schemaVersion`, for an index. */
+  schemaVersion?: number | undefined;
+  /** The index's `mediaType`, for an index that gives one. */
+  mediaType?: string | undefined;
   /** The full reference, when resolved through a tag. */
   reference?: string | undefined;
   /** The descriptor of what the reference names. */
   descriptor: Descriptor;
   /** The index, when the reference names one. */
   index?: unknown;
+  /** The index's annotations, for an index that has some. */
+  annotations?: Record<string, string> | undefined;
   /** The manifest, when the reference names a single manifest. */
   manifest?: unknown;
   /** The decoded config of a single manifest. */
@@ -48,15 +81,29 @@ export interface ImageDetails {
   manifests?: ManifestDetails[] | undefined;
 }
 
+/** Options for {@linkcode deleteImage}. */
+export interface DeleteImageOptions {
+  /**
+   * Delete every tag of the image an image ID (a digest or digest prefix)
+   * names. Without it, an ID that names an image with several tags is
+   * refused, since one typed character can match them all. Default `false`.
+   */
+  force?: boolean | undefined;
+}
+
 /**
- * Removes a tag (or, for a digest, every tag pointing at it). Blobs stay
- * until pruned.
+ * Removes a tag, or, for an image ID (a digest or a digest prefix, with or
+ * without `sha256:`), the image's tag; an image with several tags is removed
+ * by ID only with `force`, as `docker rmi` does. Blobs stay until pruned.
  *
  * @param store The store.
- * @param input A tag, digest or unique digest prefix.
- * @returns The full references removed.
+ * @param reference A tag, digest or unique digest prefix.
+ * @param options Whether an ID may remove several tags.
+ * @returns The full references removed (none for an untagged image).
  * @throws {NotFoundError} When nothing matches, or a digest names content
  * that no `index.json` entry points at (a manifest inside an index).
+ * @throws {AmbiguousReferenceError} When an ID names an image with several
+ * tags and `force` is not set; `candidates` are the tags.
  *
  * @example Remove a tag and keep the blobs
  * ```ts
@@ -71,30 +118,59 @@ export interface ImageDetails {
  * console.log(await deleteImage(store, "my-os:1.0")); // ["docker.io/library/my-os:1.0"]
  * console.log(await store.hasBlob(built.index.digest)); // true, until pruneStore
  * ```
+ *
+ * @example Remove every tag of an image by its ID
+ * ```ts
+ * import { buildImage, Store } from "@ironcore/image";
+ * import { deleteImage } from "@ironcore/image/store";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/vmlinuz`, "kernel bytes");
+ * const store = await Store.open(`${dir}/store`);
+ * const built = await buildImage(store, [{ arch: "amd64", layers: { kernel: `${dir}/vmlinuz` } }], {
+ *   tag: "my-os:1.0",
+ * });
+ * await store.tag("my-os:1.0", "my-os:latest");
+ * const id = built.index.digest.slice(0, 19); // sha256: and 12 hex digits
+ * console.log(await deleteImage(store, id, { force: true })); // both tags
+ * ```
  */
 export async function deleteImage(
   store: Store,
-  input: string,
+  reference: string,
+  options: DeleteImageOptions = {},
 ): Promise<string[]> {
-  const resolved = await store.resolve(input);
+  const index = tagIndexOf(store);
+  const resolved = await store.resolve(reference);
   if (resolved.reference !== undefined) {
     await store.untag(resolved.reference);
     return [resolved.reference];
   }
   const digest = resolved.descriptor.digest;
-  if (!(await tagIndexOf(store).entries()).some((d) => d.digest === digest)) {
+  const entries = (await index.entries()).filter((d) => d.digest === digest);
+  if (entries.length === 0) {
     // A manifest inside an index, or a bare blob: nothing names it.
     throw new NotFoundError(
       `No tag or store entry points at ${digest}: it is part of another image, delete that image instead`,
-      { reference: input },
+      { reference },
+    );
+  }
+  const tags = entries.flatMap((d) => {
+    const ref = d.annotations?.[ANNOTATION_REF_NAME];
+    return ref === undefined ? [] : [ref];
+  });
+  if (tags.length > 1 && !options.force) {
+    throw severalTags(
+      reference,
+      tags,
+      "delete one by its tag, or set force to delete them all",
     );
   }
   const removed: string[] = [];
-  await tagIndexOf(store).update((index) => ({
-    ...index,
-    manifests: index.manifests.filter((d) => {
+  await index.update((current) => ({
+    ...current,
+    manifests: current.manifests.filter((d) => {
       if (d.digest !== digest) return true;
-      const ref = d.annotations?.["org.opencontainers.image.ref.name"];
+      const ref = d.annotations?.[ANNOTATION_REF_NAME];
       if (ref !== undefined) removed.push(ref);
       return false;
     }),
@@ -145,20 +221,21 @@ export async function listImages(store: Store): Promise<ImageSummary[]> {
   return rows;
 }
 
-async function manifestDetails(
+/** The decoded config of a manifest, when it is IronCore JSON. */
+async function configOf(
   store: Store,
-  descriptor: Descriptor,
-  manifest: import("../oci/manifest.ts").ImageManifest,
-): Promise<ManifestDetails> {
-  const out: ManifestDetails = { descriptor, manifest };
+  manifest: ImageManifest,
+): Promise<ImageConfig | undefined> {
+  const d = manifest.config;
+  if (d.size > MAX_CONFIG_BYTES) return undefined;
+  // A corrupt or missing blob is an error, not a config to leave out.
+  const bytes = await store.readBlob(d, { maxBytes: MAX_CONFIG_BYTES });
   try {
-    out.config = parseConfig(
-      await store.readBlob(manifest.config, { maxBytes: 1024 * 1024 }),
-    );
+    return parseConfig(bytes);
   } catch {
-    // Non-IronCore or missing config: the manifest is still shown.
+    // Not an IronCore config: the manifest is still shown.
+    return undefined;
   }
-  return out;
 }
 
 /**
@@ -194,23 +271,43 @@ export async function inspectImage(
   if (resolved.reference !== undefined) {
     out.reference = resolved.reference;
   }
-  if (parsed.kind === "index") {
-    out.index = parsed.index;
-    out.manifests = [];
-    for (const m of parsed.index.manifests) {
-      try {
-        const child = await store.readManifest(m);
-        if (child.kind === "manifest") {
-          out.manifests.push(await manifestDetails(store, m, child.manifest));
-        }
-      } catch {
-        out.manifests.push({ descriptor: m, manifest: null });
-      }
-    }
-  } else {
-    const d = await manifestDetails(store, descriptor, parsed.manifest);
-    out.manifest = d.manifest;
-    if (d.config) out.config = d.config;
+  if (parsed.kind === "manifest") {
+    out.manifest = parsed.manifest;
+    const config = await configOf(store, parsed.manifest);
+    if (config) out.config = config;
+    return out;
   }
-  return out;
+  const index = parsed.index;
+  const manifests: ManifestDetails[] = [];
+  // The index's own fields first, as the index itself has them.
+  const details: ImageDetails = {
+    schemaVersion: index.schemaVersion,
+    ...(index.mediaType !== undefined ? { mediaType: index.mediaType } : {}),
+    ...out,
+    index,
+    ...(index.annotations !== undefined
+      ? { annotations: index.annotations }
+      : {}),
+    manifests,
+  };
+  for (const m of index.manifests) {
+    // A missing or corrupt manifest fails the whole inspect: shown as null,
+    // it would pass for an image that is fine.
+    const child = await store.readManifest(m);
+    if (child.kind !== "manifest") continue;
+    // The entry's own fields first, as in the index.
+    const entry: ManifestDetails = {
+      mediaType: m.mediaType,
+      digest: m.digest,
+      size: m.size,
+      ...(m.platform !== undefined ? { platform: m.platform } : {}),
+      ...(m.annotations !== undefined ? { annotations: m.annotations } : {}),
+      descriptor: m,
+      manifest: child.manifest,
+    };
+    const config = await configOf(store, child.manifest);
+    if (config) entry.config = config;
+    manifests.push(entry);
+  }
+  return details;
 }

@@ -23,6 +23,7 @@ export {
 } from "./store.ts";
 export {
   deleteImage,
+  type DeleteImageOptions,
   type ImageDetails,
   type ImageSummary,
   inspectImage,

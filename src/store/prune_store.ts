@@ -105,7 +105,7 @@ export async function pruneStore(
         result.recent++;
         continue;
       }
-      if (!options.dryRun) await Deno.remove(store.blobPath(b.digest));
+      if (!options.dryRun) await blobStoreOf(store).removeBlob(b.digest);
       result.blobs.push({ digest: b.digest, size: b.size });
       result.freed += b.size;
     }

@@ -64,6 +64,7 @@ export interface StoreOptions {
 
 /**
  * The default store directory: `$IRONCORE_IMAGE_STORE`, else `~/.ironcore`.
+ * A variable set to the empty string is refused, not taken for unset.
  *
  * @param env Reads environment variables; defaults to `Deno.env.get`.
  * @returns The directory path.
@@ -79,7 +80,13 @@ export function defaultStorePath(
   env: (name: string) => string | undefined = (n) => Deno.env.get(n),
 ): string {
   const explicit = env("IRONCORE_IMAGE_STORE");
-  if (explicit) return explicit;
+  if (explicit === "") {
+    throw storeUnusable(
+      "$IRONCORE_IMAGE_STORE",
+      "the variable is set but empty: set it to the store's directory, or unset it",
+    );
+  }
+  if (explicit !== undefined) return explicit;
   const home = env("HOME") ?? env("USERPROFILE");
   if (!home) {
     throw storeUnusable(
@@ -128,8 +135,13 @@ export class Store {
    * @returns The store.
    * @throws {StoreError} When the directory is not an OCI layout or its
    * `index.json` is corrupt.
+   * @throws {TypeError} When the path is empty.
    */
   static async open(path: string, options: StoreOptions = {}): Promise<Store> {
+    // "" is no directory: as a path it would be the working directory.
+    if (path === "") {
+      throw new TypeError("Store path is empty: give the store's directory");
+    }
     const store = new Store(path.replace(/\/+$/, "") || "/", options);
     await store.#check();
     return store;

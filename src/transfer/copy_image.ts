@@ -471,7 +471,7 @@ async function toStore(
       else result.skipped++;
       return;
     }
-    if (await store.hasBlob(blob.digest, blob.size)) {
+    if (await blobStoreOf(store).holds(blob.digest, blob.size)) {
       result.skipped++;
       blobEvent(options.onProgress, blob, "skip");
       return;

@@ -4,7 +4,8 @@
  * @module
  */
 
-import { invalidReference } from "../_errors.ts";
+import { invalidReference, severalTags } from "../_errors.ts";
+import { NotFoundError } from "../errors.ts";
 import type { Descriptor } from "../oci/manifest.ts";
 import {
   formatReference,
@@ -38,9 +39,12 @@ export interface PushImageResult {
   reference: string;
   /** Descriptor of the pushed manifest or index. */
   descriptor: Descriptor;
-  /** Blobs uploaded. */
+  /**
+   * Blobs (configs and layers) uploaded. Manifests and the index are not
+   * counted: they are sent unless the tag already names the image.
+   */
   uploaded: number;
-  /** Blobs the registry already had. */
+  /** Blobs (configs and layers) the registry already had. */
   skipped: number;
   /** Extra tags written for per-architecture manifests. */
   subTags: string[];
@@ -54,6 +58,40 @@ interface Plan {
     arch?: string | undefined;
   }[];
   bytes: Uint8Array;
+}
+
+/** An image ID: a digest or digest prefix, with or without `sha256:`. */
+const IMAGE_ID = /^(sha256:)?[a-f0-9]{1,64}$/;
+
+function assertTagged(
+  ref: Reference,
+  reference: string,
+): asserts ref is Reference & { tag: string } {
+  if (ref.tag === undefined) {
+    throw invalidReference(
+      reference,
+      "push needs a tag to push to, e.g. NAME:1.0",
+    );
+  }
+}
+
+/** The one tag of the image an ID names: where pushing it goes. */
+async function onlyTag(
+  store: Store,
+  reference: string,
+  digest: string,
+): Promise<string> {
+  const tags = (await store.tags())
+    .filter((t) => t.descriptor.digest === digest)
+    .map((t) => t.reference);
+  if (tags.length === 1) return tags[0]!;
+  if (tags.length > 1) {
+    throw severalTags(reference, tags, "push one of them by its tag");
+  }
+  throw new NotFoundError(
+    `Image ${reference} has no tag to push to: tag it with the name it gets in the registry, then push that tag`,
+    { reference },
+  );
 }
 
 async function plan(store: Store, top: Descriptor): Promise<Plan> {
@@ -100,10 +138,14 @@ async function plan(store: Store, top: Descriptor): Promise<Plan> {
  * again; blobs move in a bounded concurrent pool.
  *
  * @param store The local store.
- * @param reference The local tag, which is also the destination.
+ * @param reference The local tag, which is also the destination; or the
+ * image ID (a digest or digest prefix) of an image with one tag, which then
+ * is the destination.
  * @param options Registry client, sub-manifest tags, concurrency, abort
  * signal, progress.
  * @returns What was pushed.
+ * @throws {AmbiguousReferenceError} When an image ID names an image with
+ * several tags.
  *
  * @example Push an image
  * ```ts
@@ -137,15 +179,19 @@ export async function pushImage(
   options: PushImageOptions = {},
 ): Promise<PushImageResult> {
   const client = options.client ?? new RegistryClient();
-  const ref: Reference = parseReference(reference);
-  if (ref.tag === undefined) {
-    throw invalidReference(
-      reference,
-      "push needs a tag to push to, e.g. NAME:1.0",
-    );
+  // An image ID may also read as a repository name (`3f2a9c`); anything
+  // else must be a reference, and is refused as one before the store is
+  // read.
+  if (!IMAGE_ID.test(reference)) {
+    assertTagged(parseReference(reference), reference);
   }
-  const { descriptor: top } = await store.resolve(reference);
-  const { annotations: _a, ...descriptor } = top;
+  const resolved = await store.resolve(reference);
+  const destination = resolved.reference !== undefined
+    ? reference
+    : await onlyTag(store, reference, resolved.descriptor.digest);
+  const ref: Reference = parseReference(destination);
+  assertTagged(ref, reference);
+  const { annotations: _a, ...descriptor } = resolved.descriptor;
   const repo = { registry: ref.registry, repository: ref.repository };
   const p = await plan(store, descriptor);
   const result: PushImageResult = {
@@ -159,20 +205,27 @@ export async function pushImage(
   const progress = options.onProgress;
   const existing = await client.headManifest(repo, ref.tag, { signal });
   const complete = existing?.digest === descriptor.digest;
-  if (!complete) {
+  const skip = (blob: Descriptor & { name: string }) => {
+    result.skipped++;
+    progress?.({
+      name: blob.name,
+      digest: blob.digest,
+      done: blob.size,
+      total: blob.size,
+      phase: "skip",
+    });
+  };
+  if (complete) {
+    // The tag already names this image, so the registry holds every blob
+    // of it (it accepts a manifest only then): all are skipped.
+    for (const blob of p.blobs.values()) skip(blob);
+  } else {
     await runPool(
       [...p.blobs.values()],
       options.concurrency ?? 4,
       async (blob) => {
         if (await client.hasBlob(repo, blob.digest, { signal })) {
-          result.skipped++;
-          progress?.({
-            name: blob.name,
-            digest: blob.digest,
-            done: blob.size,
-            total: blob.size,
-            phase: "skip",
-          });
+          skip(blob);
           return;
         }
         progress?.({

@@ -34,6 +34,8 @@ export interface RunCliProcessOptions {
   env?: Record<string, string>;
   /** Text for the child's standard input; without it, stdin is empty. */
   stdin?: string;
+  /** See {@linkcode RunProcessOptions.killAfter}. */
+  killAfter?: number;
 }
 
 /** Options for {@linkcode runProcess}. */
@@ -46,6 +48,13 @@ export interface RunProcessOptions {
   clearEnv?: boolean;
   /** Text for the child's standard input; without it, stdin is empty. */
   stdin?: string;
+  /**
+   * Kills the child (SIGKILL) after this many milliseconds: a guard for a
+   * case whose bug is a hang or a runaway read, so the test fails (with exit
+   * code 137) instead of hanging. Not a timing assertion: pick a bound far
+   * above the normal run time.
+   */
+  killAfter?: number;
 }
 
 /**
@@ -75,12 +84,22 @@ export async function runProcess(
     stderr: "piped",
     ...(options.cwd !== undefined ? { cwd: options.cwd } : {}),
   }).spawn();
+  const guard = options.killAfter === undefined ? undefined : setTimeout(
+    () => {
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // Already gone.
+      }
+    },
+    options.killAfter,
+  );
   if (options.stdin !== undefined) {
     const w = child.stdin.getWriter();
     await w.write(new TextEncoder().encode(options.stdin));
     await w.close();
   }
-  const out = await child.output();
+  const out = await child.output().finally(() => clearTimeout(guard));
   const decoder = new TextDecoder();
   return {
     code: out.code,
@@ -127,7 +146,8 @@ export function runCliProcess(
 
 /**
  * Every entry under a directory: a directory maps to `"dir"`, a file to
- * `"<size> <sha256 hex>"`, a symlink to `"link -> <target>"`. Compare two
+ * `"<size> <sha256 hex>"`, a symlink to `"link -> <target>"`, a FIFO or
+ * device to `"special"` (never opened). Compare two
  * snapshots with `assert.deepEqual` to prove a directory did not change.
  * A path that does not exist gives `{}`; a file gives one entry, `"."`.
  *
@@ -157,6 +177,9 @@ export async function snapshotStore(
       } else if (e.isDirectory) {
         out[key] = "dir";
         await walk(path, key);
+      } else if (!e.isFile) {
+        // A FIFO or device: reading it could block or never end.
+        out[key] = "special";
       } else {
         out[key] = await describeFile(path);
       }

@@ -216,6 +216,31 @@ Deno.test("buildImage() without a tag adds the index to the store untagged", asy
   });
 });
 
+Deno.test("buildImage() reads a symbolic link to a regular file as that file", async () => {
+  await withTempDir(async (dir) => {
+    const f = await inputs(dir);
+    await Deno.symlink(f["vmlinuz-amd64"], `${dir}/kernel-link`);
+    await Deno.symlink(f["cmdline.txt"], `${dir}/cmdline-link`);
+    const store = await Store.open(`${dir}/store`);
+    const result = await buildImage(store, [{
+      arch: "amd64",
+      layers: { kernel: `${dir}/kernel-link` },
+      cmdline: `${dir}/cmdline-link`,
+    }], { tag: "demo:1" });
+    const manifest = await readJson<ImageManifest>(
+      store,
+      result.manifests[0]!.descriptor.digest,
+    );
+    assert.equal(
+      manifest.layers[0]!.digest,
+      digestOf(await Deno.readFile(f["vmlinuz-amd64"])),
+    );
+    assert.deepEqual(await readJson(store, manifest.config.digest), {
+      commandLine: "console=ttyS0 root=/dev/vda",
+    });
+  });
+});
+
 Deno.test("buildImage() gives the same digests for the same inputs in two stores", async () => {
   await withTempDir(async (dir) => {
     const f = await inputs(dir);
@@ -413,7 +438,31 @@ const BAD: BadBuild[] = [
         tag: "x:1",
       }),
     error: TypeError,
-    message: /^Cannot read rootfs file .*: it is a directory, give a file$/,
+    message:
+      /^Cannot read rootfs file .*: it is a directory, give a regular file$/,
+  },
+  {
+    name: "a character device as a layer file",
+    run: (s) =>
+      buildImage(s, [{ arch: "amd64", layers: { kernel: "/dev/null" } }], {
+        tag: "x:1",
+      }),
+    error: TypeError,
+    message:
+      /^Cannot read kernel file \/dev\/null: it is a character device, give a regular file$/,
+  },
+  {
+    name: "a cmdline file whose size stat does not tell, over 64 KiB",
+    // A regular file whose stat size is 0 while it reads as megabytes.
+    run: (s, f) =>
+      buildImage(s, [{
+        arch: "amd64",
+        layers: { kernel: f["vmlinuz-amd64"]! },
+        cmdline: "/proc/kallsyms",
+      }], { tag: "x:1" }),
+    error: RangeError,
+    message:
+      /^Command line file \/proc\/kallsyms is larger than 64 KiB: a kernel command line fits in 64 KiB$/,
   },
   {
     name: "a missing cmdline file",
@@ -448,6 +497,17 @@ const BAD: BadBuild[] = [
     error: TypeError,
     message:
       /^Cannot build AMD64: architecture "AMD64" is not a Go architecture name: use "amd64"$/,
+  },
+  {
+    name: "an empty architecture",
+    run: (s, f) =>
+      buildImage(s, [
+        { arch: "amd64", layers: { kernel: f["vmlinuz-amd64"]! } },
+        { arch: "", layers: { kernel: f["vmlinuz-arm64"]! } },
+      ], { tag: "x:1" }),
+    error: TypeError,
+    message:
+      /^Cannot build configuration 2 of 2: its architecture is missing, set arch to the target's, such as amd64$/,
   },
   {
     name: "an unknown architecture in the second configuration",

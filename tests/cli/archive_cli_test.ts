@@ -178,7 +178,7 @@ Deno.test("export reports usage errors with exit code 2 and a missing image with
   });
 });
 
-Deno.test("import refuses hostile, unnamed and missing archives with one line and exit code 1, and the store is unchanged", async () => {
+Deno.test("import refuses hostile, unnamed and missing archives with one line and exit code 1 (2 for a malformed --tag), and the store is unchanged", async () => {
   await withTempDir(async (dir) => {
     const built = await demo(dir, `${dir}/a`);
     const store = `${dir}/a`;
@@ -210,9 +210,13 @@ Deno.test("import refuses hostile, unnamed and missing archives with one line an
     ]);
     assert.equal(unnamed.code, 0, unnamed.stderr);
     await Deno.writeTextFile(`${dir}/not.tar`, "not a tar\n".repeat(100));
+    const mkfifo = await new Deno.Command("mkfifo", { args: [`${dir}/fifo`] })
+      .output();
+    assert.equal(mkfifo.code, 0);
 
     const before = await snapshotStore(store);
-    const cases: [string[], RegExp][] = [
+    // A malformed --tag is a wrong call (exit 2); the rest are bad archives.
+    const cases: [string[], RegExp, number?][] = [
       [
         ["import", `${dir}/evil.tar`],
         /^Error: Refusing archive entry "\.\.\/\.\.\/etc\/evil": it has a "\.\." component; an OCI archive holds only the files of an image layout\n$/,
@@ -226,17 +230,34 @@ Deno.test("import refuses hostile, unnamed and missing archives with one line an
         /^Error: Cannot read archive .*\/missing\.tar: no such file, check the path\n$/,
       ],
       [
+        ["import", "/dev/zero"],
+        /^Error: Cannot read archive \/dev\/zero: it is a character device, give a tar file \(or - for standard input\)\n$/,
+      ],
+      [
+        ["import", `${dir}/fifo`],
+        /^Error: Cannot read archive .*\/fifo: it is a FIFO \(named pipe\); to import a stream, give - and redirect it: ironcore-image import - < .*\/fifo\n$/,
+      ],
+      [
+        ["import", dir],
+        /^Error: Cannot read archive .*: it is a directory, give a tar file \(or - for standard input\)\n$/,
+      ],
+      [
         ["import", `${dir}/v1.tar`],
         /^Error: Archive image sha256:[a-f0-9]{64} is named "v1", which is not a full reference: give one with --tag, such as --tag registry\.example\.com\/os:1\.0\n$/,
       ],
       [
         ["import", `${dir}/v1.tar`, "--tag", "Bad:Tag"],
         /^Error: Invalid reference "Bad:Tag": repository name must be lowercase/,
+        2,
       ],
     ];
-    for (const [args, re] of cases) {
-      const res = await runCliProcess(["--store-path", store, ...args]);
-      assert.equal(res.code, 1, args.join(" "));
+    for (const [args, re, code = 1] of cases) {
+      // An opened FIFO would wait for a writer: kill the child long after a
+      // normal run ends.
+      const res = await runCliProcess(["--store-path", store, ...args], {
+        killAfter: 60_000,
+      });
+      assert.equal(res.code, code, args.join(" "));
       assert.match(res.stderr, re);
       assert.equal(res.stdout, "");
       assert.deepEqual(await snapshotStore(store), before, args.join(" "));

@@ -65,11 +65,25 @@ function assertOneLineError(
 
 // --- help, version and flags ------------------------------------------------
 
-Deno.test("ironcore-image without arguments prints the help to stdout and exits 2", async () => {
+Deno.test("ironcore-image without arguments prints the help to stderr and exits 2", async () => {
   const res = await runCliProcess([]);
   assert.equal(res.code, 2);
-  assert.match(res.stdout, /^ironcore-image 0\.1\.0: /);
-  assert.equal(res.stderr, "");
+  assert.match(res.stderr, /^ironcore-image 0\.1\.0: /);
+  assert.equal(res.stdout, "");
+});
+
+Deno.test("an empty IRONCORE_IMAGE_STORE is a usage error, not ~/.ironcore or /", async () => {
+  await withTempDir(async (dir) => {
+    const res = await runCliProcess(["list"], {
+      env: { IRONCORE_IMAGE_STORE: "", HOME: dir },
+    });
+    assertOneLineError(
+      res,
+      2,
+      /^IRONCORE_IMAGE_STORE is set but empty: set it to the store's directory, or unset it for ~\/\.ironcore$/,
+    );
+    assert.deepEqual(await snapshotStore(`${dir}/.ironcore`), {});
+  });
 });
 
 Deno.test("ironcore-image --help, -h and help list every command and the global flags", async () => {
@@ -220,6 +234,16 @@ const USAGE_ERRORS: [string, string[], RegExp][] = [
     /^Flag --tag is given more than once$/,
   ],
   [
+    "a bad --retries for a command that does not use it",
+    ["--retries", "x", "list"],
+    /^Flag --retries takes a number from 0 to 100, got "x"$/,
+  ],
+  [
+    "a bad --hash-worker-threshold for a command without a store",
+    ["completion", "bash", "--hash-worker-threshold", "-1"],
+    /^Flag --hash-worker-threshold takes a number of bytes, got "-1"$/,
+  ],
+  [
     "a boolean flag with a bad value",
     ["list", "--json=maybe"],
     /^Flag --json takes true or false, got "maybe"$/,
@@ -317,6 +341,12 @@ const BUILD = (c: Ctx, config: string, ...more: string[]) => [
   ...more,
 ];
 
+/** Makes a FIFO (named pipe). */
+async function mkfifo(path: string): Promise<void> {
+  const out = await new Deno.Command("mkfifo", { args: [path] }).output();
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+}
+
 /** Tags more images until two index.json entries share a first hex digit. */
 async function makeSharedPrefix(c: Ctx): Promise<void> {
   const store = await Store.open(c.store);
@@ -368,7 +398,7 @@ const BAD_INPUTS: BadInput[] = [
     args: (c) =>
       BUILD(c, `arch=amd64,kernel=${c.files.vmlinuz},initramfs=${c.dir}/adir`),
     message: () =>
-      /^Cannot read initramfs file .*adir: it is a directory, give a file$/,
+      /^Cannot read initramfs file .*adir: it is a directory, give a regular file$/,
   },
   {
     name: "a directory as the cmdline file",
@@ -376,6 +406,60 @@ const BAD_INPUTS: BadInput[] = [
     args: (c) =>
       BUILD(c, `arch=amd64,kernel=${c.files.vmlinuz},cmdline=${c.dir}/adir`),
     message: () => /^Cannot read cmdline file .*adir: it is a directory/,
+  },
+  {
+    name: "a character device as a layer file",
+    code: 1,
+    args: (c) => BUILD(c, `arch=amd64,kernel=/dev/null`),
+    message: () =>
+      /^Cannot read kernel file \/dev\/null: it is a character device, give a regular file$/,
+  },
+  {
+    name: "an endless device as the cmdline file",
+    code: 1,
+    args: (c) =>
+      BUILD(c, `arch=amd64,kernel=${c.files.vmlinuz},cmdline=/dev/zero`),
+    message: () =>
+      /^Cannot read cmdline file \/dev\/zero: it is a character device, give a regular file$/,
+  },
+  {
+    name: "a FIFO as a layer file",
+    code: 1,
+    prepare: (c) => mkfifo(`${c.dir}/fifo`),
+    args: (c) =>
+      BUILD(c, `arch=amd64,kernel=${c.files.vmlinuz},initramfs=${c.dir}/fifo`),
+    message: () =>
+      /^Cannot read initramfs file .*\/fifo: it is a FIFO \(named pipe\), give a regular file$/,
+  },
+  {
+    name: "a FIFO as the cmdline file",
+    code: 1,
+    prepare: (c) => mkfifo(`${c.dir}/fifo`),
+    args: (c) =>
+      BUILD(c, `arch=amd64,kernel=${c.files.vmlinuz},cmdline=${c.dir}/fifo`),
+    message: () =>
+      /^Cannot read cmdline file .*\/fifo: it is a FIFO \(named pipe\), give a regular file$/,
+  },
+  {
+    name: "an empty --store-path",
+    code: 2,
+    args: () => ["--store-path", "", "list"],
+    message: () =>
+      /^Flag --store-path is empty: give the store's directory, or leave the flag out for the default$/,
+  },
+  {
+    name: "a directory as the Docker config",
+    code: 1,
+    args: (c) => [
+      "--docker-config-path",
+      `${c.dir}/adir`,
+      "logout",
+      "localhost:5000",
+    ],
+    message: (c) =>
+      new RegExp(
+        `^Docker config ${c.dir}/adir is a directory: give the path of the file, such as ${c.dir}/adir/config\\.json$`,
+      ),
   },
   {
     name: "an unknown --config key",
@@ -444,7 +528,7 @@ const BAD_INPUTS: BadInput[] = [
   },
   {
     name: "an empty --tag",
-    code: 1,
+    code: 2,
     args: (
       c,
     ) => [
@@ -460,7 +544,7 @@ const BAD_INPUTS: BadInput[] = [
   },
   {
     name: "an empty --tag= form",
-    code: 1,
+    code: 2,
     args: (
       c,
     ) => [
@@ -475,7 +559,7 @@ const BAD_INPUTS: BadInput[] = [
   },
   {
     name: "an invalid --tag reference",
-    code: 1,
+    code: 2,
     args: (
       c,
     ) => [
@@ -492,13 +576,13 @@ const BAD_INPUTS: BadInput[] = [
   },
   {
     name: "an invalid tag target",
-    code: 1,
+    code: 2,
     args: (c) => ["--store-path", c.store, "tag", "demo:1", "demo:-bad"],
     message: () => /^Invalid reference "demo:-bad": invalid tag "-bad"/,
   },
   {
     name: "a tag target with a digest",
-    code: 1,
+    code: 2,
     args: (
       c,
     ) => [
@@ -635,7 +719,9 @@ for (const bad of BAD_INPUTS) {
         await bad.prepare?.(ctx);
         const before = await snapshotStore(ctx.store);
         const beforeAll = await snapshotStore(dir);
-        const res = await runCliProcess(bad.args(ctx));
+        // A special file that were opened or read would hang the child or
+        // make it read without end: kill it long after a normal run ends.
+        const res = await runCliProcess(bad.args(ctx), { killAfter: 60_000 });
         assertOneLineError(res, bad.code, bad.message(ctx));
         assert.deepEqual(await snapshotStore(ctx.store), before);
         // Nothing else around it was created or changed either.

@@ -1,6 +1,7 @@
 /**
  * `deno task compile` (`.ci/compile`) refuses, in one line and before it
- * builds anything, to go on without a runtime to embed. The script runs in a
+ * builds anything, to go on without a runtime to embed, and a build that
+ * fails leaves no empty `dist/` behind. The script runs in a
  * copy of the files it reads, so its `dist/` is the test's own.
  */
 
@@ -15,7 +16,7 @@ const TARGET = "x86_64-unknown-linux-gnu";
 async function compile(
   dir: string,
   env: Record<string, string>,
-): Promise<{ code: number; stderr: string; dist: string[] }> {
+): Promise<{ code: number; stderr: string; dist: string[] | undefined }> {
   await Deno.mkdir(`${dir}/.ci`);
   await Deno.copyFile(`${REPO_ROOT}/.ci/compile`, `${dir}/.ci/compile`);
   for (const f of ["deno.json", "cli.ts"]) {
@@ -35,11 +36,13 @@ async function compile(
     stdout: "piped",
     stderr: "piped",
   }).output();
-  const dist: string[] = [];
+  // undefined: there is no dist/ at all.
+  let dist: string[] | undefined = [];
   try {
     for await (const e of Deno.readDir(`${dir}/dist`)) dist.push(e.name);
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) throw e;
+    dist = undefined;
   }
   return {
     code: out.code,
@@ -56,7 +59,7 @@ Deno.test("deno task compile refuses the deno CLI as DENORT_BIN and builds nothi
       res.stderr,
       `compile: DENORT_BIN=${Deno.execPath()} is the deno CLI, not denort: point it at the denort binary of Deno ${Deno.version.deno} (the runtime that deno compile embeds)\n`,
     );
-    assert.deepEqual(res.dist, []);
+    assert.equal(res.dist, undefined);
   });
 });
 
@@ -69,7 +72,7 @@ Deno.test("deno task compile refuses a DENORT_BIN that is not an executable file
       res.stderr,
       /^compile: DENORT_BIN=\S+\/denort is not an executable file: point it at the denort binary of Deno \d+\.\d+\.\d+\n$/,
     );
-    assert.deepEqual(res.dist, []);
+    assert.equal(res.dist, undefined);
   });
 });
 
@@ -90,6 +93,22 @@ Deno.test("deno task compile without network or DENORT_BIN says how to build off
       res.stderr,
       `compile: cannot reach dl.deno.land to download the Deno runtime (denort): without network, set DENORT_BIN to the denort binary of Deno ${Deno.version.deno} and name its target, e.g. DENORT_BIN=/path/to/denort .ci/compile ${Deno.build.target}\n`,
     );
-    assert.deepEqual(res.dist, []);
+    assert.equal(res.dist, undefined);
+  });
+});
+
+Deno.test("deno task compile with a DENORT_BIN that is no Deno runtime fails and leaves no dist/", async () => {
+  await withTempDir(async (dir) => {
+    // Executable, not the deno CLI, no version to tell: only building
+    // finds out.
+    await Deno.writeTextFile(`${dir}/denort`, "#!/bin/sh\nexit 1\n");
+    await Deno.chmod(`${dir}/denort`, 0o755);
+    const res = await compile(dir, { DENORT_BIN: `${dir}/denort` });
+    assert.equal(res.code, 1, res.stderr);
+    assert.match(
+      res.stderr,
+      /\ncompile: deno compile failed for x86_64-unknown-linux-gnu \(its error is above\): check DENORT_BIN=\S+\/denort\n$/,
+    );
+    assert.equal(res.dist, undefined);
   });
 });

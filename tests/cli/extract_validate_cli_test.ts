@@ -424,7 +424,9 @@ Deno.test("validate and extract on the command line", async (t) => {
           ]);
           assertFails(
             run,
-            new RegExp(`Digest mismatch for kernel layer ${kernel}`),
+            new RegExp(
+              `^Error: Blob ${kernel} in store .* is corrupt: its bytes hash to sha256:\\w+; run ironcore-image verify --repair, then pull or build the image again$`,
+            ),
           );
           assert.deepEqual(await filesIn(out), before);
           assert.deepEqual(await snapshotStore(storePath), snapshot);

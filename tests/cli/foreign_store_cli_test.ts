@@ -149,7 +149,7 @@ Deno.test("a tag stored without :tag is found by its full name and its short nam
       JSON.parse(list.stdout).map((r: { repository: string; tag: string }) =>
         `${r.repository} ${r.tag}`
       ),
-      ["notag <none>", "my-os 1.0"],
+      ["notag latest", "my-os 1.0"],
     );
 
     for (const name of ["notag", "docker.io/library/notag", "notag:latest"]) {

@@ -86,19 +86,30 @@ function realFlags(
 
 /**
  * Every way to leave one permission out: each flag whole, and for a flag of
- * several values each value alone. Names the flag the message must ask for.
+ * several values each value alone. Names the flag the message must ask for,
+ * and the placeholders left out, one of which the message must name.
  */
-function withOneLeftOut(flags: Flag[]): { flags: Flag[]; missing: string }[] {
-  const out: { flags: Flag[]; missing: string }[] = [];
+function withOneLeftOut(
+  flags: Flag[],
+): { flags: Flag[]; missing: string; left: string[] }[] {
+  const out: { flags: Flag[]; missing: string; left: string[] }[] = [];
   flags.forEach((f, i) => {
-    out.push({ flags: flags.filter((_, j) => j !== i), missing: f.name });
+    out.push({
+      flags: flags.filter((_, j) => j !== i),
+      missing: f.name,
+      left: f.values,
+    });
     if (f.values.length < 2) return;
-    f.values.forEach((_, k) => {
+    f.values.forEach((v, k) => {
       const fewer = { ...f, values: f.values.filter((_, j) => j !== k) };
-      out.push({ flags: flags.with(i, fewer), missing: f.name });
+      out.push({ flags: flags.with(i, fewer), missing: f.name, left: [v] });
     });
   });
   return out;
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
 
 function run(
@@ -213,6 +224,10 @@ Deno.test("each command runs with the permissions docs/permissions.md gives it a
       { command: "list", args: [...at(store), "list"] },
       { command: "inspect", args: [...at(store), "inspect", ref] },
       { command: "verify", args: [...at(store), "verify"] },
+      {
+        command: "verify --repair",
+        args: [...at(store), "verify", "--repair"],
+      },
       { command: "validate", args: [...at(store), "validate", ref] },
       { command: "tag", args: [...at(store), "tag", ref, `${ref}-copy`] },
       { command: "delete", args: [...at(store), "delete", `${ref}-copy`] },
@@ -358,7 +373,7 @@ Deno.test("each command runs with the permissions docs/permissions.md gives it a
       const flags = table.get(c.command)!;
       const real = (f: Flag[]) =>
         realFlags(f, { ...places, ...c.places }, c.command);
-      for (const { flags: fewer, missing } of withOneLeftOut(flags)) {
+      for (const { flags: fewer, missing, left } of withOneLeftOut(flags)) {
         const perms = real(fewer);
         const res = c.serves === undefined
           ? await run(perms, c.args, c.stdin ? { stdin: c.stdin } : {})
@@ -377,9 +392,18 @@ Deno.test("each command runs with the permissions docs/permissions.md gives it a
         }
         assert.equal(res.code, 1, `${what} should fail: ${res.stderr}`);
         const lines = res.stderr.trim().split("\n");
+        // It names what the table names: the store, the output directory,
+        // the host, not some file inside or a name made up on the spot.
+        const named = left.flatMap((p) =>
+          ({ ...places, ...c.places })[p]!.split(",")
+        );
         assert.match(
           lines.at(-1)!,
-          new RegExp(`^Error: Missing permission: .*run with ${missing}=`),
+          new RegExp(
+            `^Error: Missing permission: .*run with ${missing}=(${
+              named.map(escapeRegExp).join("|")
+            })$`,
+          ),
           `${what}: ${res.stderr}`,
         );
         // A server that failed at start printed only the error.
@@ -536,11 +560,58 @@ Deno.test("without --store-path the store location needs only HOME and IRONCORE_
   });
 });
 
+Deno.test("a missing permission for the output of export and extract names its directory, and that flag is enough", async () => {
+  await withTempDir(async (dir) => {
+    const files = await writeFiles(dir, { vmlinuz: new Uint8Array(4096) });
+    const store = `${dir}/store`;
+    const built = await run([`--allow-read=${dir}`, `--allow-write=${store}`], [
+      "--store-path",
+      store,
+      "build",
+      "--tag",
+      "os:1",
+      "--config",
+      `arch=amd64,kernel=${files.vmlinuz}`,
+    ]);
+    assert.equal(built.code, 0, built.stderr);
+    const out = `${dir}/out`;
+    await Deno.mkdir(out);
+    for (
+      const args of [
+        ["export", "os:1", "-o", `${out}/os.tar`],
+        ["extract", "os:1", "--layer", "kernel", "-o", `${out}/vmlinuz`],
+      ]
+    ) {
+      const denied = await run([`--allow-read=${dir}`], [
+        "--store-path",
+        store,
+        ...args,
+      ]);
+      assert.equal(denied.code, 1, denied.stderr);
+      assert.equal(
+        denied.stderr,
+        `Error: Missing permission: write access to "${out}": run with --allow-write=${out}\n`,
+      );
+      const ok = await run([`--allow-read=${dir}`, `--allow-write=${out}`], [
+        "--store-path",
+        store,
+        ...args,
+      ]);
+      assert.equal(ok.code, 0, ok.stderr);
+    }
+  });
+});
+
 Deno.test("a missing permission inside the store names the store, and that flag is enough", async () => {
   await withTempDir(async (dir) => {
     const files = await writeFiles(dir, { vmlinuz: new Uint8Array(4096) });
-    for (const given of [`${dir}/store`, `${dir}//store/`]) {
-      const store = given.replace(/\/+/g, "/").replace(/\/$/, "");
+    // Written plainly, with extra slashes, and through a directory and
+    // `..` (which the runtime resolves in its message).
+    await Deno.mkdir(`${dir}/sub`);
+    for (
+      const given of [`${dir}/store`, `${dir}//store/`, `${dir}/sub/../store`]
+    ) {
+      const store = `${dir}/store`;
       const args = [
         "--store-path",
         given,

@@ -4,11 +4,13 @@
  */
 
 import assert from "node:assert/strict";
+import { buildImage } from "../../src/build/build_image.ts";
 import { runCli } from "../../src/cli/run_cli.ts";
 import { digestHex, digestOf } from "../../src/oci/digest.ts";
 import { Store } from "../../src/store/store.ts";
 import { runCliProcess, snapshotStore } from "../_helpers/cli.ts";
 import { writeFiles } from "../_helpers/fixtures.ts";
+import { startRegistry } from "../_helpers/registry.ts";
 import { withTempDir } from "../_helpers/temp.ts";
 
 async function inputs(dir: string) {
@@ -300,5 +302,149 @@ Deno.test("runCli() on a terminal reports an interrupt during progress output as
     // Nothing was tagged, and no temporary file is left.
     assert.deepEqual(await (await Store.open(`${dir}/store`)).tags(), []);
     assert.deepEqual([...Deno.readDirSync(`${dir}/store/.tmp`)], []);
+  });
+});
+
+Deno.test("delete by an image ID with eleven tags refuses and lists them; --force deletes them all", async () => {
+  await withTempDir(async (dir) => {
+    const f = await inputs(dir);
+    const path = `${dir}/store`;
+    const store = await Store.open(path);
+    const built = await buildImage(store, [{
+      arch: "amd64",
+      layers: { kernel: f.vmlinuz },
+    }], { tag: "os:1" });
+    for (let i = 2; i <= 11; i++) await store.tag("os:1", `os:${i}`);
+    const hex = digestHex(built.index.digest);
+    const before = await snapshotStore(path);
+    for (const id of [hex.slice(0, 12), `sha256:${hex.slice(0, 12)}`]) {
+      const refused = await runCliProcess(["--store-path", path, "delete", id]);
+      assert.equal(refused.code, 1, refused.stderr);
+      assert.equal(refused.stdout, "");
+      assert.equal(
+        refused.stderr,
+        `Error: Image ${id} has 11 tags (${
+          Array.from(
+            { length: 10 },
+            (_, i) => `docker.io/library/os:${i + 1}`,
+          ).join(", ")
+        } and 1 more): delete one by its tag, or add --force to delete them all\n`,
+      );
+      assert.deepEqual(await snapshotStore(path), before);
+    }
+    const forced = await runCliProcess([
+      "--store-path",
+      path,
+      "delete",
+      `sha256:${hex.slice(0, 12)}`,
+      "--force",
+    ]);
+    assert.equal(forced.code, 0, forced.stderr);
+    assert.deepEqual(
+      forced.stdout.trimEnd().split("\n").sort(),
+      Array.from({ length: 11 }, (_, i) => `Deleted os:${i + 1}`).sort(),
+    );
+    assert.deepEqual((await store.tags()).map((t) => t.reference), [
+      "docker.io/library/os:1-amd64",
+    ]);
+  });
+});
+
+Deno.test("every command that takes a local image takes its ID, with or without sha256:", async () => {
+  await using reg = await startRegistry();
+  await withTempDir(async (dir) => {
+    const f = await inputs(dir);
+    const path = `${dir}/store`;
+    const ref = `${reg.host}/ids/os:1`;
+    const built = await buildImage(await Store.open(path), [{
+      arch: "amd64",
+      layers: { kernel: f.vmlinuz },
+    }], { tag: ref });
+    const hex = digestHex(built.index.digest).slice(0, 12);
+    const cli = (...args: string[]) =>
+      runCliProcess(["--store-path", path, ...args]);
+    const ok = async (...args: string[]) => {
+      const res = await cli(...args);
+      assert.equal(res.code, 0, `${args.join(" ")}: ${res.stderr}`);
+      return res.stdout;
+    };
+    for (const id of [hex, `sha256:${hex}`]) {
+      const inspected = JSON.parse(await ok("inspect", id));
+      assert.equal(inspected.descriptor.digest, built.index.digest);
+      // The image's one tag is where it goes.
+      assert.equal(
+        await ok("push", id),
+        `Pushed ${ref}-amd64\nPushed ${ref}: ${built.index.digest}\n`,
+      );
+      await ok("export", id, "-o", `${dir}/os.tar`);
+      await ok("extract", id, "--layer", "kernel", "-o", `${dir}/vmlinuz`);
+      assert.equal(await Deno.readTextFile(`${dir}/vmlinuz`), "kernel");
+      await ok("validate", id);
+      assert.match(await ok("verify", id), /no problems/);
+    }
+    assert.equal(
+      await ok("tag", `sha256:${hex}`, `${reg.host}/ids/os:2`),
+      `Tagged ${reg.host}/ids/os:2\n`,
+    );
+    // Two tags: which one to push to is for the user to say.
+    const twice = await cli("push", `sha256:${hex}`);
+    assert.equal(twice.code, 1);
+    assert.equal(
+      twice.stderr,
+      `Error: Image sha256:${hex} has 2 tags (${ref}, ${reg.host}/ids/os:2): push one of them by its tag\n`,
+    );
+    assert.equal(
+      await ok("delete", `sha256:${hex}`, "--force"),
+      `Deleted ${ref}\nDeleted ${reg.host}/ids/os:2\n`,
+    );
+  });
+});
+
+Deno.test("inspect of an index with a corrupt manifest and validate of an image with a missing layer exit 1, naming the blob and the fix", async () => {
+  await withTempDir(async (dir) => {
+    const f = await inputs(dir);
+    const path = `${dir}/store`;
+    const store = await Store.open(path);
+    const built = await buildImage(store, [{
+      arch: "amd64",
+      layers: { kernel: f.vmlinuz, initramfs: f["initrd.img"] },
+    }], { tag: "os:1" });
+    const manifest = built.manifests[0]!.descriptor.digest;
+    const original = await Deno.readFile(store.blobPath(manifest));
+    await Deno.writeTextFile(store.blobPath(manifest), "{}");
+    const inspect = await runCliProcess([
+      "--store-path",
+      path,
+      "inspect",
+      "os:1",
+    ]);
+    assert.equal(inspect.code, 1);
+    assert.equal(inspect.stdout, "");
+    assert.match(
+      inspect.stderr,
+      new RegExp(
+        `^Error: Blob ${manifest} in store ${path} is corrupt: its bytes hash to sha256:\\w+; run ironcore-image verify --repair, then pull or build the image again\\n$`,
+      ),
+    );
+    await Deno.writeFile(store.blobPath(manifest), original);
+
+    await Deno.remove(store.blobPath(digestOf("kernel")));
+    const validate = await runCliProcess([
+      "--store-path",
+      path,
+      "validate",
+      "os:1",
+    ]);
+    assert.equal(validate.code, 1, validate.stderr);
+    assert.match(
+      validate.stdout,
+      new RegExp(
+        `^error: manifests\\[0\\]\\.layers\\[1\\]: cannot read the layer blob: Blob ${
+          digestOf("kernel")
+        } is missing from store ${path}: pull or build the image again$`,
+        "m",
+      ),
+    );
+    assert.match(validate.stdout, /is not a valid IronCore image: 1 error/);
   });
 });

@@ -86,6 +86,23 @@ function ok(tool: string, args: string[], out: CliResult): string {
   return out.stdout;
 }
 
+/**
+ * What `jq -c FILTER` prints for a path filter such as
+ * `.manifests[].platform.architecture`: a field of an object (null when
+ * absent), `[]` for every element of an array.
+ */
+function jq(value: unknown, filter: string): unknown[] {
+  let values: unknown[] = [value];
+  for (const step of filter.match(/\.\w+|\[\]/g) ?? []) {
+    values = values.flatMap((v) => {
+      if (step === "[]") return Array.isArray(v) ? v : [];
+      const field = (v as Record<string, unknown> | null)?.[step.slice(1)];
+      return [field === undefined ? null : field];
+    });
+  }
+  return values;
+}
+
 /** Layers as a sorted list of `mediaType digest size`, for order-blind comparison. */
 function layerSet(manifest: Manifest): string[] {
   return manifest.layers.map((l) => `${l.mediaType} ${l.digest} ${l.size}`)
@@ -222,7 +239,14 @@ Deno.test("an image the Go tool pushed is pulled, listed, inspected and resolved
     const goStore = `${dir}/go`;
     const ourStore = `${dir}/ours`;
     const ref = `${reg.host}/go/os:1.0`;
-    await tools.goOk(goStore, ["build", "--tag", ref, ...inputs.buildArgs]);
+    await tools.goOk(goStore, [
+      "build",
+      "--tag",
+      ref,
+      "--annotations",
+      "org.example.built-by=go",
+      ...inputs.buildArgs,
+    ]);
     await tools.goOk(goStore, ["push", ref]);
     const goIndex = JSON.parse(await tools.goOk(goStore, ["inspect", ref]));
 
@@ -235,6 +259,28 @@ Deno.test("an image the Go tool pushed is pulled, listed, inspected and resolved
     assert.equal(listed[0].digest, await taggedDigest(goStore, ref));
     const ours = JSON.parse(await tools.oursOk(ourStore, ["inspect", ref]));
     assert.deepEqual(ours.index, goIndex);
+    // A filter a Go user wrote for the Go tool's inspect of an index reads
+    // the same values from ours.
+    for (
+      const filter of [
+        ".schemaVersion",
+        ".mediaType",
+        ".annotations",
+        ".manifests[].digest",
+        ".manifests[].mediaType",
+        ".manifests[].size",
+        ".manifests[].platform",
+        ".manifests[].platform.architecture",
+        // The Go tool writes no annotations on index entries: null in both.
+        ".manifests[].annotations",
+      ]
+    ) {
+      const expected = jq(goIndex, filter);
+      if (!filter.endsWith("[].annotations")) {
+        assert.ok(expected.some((v) => v !== null), `${filter} on Go's`);
+      }
+      assert.deepEqual(jq(ours, filter), expected, filter);
+    }
     await tools.oursOk(ourStore, ["verify"]);
     await tools.oursOk(ourStore, ["validate", ref]);
 

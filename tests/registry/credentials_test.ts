@@ -253,6 +253,37 @@ Deno.test("load() treats a missing or empty file as no credentials", async () =>
   });
 });
 
+Deno.test("load() refuses a directory, a device and a FIFO before opening them, in one line", async () => {
+  await withTempDir(async (dir) => {
+    const fifo = join(dir, "fifo");
+    const made = await new Deno.Command("mkfifo", { args: [fifo] }).output();
+    assert.equal(made.code, 0);
+    const cases: [string, RegExp][] = [
+      [
+        dir,
+        new RegExp(
+          `^Docker config ${dir} is a directory: give the path of the file, such as ${dir}/config\\.json$`,
+        ),
+      ],
+      [
+        "/dev/zero",
+        /^Docker config \/dev\/zero is a character device: give the path of a Docker config\.json$/,
+      ],
+      [
+        fifo,
+        /^Docker config .*\/fifo is a FIFO \(named pipe\): give the path of a Docker config\.json$/,
+      ],
+    ];
+    for (const [path, message] of cases) {
+      await assert.rejects(DockerConfig.load({ path }), (e: unknown) => {
+        assert.ok(e instanceof ImageError, String(e));
+        assert.match(e.message, message);
+        return true;
+      });
+    }
+  });
+});
+
 Deno.test("load() rejects corrupt JSON without quoting the file", async () => {
   await withTempDir(async (dir) => {
     const path = join(dir, "config.json");

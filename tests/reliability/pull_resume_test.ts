@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { buildImage } from "../../src/build/build_image.ts";
+import { formatBytes } from "../../src/cli/_output.ts";
 import type { Digest } from "../../src/oci/digest.ts";
 import { RegistryClient } from "../../src/registry/client.ts";
 import { Store } from "../../src/store/store.ts";
@@ -177,16 +178,44 @@ Deno.test("pull resumes a large blob after drops, stalls and 503s", async (t) =>
         }
         const kept = await partialSize(storePath, big.digest);
         assert.ok(kept >= 16 * MIB);
+        // What the next run has to move: the blobs not complete yet, less
+        // what their partial files hold.
+        const killed = await Store.open(storePath);
+        const manifest = await source.readManifest(
+          (await source.resolve(`${reg.host}/rel/big:1-amd64`)).descriptor,
+        );
+        assert.equal(manifest.kind, "manifest");
+        if (manifest.kind !== "manifest") return;
+        let moved = 0;
+        let bytes = 0;
+        let present = 0;
+        for (
+          const d of [manifest.manifest.config, ...manifest.manifest.layers]
+        ) {
+          if (await killed.hasBlob(d.digest, d.size)) present++;
+          else {
+            moved++;
+            bytes += d.size - await partialSize(storePath, d.digest);
+          }
+        }
         proxy.plan(undefined);
         const second = await runCliProcess([
           "--store-path",
           storePath,
           "--plain-http",
-          "--quiet",
           "pull",
           ref,
         ]);
         assert.equal(second.code, 0, second.stderr);
+        // The summary counts what this run moved.
+        assert.match(
+          second.stderr,
+          new RegExp(
+            `^Transferred ${moved} blob\\(s\\), ${
+              formatBytes(bytes).replace(".", "\\.")
+            } in \\S+${present ? `, ${present} already present` : ""}\n$`,
+          ),
+        );
         assert.deepEqual(rangeStarts(proxy, blobPath(big)), [0, kept]);
         const total = proxy.responseBytes("GET", blobPath(big));
         assert.ok(total < 1.5 * SIZE, `${total} bytes for a ${SIZE}-byte blob`);

@@ -23,6 +23,7 @@ import {
   LEGACY_LAYER_MEDIA_TYPES,
 } from "../../src/spec/media_types.ts";
 import { Store } from "../../src/store/store.ts";
+import { verifyStore } from "../../src/store/verify_store.ts";
 import { pushImage } from "../../src/transfer/push_image.ts";
 import { randomBytes, writeFiles } from "../_helpers/fixtures.ts";
 import { startTrap } from "../_helpers/trap.ts";
@@ -655,6 +656,45 @@ Deno.test("createBootHandler() with a cache downloads each blob from the registr
         await srv.handler.close();
       },
     );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("createBootHandler() with a cache fetches a blob verify found corrupt again, and replaces it", async () => {
+  await using reg = await startRegistry();
+  const image = await pushTestImage(reg.host, "boot/repair");
+  await using proxy = startProxy(reg);
+  const ref = image.ref.replace(reg.host, proxy.host);
+  const digest = digestOf(image.amd64.kernel!);
+  const dir = await Deno.makeTempDir({ prefix: "ironcore-serve-" });
+  try {
+    const store = await Store.open(`${dir}/store`);
+    await using srv = serve({
+      client: client(),
+      store,
+      cache: true,
+      platform: AMD64,
+    });
+    const url = `${srv.url}${layerPath(ref, "kernel")}`;
+    assertBytes((await get(url)).bytes, image.amd64.kernel);
+    for (let i = 0; i < 200 && !(await store.hasBlob(digest)); i++) {
+      await sleep(25);
+    }
+    // One flipped byte in the cached copy: same size, other digest.
+    const path = store.blobPath(digest);
+    const bytes = await Deno.readFile(path);
+    bytes[10] = bytes[10]! ^ 0xff;
+    await Deno.writeFile(path, bytes);
+    assert.equal((await verifyStore(store)).ok, false);
+
+    const again = await get(url);
+    assert.equal(again.res.status, 200);
+    assertBytes(again.bytes, image.amd64.kernel);
+    assert.equal(proxy.blobGets(digest), 2);
+    await srv.handler.close();
+    assert.equal(digestOf(await Deno.readFile(path)), digest);
+    assert.equal((await verifyStore(store)).ok, true);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

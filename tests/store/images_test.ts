@@ -3,7 +3,12 @@ import {
   buildImage,
   type BuildImageResult,
 } from "../../src/build/build_image.ts";
-import { InvalidReferenceError, NotFoundError } from "../../src/errors.ts";
+import {
+  AmbiguousReferenceError,
+  DigestMismatchError,
+  InvalidReferenceError,
+  NotFoundError,
+} from "../../src/errors.ts";
 import { digestHex, digestOf } from "../../src/oci/digest.ts";
 import {
   OCI_INDEX_MEDIA_TYPE,
@@ -171,6 +176,65 @@ Deno.test("inspectImage() shows an index with each manifest and its decoded conf
   });
 });
 
+Deno.test("inspectImage() of an index carries the index's own fields, and each entry's", async () => {
+  await withTempDir(async (dir) => {
+    const f = await writeFiles(dir, { vmlinuz: "kernel!" });
+    const store = await Store.open(`${dir}/store`);
+    await buildImage(store, [
+      { arch: "amd64", layers: { kernel: f.vmlinuz } },
+      { arch: "arm64", layers: { kernel: f.vmlinuz } },
+    ], { tag: "demo:1", annotations: { "org.example.built-by": "test" } });
+    const details = await inspectImage(store, "demo:1");
+    const index = details.index as {
+      schemaVersion: number;
+      mediaType: string;
+      annotations: Record<string, string>;
+      manifests: Record<string, unknown>[];
+    };
+    assert.equal(details.schemaVersion, 2);
+    assert.equal(details.mediaType, OCI_INDEX_MEDIA_TYPE);
+    assert.deepEqual(details.annotations, { "org.example.built-by": "test" });
+    // Each entry starts with exactly the index entry's fields.
+    assert.deepEqual(
+      details.manifests!.map((m) => {
+        const { descriptor: _d, manifest: _m, config: _c, ...own } = m;
+        return own;
+      }),
+      index.manifests,
+    );
+    assert.deepEqual(
+      details.manifests!.map((m) => m.descriptor),
+      index.manifests,
+    );
+  });
+});
+
+Deno.test("inspectImage() of an index with a corrupt or missing manifest fails, naming the blob and the fix", async () => {
+  await withTempDir(async (dir) => {
+    const { store, result } = await twoArch(dir);
+    const arm64 = result.manifests[1]!.descriptor.digest;
+    await Deno.writeTextFile(store.blobPath(arm64), "{}");
+    await assert.rejects(inspectImage(store, "demo:1"), (e: unknown) => {
+      assert.ok(e instanceof DigestMismatchError, String(e));
+      assert.match(
+        e.message,
+        new RegExp(
+          `^Blob ${arm64} in store .* is corrupt: its bytes hash to sha256:\\w+; verify the store with repair, then pull or build the image again$`,
+        ),
+      );
+      return true;
+    });
+    await Deno.remove(store.blobPath(arm64));
+    await assert.rejects(
+      inspectImage(store, "demo:1"),
+      new NotFoundError(
+        `Blob ${arm64} is missing from store ${store.path}: pull or build the image again`,
+        { digest: arm64 },
+      ),
+    );
+  });
+});
+
 Deno.test("inspectImage() shows a single manifest and its config by tag or digest prefix", async () => {
   await withTempDir(async (dir) => {
     const { store, result } = await twoArch(dir);
@@ -208,19 +272,50 @@ Deno.test("deleteImage() by tag removes only that tag and keeps the blobs", asyn
   });
 });
 
-Deno.test("deleteImage() by digest removes every tag pointing at it", async () => {
+Deno.test("deleteImage() by an ID of an image with several tags refuses, and removes them all with force", async () => {
   await withTempDir(async (dir) => {
     const { store, result } = await twoArch(dir);
     await store.tag("demo:1", "ghcr.io/org/demo:1");
-    const removed = await deleteImage(
-      store,
-      digestHex(result.index.digest).slice(0, 10),
-    );
+    const before = await snapshotStore(store.path);
+    const hex = digestHex(result.index.digest);
+    for (const id of [hex.slice(0, 1), `sha256:${hex.slice(0, 10)}`]) {
+      await assert.rejects(deleteImage(store, id), (e: unknown) => {
+        assert.ok(e instanceof AmbiguousReferenceError, String(e));
+        assert.equal(
+          e.message,
+          `Image ${id} has 2 tags (docker.io/library/demo:1, ghcr.io/org/demo:1): delete one by its tag, or set force to delete them all`,
+        );
+        assert.deepEqual(e.candidates, [
+          "docker.io/library/demo:1",
+          "ghcr.io/org/demo:1",
+        ]);
+        return true;
+      });
+    }
+    assert.deepEqual(await snapshotStore(store.path), before);
+    const removed = await deleteImage(store, `sha256:${hex.slice(0, 10)}`, {
+      force: true,
+    });
     assert.deepEqual(removed.sort(), [
       "docker.io/library/demo:1",
       "ghcr.io/org/demo:1",
     ]);
     assert.equal((await store.tags()).length, 2);
+  });
+});
+
+Deno.test("deleteImage() by an ID of an image with one tag removes that tag", async () => {
+  await withTempDir(async (dir) => {
+    const { store, result } = await twoArch(dir);
+    const amd64 = result.manifests[0]!.descriptor.digest;
+    assert.deepEqual(
+      await deleteImage(store, `sha256:${digestHex(amd64).slice(0, 12)}`),
+      ["docker.io/library/demo:1-amd64"],
+    );
+    assert.deepEqual((await store.tags()).map((t) => t.reference), [
+      "docker.io/library/demo:1-arm64",
+      "docker.io/library/demo:1",
+    ]);
   });
 });
 

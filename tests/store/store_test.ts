@@ -532,3 +532,18 @@ Deno.test("defaultStorePath() prefers IRONCORE_IMAGE_STORE, then HOME, and fails
   );
   assert.throws(() => defaultStorePath(env({})), StoreError);
 });
+
+Deno.test("an empty store path is refused: not the working directory, not /, not the default", async () => {
+  const env = (vars: Record<string, string>) => (n: string) => vars[n];
+  assert.throws(
+    () => defaultStorePath(env({ IRONCORE_IMAGE_STORE: "", HOME: "/h" })),
+    (e: unknown) =>
+      e instanceof StoreError &&
+      e.message ===
+        "Store $IRONCORE_IMAGE_STORE is not usable: the variable is set but empty: set it to the store's directory, or unset it",
+  );
+  await assert.rejects(
+    Store.open(""),
+    new TypeError("Store path is empty: give the store's directory"),
+  );
+});

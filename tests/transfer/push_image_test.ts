@@ -129,8 +129,15 @@ Deno.test("pushImage() against a real registry", async (t) => {
       "an image the registry already has uploads nothing",
       async () => {
         const { client, sent } = recordingClient();
-        const result = await pushImage(store, ref, { client: client });
+        const events: ProgressEvent[] = [];
+        const result = await pushImage(store, ref, {
+          client: client,
+          onProgress: (e) => events.push(e),
+        });
         assert.equal(result.uploaded, 0);
+        // Every blob of the image is one the registry already had.
+        assert.equal(result.skipped, 5);
+        assert.equal(events.filter((e) => e.phase === "skip").length, 5);
         assert.equal(uploadsStarted(sent), 0);
         assert.equal(
           sent.filter((s) => s.method === "PUT" || s.method === "PATCH").length,

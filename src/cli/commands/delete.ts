@@ -6,9 +6,18 @@ import { familiar } from "../_output.ts";
 export const deleteCommand: Command = {
   name: "delete",
   summary: "Remove a tag from the local store (blobs stay until pruned)",
-  usage: "delete REF",
-  examples: ["ironcore-image delete my-os:1.0"],
-  flags: [],
+  usage: "delete REF [--force]",
+  examples: [
+    "ironcore-image delete my-os:1.0",
+    "ironcore-image delete 3f2a9c --force",
+  ],
+  flags: [
+    {
+      name: "force",
+      type: "boolean",
+      help: "Let an image ID delete every tag of its image",
+    },
+  ],
   positionals: { min: 1, max: 1, names: "one REF" },
   complete: "tags",
   async run(ctx) {
@@ -16,6 +25,7 @@ export const deleteCommand: Command = {
     const removed = await deleteImage(
       await ctx.store(),
       ctx.args.positionals[0]!,
+      { force: ctx.bool("force") },
     );
     for (const r of removed) {
       await ctx.out(`Deleted ${familiar(r, { defaultTag: false })}\n`);

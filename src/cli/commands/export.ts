@@ -8,7 +8,7 @@ import {
 } from "../../archive/export_archive.ts";
 import { UsageError } from "../_args.ts";
 import { checkPositionals, type Command } from "../_command.ts";
-import { formatBytes } from "../_output.ts";
+import { directoryOf, formatBytes } from "../_output.ts";
 
 function display(result: ExportArchiveResult, input: string): string {
   if (result.reference === undefined) return input;
@@ -24,9 +24,8 @@ async function exportToFile(
   path: string,
   run: (sink: WritableStream<Uint8Array>) => Promise<ExportArchiveResult>,
 ): Promise<ExportArchiveResult> {
-  const slash = path.lastIndexOf("/");
-  const dir = slash === -1 ? "." : slash === 0 ? "/" : path.slice(0, slash);
-  const base = path.slice(slash + 1);
+  const dir = directoryOf(path);
+  const base = path.slice(path.lastIndexOf("/") + 1);
   const tmp = `${dir}/.${base}.${crypto.randomUUID()}.tmp`;
   const st = await Deno.stat(path).catch((e) => {
     if (e instanceof Deno.errors.NotFound) return undefined;
@@ -129,6 +128,8 @@ export const exportCommand: Command = {
       );
       return 0;
     }
+    // The archive is written under a made-up name in its directory first.
+    ctx.workIn(directoryOf(output));
     const result = await exportToFile(
       output,
       (writable) => exportArchive(store, ref, { ...options, writable }),

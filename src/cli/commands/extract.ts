@@ -8,6 +8,7 @@ import {
 } from "../../image/open_layer.ts";
 import { UsageError } from "../_args.ts";
 import { checkPositionals, type Command } from "../_command.ts";
+import { directoryOf } from "../_output.ts";
 import { platformFlag, registryClient } from "./_registry.ts";
 
 /** `extract`: one layer of an image to a file or standard output. */
@@ -88,6 +89,8 @@ export const extractCommand: Command = {
       await ctx.endProgress();
       return 0;
     }
+    // The layer is written under a made-up name in its directory first.
+    ctx.workIn(directoryOf(output));
     await writeLayerFile(
       opened,
       output,

@@ -3,14 +3,17 @@ import {
   importArchive,
   type ImportArchiveOptions,
 } from "../../archive/import_archive.ts";
+import { specialKind } from "../../_files.ts";
 import { UsageError } from "../_args.ts";
 import { checkPositionals, type Command, jsonFlag } from "../_command.ts";
 import { familiar } from "../_output.ts";
 
 async function openArchive(path: string): Promise<ReadableStream<Uint8Array>> {
-  let file: Deno.FsFile;
+  // Told before the open: opening a FIFO waits for a writer, without end
+  // when there is none, and a device never ends.
+  let kind: string | undefined;
   try {
-    file = await Deno.open(path, { read: true });
+    kind = specialKind(await Deno.stat(path));
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) {
       throw new NotFoundError(
@@ -20,16 +23,17 @@ async function openArchive(path: string): Promise<ReadableStream<Uint8Array>> {
     }
     throw e;
   }
-  try {
-    if ((await file.stat()).isDirectory) {
-      throw new UsageError(
-        `Cannot read archive ${path}: it is a directory, give a tar file`,
-      );
-    }
-  } catch (e) {
-    file.close();
-    throw e;
+  if (kind === "a FIFO (named pipe)") {
+    throw new TypeError(
+      `Cannot read archive ${path}: it is ${kind}; to import a stream, give - and redirect it: ironcore-image import - < ${path}`,
+    );
   }
+  if (kind !== undefined) {
+    throw new TypeError(
+      `Cannot read archive ${path}: it is ${kind}, give a tar file (or - for standard input)`,
+    );
+  }
+  const file = await Deno.open(path, { read: true });
   // Closed when the stream ends or is cancelled.
   return file.readable;
 }

@@ -39,7 +39,12 @@ function parseFull(full: string): [string, string] {
     registry: ref.registry,
     repository: ref.repository,
   });
-  return [familiar, ref.tag ?? "<none>"];
+  // A tag stored without `:tag` (as the Go tool may store it) answers to
+  // `:latest`: show what resolves.
+  return [
+    familiar,
+    ref.tag ?? (ref.digest === undefined ? "latest" : "<none>"),
+  ];
 }
 
 /** `list`: the images in the store. */

@@ -1,4 +1,6 @@
+import { dirname } from "node:path";
 import {
+  defaultDockerConfigPath,
   DockerConfig,
   type DockerConfigOptions,
 } from "../../registry/credentials.ts";
@@ -38,6 +40,12 @@ export function loadDockerConfig(ctx: CommandContext): Promise<DockerConfig> {
   const options: DockerConfigOptions = { env: ctx.io.env };
   const path = dockerConfigPath(ctx);
   if (path !== undefined) options.path = path;
+  try {
+    // The file is rewritten through a temporary file beside it.
+    ctx.workIn(dirname(path ?? defaultDockerConfigPath(ctx.io.env)));
+  } catch {
+    // No default path: loading says why.
+  }
   return DockerConfig.load(options);
 }
 

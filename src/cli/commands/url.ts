@@ -46,6 +46,20 @@ export const urlCommand: Command = {
       signal: ctx.io.signal,
     });
     await ctx.out(JSON.stringify(req, null, 2) + "\n");
+    const scheme = Object.entries(req.headers)
+      .find(([name]) => name.toLowerCase() === "authorization")?.[1][0]
+      ?.split(" ")[0];
+    if (scheme !== undefined) {
+      // Printed on purpose, for a boot script to send; said once, apart
+      // from the JSON.
+      await ctx.err(
+        `Warning: the Authorization header carries ${
+          scheme.toLowerCase() === "basic"
+            ? "your registry password (base64-encoded, not encrypted)"
+            : "a registry token, good until it expires"
+        }: keep this output out of logs and shared places\n`,
+      );
+    }
     return 0;
   },
 };

@@ -4,7 +4,7 @@ import {
 } from "../../image/validate_image.ts";
 import { checkPositionals, type Command, jsonFlag } from "../_command.ts";
 import { registryClient } from "./_registry.ts";
-import { familiar } from "../_output.ts";
+import { familiar, inCliWords } from "../_output.ts";
 
 function count(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? "" : "s"}`;
@@ -36,16 +36,21 @@ export const validateCommand: Command = {
     const report: ValidationReport = await validateImage(source, reference, {
       signal: ctx.io.signal,
     });
-    const { ok, findings } = report;
+    const ok = report.ok;
+    // Findings name the fix: in the CLI's words, its flags.
+    const findings = report.findings.map((f) => ({
+      ...f,
+      message: inCliWords(f.message),
+    }));
     if (await ctx.printJson({ reference: report.reference, ok, findings })) {
       return ok ? 0 : 1;
     }
     let text = "";
-    for (const f of report.findings) {
+    for (const f of findings) {
       text += `${f.level}: ${f.path}: ${f.message}\n`;
     }
-    const errors = report.findings.filter((f) => f.level === "error").length;
-    const warnings = report.findings.length - errors;
+    const errors = findings.filter((f) => f.level === "error").length;
+    const warnings = findings.length - errors;
     const name = familiar(report.reference);
     text += report.ok
       ? `${name} is a valid IronCore image${
