@@ -4,7 +4,7 @@ import { digestHex, digestOf } from "../../src/oci/digest.ts";
 import { RegistryClient } from "../../src/registry/client.ts";
 import { Store } from "../../src/store/store.ts";
 import { pushImage } from "../../src/transfer/push_image.ts";
-import { CLI_PATH, runCliProcess, snapshotStore } from "../_helpers/cli.ts";
+import { runCliProcess, snapshotStore } from "../_helpers/cli.ts";
 import { randomBytes, writeFiles } from "../_helpers/fixtures.ts";
 import { startRegistry } from "../_helpers/registry.ts";
 import { startTrap } from "../_helpers/trap.ts";
