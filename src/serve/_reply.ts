@@ -128,7 +128,7 @@ export function statusOf(e: unknown): number {
 export function messageOf(e: unknown): string {
   const target = netTargetOf(e);
   if (target !== undefined) {
-    return `This server may not connect to ${target}: it has no net permission for that host`;
+    return `This server may not connect to ${target}: add that host to the --allow-net flag it runs with`;
   }
   return e instanceof Error ? e.message : String(e);
 }

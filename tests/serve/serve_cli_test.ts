@@ -263,7 +263,7 @@ Deno.test("ironcore-image serve answers 403 in its own words for a registry outs
         `${base}/v1/images/${encodeURIComponent(ref)}/kernel`,
       );
       const line =
-        `This server may not connect to localhost:${port}: it has no net permission for that host`;
+        `This server may not connect to localhost:${port}: add that host to the --allow-net flag it runs with`;
       assert.equal(res.status, 403);
       assert.equal(await res.text(), `${line}\n`);
       await waitForValue(
