@@ -375,15 +375,26 @@ export class RegistryClient {
     res: Response,
     signal: AbortSignal | undefined,
   ): Promise<void> {
+    // Only a page in place of a success: a proxy's error page in front of
+    // a registry that is down is retried like any 5xx.
     const type = res.headers.get("content-type") ?? "";
-    if (!/^\s*text\/html\b/i.test(type)) return;
+    if (!res.ok || !/^\s*text\/html\b/i.test(type)) return;
     let verdict = this.#apiChecks.get(host);
     if (!verdict) {
-      verdict = this.#probeApi(host, signal);
+      // Shared by every request to the host, so bound by the deadlines
+      // alone; each caller stops waiting when its own signal aborts.
+      verdict = this.#probeApi(host);
       this.#apiChecks.set(host, verdict);
       verdict.catch(() => this.#apiChecks.delete(host));
     }
-    const why = await verdict;
+    const why = await new Promise<string | undefined>((resolve, reject) => {
+      const onAbort = () => reject(signal!.reason);
+      signal?.throwIfAborted();
+      signal?.addEventListener("abort", onAbort, { once: true });
+      verdict.then(resolve, reject).finally(() =>
+        signal?.removeEventListener("abort", onAbort)
+      );
+    });
     if (why === undefined) return;
     await res.body?.cancel();
     throw new RegistryError(notRegistryMessage(host, why), {
@@ -392,18 +403,21 @@ export class RegistryClient {
     });
   }
 
-  /** Why the API root of a host is not a registry's, or `undefined`. */
-  async #probeApi(
-    host: string,
-    signal: AbortSignal | undefined,
-  ): Promise<string | undefined> {
-    const init: RequestInit = {
+  /**
+   * Why the API root of a host is not a registry's, or `undefined` when it
+   * is, or cannot tell (an answer other than 200 or 401 is asked again
+   * next time).
+   */
+  async #probeApi(host: string): Promise<string | undefined> {
+    const res = await this.#call(host, this.baseUrl(host), {
       headers: { "user-agent": this.#options.userAgent ?? "ironcore-image" },
       redirect: "manual",
-    };
-    if (signal) init.signal = signal;
-    const res = await this.#call(host, this.baseUrl(host), init);
+    });
     await res.body?.cancel();
+    if (res.status !== 200 && res.status !== 401) {
+      this.#apiChecks.delete(host);
+      return undefined;
+    }
     return registryEvidence(res);
   }
 

@@ -116,6 +116,44 @@ Deno.test("a registry's HTML error page is reported as its answer, not as a fore
   );
 });
 
+Deno.test("a proxy's error page for a registry that is down is retried, not taken for a foreign server", async () => {
+  const manifest = encodeJson({
+    schemaVersion: 2,
+    mediaType: OCI_MANIFEST_MEDIA_TYPE,
+    config: {
+      mediaType: CONFIG_MEDIA_TYPE,
+      digest: `sha256:${"0".repeat(64)}`,
+      size: 2,
+    },
+    layers: [],
+  });
+  // Every path, the API root included, answers 502 with a page at first.
+  let down = 2;
+  await using proxy = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    (req) => {
+      if (down > 0) {
+        down--;
+        return new Response(PAGE, {
+          status: 502,
+          headers: { "content-type": "text/html" },
+        });
+      }
+      return new URL(req.url).pathname.endsWith("/manifests/1")
+        ? new Response(manifest.bytes as Bytes, {
+          headers: { "content-type": OCI_MANIFEST_MEDIA_TYPE },
+        })
+        : Response.json({});
+    },
+  );
+  const client = new RegistryClient({ retryDelay: 1 });
+  const m = await client.getManifest(
+    { registry: `127.0.0.1:${proxy.addr.port}`, repository: "os/demo" },
+    "1",
+  );
+  assert.equal(m.descriptor.digest, manifest.digest);
+});
+
 Deno.test("a manifest whose body stalls midway is asked for again, then fails clearly", async (t) => {
   const manifest = encodeJson({
     schemaVersion: 2,
