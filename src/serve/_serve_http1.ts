@@ -39,6 +39,11 @@ export interface Http1Options {
    * the connection is dropped. Default 60 s.
    */
   sendTimeout?: number | undefined;
+  /**
+   * Closes the server and every connection at once when aborted (as
+   * `Deno.serve`'s `signal` does), cutting off responses in flight.
+   */
+  signal?: AbortSignal | undefined;
 }
 
 /** What the server has done, for tests and diagnostics. */
@@ -361,6 +366,8 @@ class Connection {
   #start = 0;
   #end = 0;
   #closed = false;
+  /** The body being sent, cancelled when the connection closes. */
+  #reader: ReadableStreamBYOBReader | ReadableStreamDefaultReader | undefined;
   /** True while waiting for a request that has not started to arrive. */
   idle = true;
   /** When the watchdog closes the connection: a read or write waits too long. */
@@ -379,6 +386,8 @@ class Connection {
     } catch {
       // Closed by the peer already.
     }
+    // A body waiting for its source (a download, a check) stops waiting.
+    this.#reader?.cancel(new Error("The connection closed")).catch(() => {});
   }
 
   async run(): Promise<void> {
@@ -625,6 +634,7 @@ class Connection {
       byob = undefined;
     }
     const reader = byob ?? body.getReader();
+    this.#reader = reader;
     const pool = this.#server.pool;
     let view = byob ? pool.take() : undefined;
     const size = view?.byteLength ?? 0;
@@ -657,10 +667,11 @@ class Connection {
         }
       }
     } catch (e) {
-      this.close();
       await reader.cancel(e).catch(() => {});
+      this.close();
       throw e;
     } finally {
+      this.#reader = undefined;
       reader.releaseLock();
       if (byob) pool.give(view?.buffer);
     }
@@ -769,6 +780,14 @@ export function serveHttp1(
     }
     for (const c of connections) if (c.idle) c.close();
   };
+  const closeAll = () => {
+    stop();
+    for (const c of connections) c.close();
+  };
+  const signal = options.signal;
+  if (signal?.aborted) closeAll();
+  signal?.addEventListener("abort", closeAll, { once: true });
+  finished.then(() => signal?.removeEventListener("abort", closeAll));
   return {
     addr: listener.addr,
     finished,
@@ -777,10 +796,7 @@ export function serveHttp1(
       stop();
       return finished;
     },
-    close() {
-      stop();
-      for (const c of connections) c.close();
-    },
+    close: closeAll,
     async [Symbol.asyncDispose]() {
       stop();
       await finished;

@@ -115,9 +115,11 @@ export interface BootRequestInfo {
   /** The client's address. */
   remoteAddr?: Deno.Addr | undefined;
   /**
-   * Settles when the response has been sent, rejects when it could not be
-   * (`Deno.serve` passes it). With it, a stored blob known to match its
-   * digest is streamed by the runtime itself, with no JavaScript per chunk.
+   * Settles when the response has been sent (or rejects when the client
+   * went away), as `Deno.serve` passes it: a response counts as in flight
+   * until then (without it, until its body has ended), and a stored blob
+   * known to match its digest is streamed by the runtime itself, with no
+   * JavaScript per chunk.
    */
   completed?: Promise<void> | undefined;
 }
@@ -133,9 +135,22 @@ export interface BootHandler {
    */
   (request: Request, info?: BootRequestInfo): Promise<Response>;
   /**
+   * Responses begun and not yet sent (see
+   * {@linkcode BootRequestInfo.completed}).
+   */
+  readonly inFlight: number;
+  /**
+   * Starts a graceful stop: requests from now on get 503, and the promise
+   * settles once every response in flight has ended (the caller bounds the
+   * wait, then calls {@linkcode BootHandler.close}).
+   *
+   * @returns A promise that settles when no response is in flight.
+   */
+  drain(): Promise<void>;
+  /**
    * Stops cache fills that outlived their clients (their partial downloads
-   * stay in the store to be resumed) and waits for them to release the
-   * store. Requests after this get 503.
+   * stay in the store to be resumed) and every registry request, and waits
+   * for them to release the store. Requests after this get 503.
    */
   close(): Promise<void>;
 }
@@ -287,6 +302,12 @@ export function createBootHandler(options: BootHandlerOptions): BootHandler {
     );
   }
 
+  /** Responses whose bodies have not ended, and who waits for none to be. */
+  let inFlight = 0;
+  let draining = false;
+  let drained: (() => void) | undefined;
+  const idle = new Promise<void>((resolve) => drained = resolve);
+
   async function handle(
     req: Request,
     info?: BootRequestInfo | undefined,
@@ -295,9 +316,19 @@ export function createBootHandler(options: BootHandlerOptions): BootHandler {
     const url = new URL(req.url);
     const remoteAddr = formatAddr(info?.remoteAddr);
     let logged = false;
+    let sent = false;
+    inFlight++;
+    const done = () => {
+      if (sent) return;
+      sent = true;
+      if (--inFlight === 0 && draining) drained?.();
+    };
+    const completed = info?.completed;
+    completed?.then(done, done);
     const log: AccessLog = (status, bytes, error, source) => {
       if (logged) return;
       logged = true;
+      if (!completed) done();
       const entry: AccessLogEntry = {
         method: req.method,
         path: url.pathname + url.search,
@@ -315,10 +346,10 @@ export function createBootHandler(options: BootHandlerOptions): BootHandler {
       options.onLog?.(entry);
     };
     try {
-      if (signal.aborted) {
+      if (signal.aborted || draining) {
         throw new HttpError(503, "The server is shutting down");
       }
-      const reply = await answer(req, url, log, info?.completed);
+      const reply = await answer(req, url, log, completed);
       if (reply.bytes !== undefined) log(reply.response.status, reply.bytes);
       return reply.response;
     } catch (e) {
@@ -335,7 +366,13 @@ export function createBootHandler(options: BootHandlerOptions): BootHandler {
     }
   }
 
-  const handler = handle as BootHandler;
+  const handler = handle as BootHandler & { inFlight: number };
+  Object.defineProperty(handler, "inFlight", { get: () => inFlight });
+  handler.drain = () => {
+    draining = true;
+    if (inFlight === 0) drained?.();
+    return idle;
+  };
   handler.close = async () => {
     controller.abort(
       new DOMException("The boot handler was closed", "AbortError"),

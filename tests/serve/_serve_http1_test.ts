@@ -427,3 +427,33 @@ Deno.test("serveHttp1() shutdown() lets a response in flight finish and closes i
     Deno.connect({ hostname: "127.0.0.1", port: server.addr.port }),
   );
 });
+
+Deno.test("serveHttp1() closes every connection at once when its signal aborts, a body waiting for its source too", async () => {
+  const closing = new AbortController();
+  let cancelled = false;
+  let entered!: () => void;
+  const inHandler = new Promise<void>((resolve) => entered = resolve);
+  const server = serveHttp1(
+    { hostname: "127.0.0.1", port: 0, signal: closing.signal },
+    () => {
+      entered();
+      return new Response(
+        new ReadableStream({
+          type: "bytes",
+          // Never answers: a download that stalls.
+          pull: () => new Promise(() => {}),
+          cancel: () => {
+            cancelled = true;
+          },
+        }),
+        { headers: { "content-length": "10" } },
+      );
+    },
+  );
+  const pending = fetch(`http://127.0.0.1:${server.addr.port}/`);
+  await inHandler;
+  closing.abort();
+  await assert.rejects(pending.then((res) => res.arrayBuffer()));
+  await server.finished;
+  assert.ok(cancelled);
+});

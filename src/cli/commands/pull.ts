@@ -7,6 +7,7 @@ import {
   platformFlag,
   registryClient,
   retries,
+  timeouts,
 } from "./_registry.ts";
 
 /** `pull`: registry image into the local store. */
@@ -35,6 +36,7 @@ export const pullCommand: Command = {
       client: registryClient(ctx),
       concurrency: concurrency(ctx),
       retries: retries(ctx),
+      stallTimeout: timeouts(ctx).stall,
     };
     const platform = platformFlag(ctx);
     if (platform) options.platform = platform;
