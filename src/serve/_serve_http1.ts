@@ -635,6 +635,13 @@ class Connection {
     }
     const reader = byob ?? body.getReader();
     this.#reader = reader;
+    if (this.#closed) {
+      // Closed while the handler was still answering: nobody will read.
+      this.#reader = undefined;
+      await reader.cancel(new Error("The connection closed")).catch(() => {});
+      reader.releaseLock();
+      throw new BrokenBody("The connection closed before the body was sent");
+    }
     const pool = this.#server.pool;
     let view = byob ? pool.take() : undefined;
     const size = view?.byteLength ?? 0;
