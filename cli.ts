@@ -31,10 +31,17 @@ import { runCli } from "./src/cli/run_cli.ts";
  */
 export async function main(args: readonly string[]): Promise<number> {
   const controller = new AbortController();
-  const onSignal = () => controller.abort();
+  const again = new AbortController();
+  const on = (name: "SIGINT" | "SIGTERM") => () => {
+    const reason = new DOMException(name, "AbortError");
+    if (controller.signal.aborted) again.abort(reason);
+    else controller.abort(reason);
+  };
+  const onInt = on("SIGINT");
+  const onTerm = on("SIGTERM");
   try {
-    Deno.addSignalListener("SIGINT", onSignal);
-    Deno.addSignalListener("SIGTERM", onSignal);
+    Deno.addSignalListener("SIGINT", onInt);
+    Deno.addSignalListener("SIGTERM", onTerm);
   } catch {
     // Signals are not available everywhere (e.g. some Windows consoles).
   }
@@ -48,11 +55,12 @@ export async function main(args: readonly string[]): Promise<number> {
       // A missing --allow-env surfaces as a clear permission error.
       env: (name) => Deno.env.get(name),
       signal: controller.signal,
+      signalAgain: again.signal,
     });
   } finally {
     try {
-      Deno.removeSignalListener("SIGINT", onSignal);
-      Deno.removeSignalListener("SIGTERM", onSignal);
+      Deno.removeSignalListener("SIGINT", onInt);
+      Deno.removeSignalListener("SIGTERM", onTerm);
     } catch {
       // See above.
     }

@@ -99,6 +99,7 @@ export {
   type ManifestUpload,
   RegistryClient,
   type RegistryClientOptions,
+  type RegistryTimeouts,
   type Repository,
   type RequestOptions,
   type UploadBlobOptions,

@@ -16,8 +16,14 @@
  * the same streams with a layer that large; their files live under
  * `--big-work` (on disk), since tmpfs holds the rest.
  *
- * Usage: deno task bench [--mib 1024] [--runs 5] [--big-mib 0] [--only REGEX]
- * [--work DIR] [--big-work DIR]
+ * The serve cases (`--only serve`) serve a `--serve-mib` layer from a cache
+ * on tmpfs to 20 clients and to one, against nginx with `sendfile on`
+ * (`apt-get install nginx-light`; without nginx they are left out), and
+ * time the cold path against `curl | tee | openssl dgst`.
+ *
+ * Usage: deno task bench [--mib 1024] [--runs 5] [--big-mib 0]
+ * [--serve-mib 256] [--serve-runs 5] [--only REGEX] [--work DIR]
+ * [--big-work DIR]
  *
  * @module
  */
@@ -31,6 +37,7 @@ import {
   type TestRegistry,
 } from "../tests/_helpers/registry.ts";
 import { blobStoreOf, tagIndexOf } from "../src/store/_internal.ts";
+import { benchServe } from "./_serve_cases.ts";
 import {
   GNU_TIME,
   median,
@@ -47,6 +54,8 @@ const args = parseFlags(Deno.args);
 const MIB = Number(args.mib ?? 1024);
 const RUNS = Number(args.runs ?? 5);
 const BIG_MIB = Number(args["big-mib"] ?? 0);
+const SERVE_MIB = Number(args["serve-mib"] ?? 256);
+const SERVE_RUNS = Number(args["serve-runs"] ?? Math.max(5, RUNS));
 const ONLY = args.only ? new RegExp(args.only) : undefined;
 const WORK = args.work ?? "/dev/shm/ironcore-bench";
 const BIG_WORK = args["big-work"] ?? "/tmp/ironcore-bench-big";
@@ -72,6 +81,8 @@ interface Row {
   pass?: boolean;
   /** 1-minute load average while the case ran. */
   load: number;
+  /** What else the case measured, printed under the table. */
+  note?: string;
 }
 
 const rows: Row[] = [];
@@ -187,7 +198,8 @@ function record(row: Omit<Row, "ratio">): void {
         }`
         : "") +
       (row.ours ? `, peak ${row.ours.rss.toFixed(1)} MiB` : "") +
-      `, load ${row.load.toFixed(2)}`,
+      `, load ${row.load.toFixed(2)}` +
+      (row.note ? ` (${row.note})` : ""),
   );
 }
 
@@ -903,6 +915,40 @@ async function main(): Promise<void> {
     await rm(huge);
   }
 
+  // ---- serve: from the cache against nginx, and the cold path
+  if (want("serve")) {
+    if (!(await hasTool("nginx"))) {
+      console.error(
+        "[bench] serve cases left out: they need nginx as the reference (apt-get install -y nginx-light)",
+      );
+    } else {
+      const shm = await Deno.stat("/dev/shm").then(() => true, () => false);
+      const cases = await benchServe({
+        deno: DENO,
+        cli: CLI,
+        work: `${shm ? "/dev/shm" : WORK}/ironcore-bench-serve`,
+        mib: SERVE_MIB,
+        runs: SERVE_RUNS,
+        reg,
+        want,
+      });
+      for (const c of cases) {
+        // 20 clients: the time against nginx and the server's memory.
+        const pass = c.id === "serve-conc"
+          ? c.ours.wall / c.ref.wall <= 1.25 && c.ours.rss <= 150
+          : undefined;
+        record({
+          ...c,
+          load: await loadAverage(),
+          ...(pass === undefined ? {} : {
+            target: "<= 1.25, RSS <= 150 MiB",
+            pass,
+          }),
+        });
+      }
+    }
+  }
+
   // ---- report
   const info =
     `${Deno.build.os} ${Deno.build.arch}, ${navigator.hardwareConcurrency} cores, deno ${Deno.version.deno}`;
@@ -923,13 +969,18 @@ async function main(): Promise<void> {
     lines.push(
       `| ${r.label} | ${r.ours?.wall.toFixed(3) ?? "-"} | ${
         r.ours?.min.toFixed(3) ?? "-"
-      } | ${r.refLabel ?? "-"} | ${r.ref?.wall.toFixed(3) ?? "-"} | ${
-        r.ref?.min.toFixed(3) ?? "-"
-      } | ${r.ratio?.toFixed(2) ?? "-"} | ${r.target ?? "-"}${
-        met === undefined ? "" : met ? " ✓" : " ✗"
-      } | ${r.ours?.rss.toFixed(1) ?? "-"} | ${r.load.toFixed(2)} |`,
+      } | ${r.refLabel?.replaceAll("|", "\\|") ?? "-"} | ${
+        r.ref?.wall.toFixed(3) ?? "-"
+      } | ${r.ref?.min.toFixed(3) ?? "-"} | ${r.ratio?.toFixed(2) ?? "-"} | ${
+        r.target ?? "-"
+      }${met === undefined ? "" : met ? " ✓" : " ✗"} | ${
+        r.ours?.rss.toFixed(1) ?? "-"
+      } | ${r.load.toFixed(2)} |`,
     );
   }
+  const notes = rows.filter((r) => r.note);
+  if (notes.length > 0) lines.push("");
+  for (const r of notes) lines.push(`- ${r.label}: ${r.note}`);
   console.log(lines.join("\n"));
 }
 

@@ -8,6 +8,7 @@
 import {
   AmbiguousReferenceError,
   DigestMismatchError,
+  ImageError,
   type ImageErrorOptions,
   InvalidReferenceError,
   SizeMismatchError,
@@ -165,4 +166,34 @@ export function storeUnusable(
  */
 export function stalled(timeout: number, host?: string): StallError {
   return new StallError(`No data for ${timeout} ms`, { timeout, host });
+}
+
+/**
+ * Tells whether a file system error is a full device (`ENOSPC`), which the
+ * runtime has no error class for.
+ *
+ * @param e What a write threw.
+ * @returns `true` for a full device.
+ */
+export function isDeviceFull(e: unknown): boolean {
+  return (e as { code?: unknown } | null)?.code === "ENOSPC";
+}
+
+/**
+ * A file that could not be written because its device is full.
+ *
+ * @param what What was written, e.g. `kernel layer`.
+ * @param path Where.
+ * @param cause The runtime's error.
+ * @returns The error.
+ */
+export function deviceFull(
+  what: string,
+  path: string,
+  cause: unknown,
+): ImageError {
+  return new ImageError(
+    `Cannot write ${what} to ${path}: no space left on the device, free some space or write it elsewhere`,
+    { cause },
+  );
 }

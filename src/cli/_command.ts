@@ -25,8 +25,14 @@ export interface CliIo {
   stderrIsTerminal?: boolean | undefined;
   /** Reads an environment variable. */
   env: (name: string) => string | undefined;
-  /** Aborts long operations (Ctrl-C). */
+  /** Aborts long operations (Ctrl-C, SIGTERM). */
   signal?: AbortSignal | undefined;
+  /**
+   * Aborted by a second SIGINT or SIGTERM, for a command that winds down
+   * gracefully after the first (`serve`); its reason's message is the
+   * signal's name.
+   */
+  signalAgain?: AbortSignal | undefined;
 }
 
 /** Runtime context handed to a command. */

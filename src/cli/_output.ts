@@ -69,6 +69,7 @@ export function formatDuration(seconds: number): string {
 const FLAG_HINTS: readonly (readonly [RegExp, string])[] = [
   [/\bset plainHttp: false\b/g, "use --plain-http=false"],
   [/\bset plainHttp\b/g, "use --plain-http"],
+  [/\bset timeouts to wait longer\b/g, "raise --timeout to wait longer"],
   [/\bset platform to choose one\b/g, "choose one with --platform"],
   [
     /\bset tag to name it, such as (\S+)/g,

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { isDeviceFull } from "../_errors.ts";
 import { ImageError, InvalidReferenceError, StoreError } from "../errors.ts";
 import type { Store, StoreOptions } from "../store/store.ts";
 import {
@@ -19,7 +20,7 @@ import type { CliIo, Command, CommandContext } from "./_command.ts";
 import { ProgressView } from "./_progress.ts";
 import { inCliWords } from "./_output.ts";
 import { COMMANDS } from "./commands/mod.ts";
-import { retries } from "./commands/_registry.ts";
+import { retries, timeouts } from "./commands/_registry.ts";
 import denoConfig from "../../deno.json" with { type: "json" };
 
 export type { CliIo } from "./_command.ts";
@@ -54,6 +55,13 @@ export const GLOBAL_FLAGS: FlagSpec[] = [
     type: "string",
     value: "N",
     help: "Retries of a failed or interrupted registry transfer (default 5)",
+  },
+  {
+    name: "timeout",
+    type: "string",
+    value: "DURATION",
+    help:
+      "How long a registry may take to answer, or keep a transfer without data, before the request is retried (default 30s)",
   },
   { name: "quiet", type: "boolean", short: "q", help: "No progress output" },
   { name: "debug", type: "boolean", help: "Show stack traces on errors" },
@@ -144,13 +152,16 @@ function commandHelp(cmd: Command): string {
  * permission for a path inside one names that directory, which is what the
  * flag must cover (the command writes more than the one path that failed
  * first, some under names made up on the spot).
+ * @param store The store the command opened, if any: a full device under
+ * it is named as the store's.
  * @returns The message and the exit code.
  */
 export async function describeError(
   error: unknown,
   roots: readonly string[] = [],
+  store?: string,
 ): Promise<{ message: string; code: number }> {
-  const { message, code } = await classifyError(error, roots);
+  const { message, code } = await classifyError(error, roots, store);
   return { message: inCliWords(message), code };
 }
 
@@ -184,6 +195,7 @@ async function rootOf(path: string, roots: readonly string[]): Promise<string> {
 async function classifyError(
   error: unknown,
   roots: readonly string[],
+  storePath: string | undefined,
 ): Promise<{ message: string; code: number }> {
   if (error instanceof UsageError) return { message: error.message, code: 2 };
   // Every reference the CLI parses is one the user typed: a malformed one
@@ -209,6 +221,18 @@ async function classifyError(
     };
   }
   if (error instanceof ImageError) return { message: error.message, code: 1 };
+  if (isDeviceFull(error)) {
+    // The runtime names the file last in its message, if at all; what the
+    // commands write outside the store they name themselves.
+    const file = /'([^']+)'[^']*$/.exec((error as Error).message)?.[1];
+    const store = storePath === undefined
+      ? undefined
+      : await rootOf(file ?? storePath, [storePath]);
+    const where = store !== undefined && store !== file
+      ? `store ${store}: free some space there, or use another store with --store-path`
+      : `${file ?? "the output"}: free some space there, or write elsewhere`;
+    return { message: `No space left on the device of ${where}`, code: 1 };
+  }
   if (error instanceof DOMException && error.name === "AbortError") {
     return { message: "Interrupted", code: 130 };
   }
@@ -265,6 +289,36 @@ function storePathOf(
 }
 
 /**
+ * The exit code after standard output was closed by its reader: what a
+ * shell reports for a process that SIGPIPE ended (128 + 13).
+ */
+const EXIT_BROKEN_PIPE = 141;
+
+/**
+ * Passes writes on to a stream and tells when they fail because its reader
+ * has gone (a broken pipe).
+ */
+function watchBrokenPipe(
+  stream: WritableStream<Uint8Array>,
+  onBroken: () => void,
+): WritableStream<Uint8Array> {
+  let writer: WritableStreamDefaultWriter<Uint8Array> | undefined;
+  const take = () => writer ??= stream.getWriter();
+  return new WritableStream<Uint8Array>({
+    async write(chunk) {
+      try {
+        await take().write(chunk);
+      } catch (e) {
+        if (e instanceof Deno.errors.BrokenPipe) onBroken();
+        throw e;
+      }
+    },
+    close: () => take().close(),
+    abort: (reason) => take().abort(reason),
+  });
+}
+
+/**
  * Runs the CLI with the given arguments.
  *
  * @param args The arguments after the program name.
@@ -284,12 +338,20 @@ function storePathOf(
  */
 export async function runCli(
   args: readonly string[],
-  io: CliIo,
+  cliIo: CliIo,
 ): Promise<number> {
+  // A reader that went away (`| head`) ends the command quietly, as it
+  // ends other Unix tools; only standard output is watched for it.
+  let stdoutGone = false;
+  const io: CliIo = {
+    ...cliIo,
+    stdout: watchBrokenPipe(cliIo.stdout, () => stdoutGone = true),
+  };
   const out = (t: string) => write(io.stdout, t);
   const err = (t: string) => write(io.stderr, t);
   let debug = args.includes("--debug");
   const roots: string[] = [];
+  let storePath: string | undefined;
   try {
     const { command: name, rest } = splitCommand(args, GLOBAL_FLAGS);
     if (name === undefined || name === "help") {
@@ -348,6 +410,7 @@ export async function runCli(
             m.defaultStorePath,
           );
           if (!roots.includes(path)) roots.push(path);
+          storePath = path;
           return m.Store.open(path, storeOptions(parsed));
         });
         return store;
@@ -379,10 +442,12 @@ export async function runCli(
     // Global flags are checked for every command, not only by those that
     // use them: a typo is a usage error wherever it is made.
     retries(ctx);
+    timeouts(ctx);
     storeOptions(parsed);
     return await cmd.run(ctx);
   } catch (e) {
-    const { message, code } = await describeError(e, roots);
+    if (stdoutGone) return EXIT_BROKEN_PIPE;
+    const { message, code } = await describeError(e, roots, storePath);
     await err(`Error: ${message}\n`);
     if (debug && e instanceof Error && e.stack) await err(`${e.stack}\n`);
     return code;

@@ -5,7 +5,13 @@
  * @module
  */
 
-import { corruptBlob, REPAIR_ADVICE, sizeMismatch } from "../_errors.ts";
+import {
+  corruptBlob,
+  deviceFull,
+  isDeviceFull,
+  REPAIR_ADVICE,
+  sizeMismatch,
+} from "../_errors.ts";
 import { DigestVerifier } from "../oci/digest_verifier.ts";
 import type { Descriptor } from "../oci/manifest.ts";
 import { formatPlatform, type Platform } from "../oci/platform.ts";
@@ -398,6 +404,9 @@ export async function writeLayerFile(
       await Deno.rename(tmp, path);
       renamed = true;
       return actual.size;
+    } catch (e) {
+      if (isDeviceFull(e)) throw deviceFull(`${layer.kind} layer`, path, e);
+      throw e;
     } finally {
       if (!renamed) await Deno.remove(tmp).catch(() => {});
     }
@@ -419,6 +428,9 @@ export async function writeLayerFile(
     }
     await Deno.rename(tmp, path);
     renamed = true;
+  } catch (e) {
+    if (isDeviceFull(e)) throw deviceFull(`${layer.kind} layer`, path, e);
+    throw e;
   } finally {
     if (!renamed) await Deno.remove(tmp).catch(() => {});
   }

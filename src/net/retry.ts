@@ -43,16 +43,40 @@ export interface RetryOptions {
 }
 
 /**
- * Failures of the network that do not heal within a second: a refused
- * connection (one more try covers a registry restarting), a name that does
- * not resolve, a TLS handshake that fails.
+ * Failures of the network that do not heal within a second when they come
+ * first: a refused connection (a wrong port), a name that does not resolve,
+ * a TLS handshake that fails. From a host that has answered before, they
+ * are a restart or a blip, and heal.
  */
 const LASTING = new Set<string>(["refused", "dns", "tls"]);
 
+/** Hosts that have answered an HTTP request in this process. */
+const answered = new Set<string>();
+
+/**
+ * Records that a host answered a request (with any status): from then on a
+ * refused connection, an unknown name or a TLS failure of that host is
+ * taken for a restart and retried like any network failure.
+ *
+ * @param host The host, as in the errors about it.
+ *
+ * @example Note a registry that answered
+ * ```ts
+ * import { noteAnswered } from "./retry.ts";
+ * noteAnswered("registry.example");
+ * ```
+ */
+export function noteAnswered(host: string): void {
+  answered.add(host);
+}
+
 /**
  * Tells whether a failure is worth another attempt: a {@linkcode NetworkError}
- * (a stall included), or a registry answer of 408, 429 or 5xx. A refused
- * connection, an unknown host or a TLS failure gets one retry, no more.
+ * (a stall or a timeout included), or a registry answer of 408, 429 or 5xx.
+ * A refused connection, an unknown host or a TLS failure gets one retry, no
+ * more, from a host that has not answered in this process yet (a wrong
+ * address fails fast); from one that has (see {@linkcode noteAnswered}),
+ * it is retried like any network failure (a registry restarting).
  * Missing or wrong content, refused credentials, a missing permission and
  * an abort are never retried. Failures are told apart by class, kind and
  * status, never by message.
@@ -71,7 +95,7 @@ const LASTING = new Set<string>(["refused", "dns", "tls"]);
  */
 export function isRetriable(error: unknown, retries = 0): boolean {
   if (error instanceof NetworkError) {
-    return !LASTING.has(error.kind) || retries < 1;
+    return !LASTING.has(error.kind) || retries < 1 || answered.has(error.host);
   }
   if (error instanceof RegistryError) {
     const s = error.status;

@@ -165,6 +165,22 @@ export class Sha256 {
   }
 }
 
+/** Content size from which a hash is worth waiting for the native SHA-256. */
+const NATIVE_HASH_FROM = 1024 * 1024;
+
+/**
+ * A hash for content of `size` bytes: native when that is loaded, and for
+ * content larger than 1 MiB loaded first, so that no large blob is hashed
+ * in JavaScript.
+ *
+ * @param size The content's size in bytes.
+ * @returns A new hash.
+ */
+export async function sha256For(size: number): Promise<Sha256> {
+  if (size > NATIVE_HASH_FROM) await loadNativeSha256();
+  return new Sha256();
+}
+
 /**
  * Computes the digest of bytes held in memory (configs, manifests).
  *

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { NetworkError, type NetworkErrorKind } from "../errors.ts";
+import { NetworkError, type NetworkErrorKind, StallError } from "../errors.ts";
 import { registryApiHost } from "../oci/reference.ts";
 
 /**
@@ -193,4 +193,73 @@ export function isPlainToTlsAnswer(status: number, body: string): boolean {
  */
 export function plainToTlsMessage(host: string): string {
   return `Registry ${host} expects HTTPS, but the request was plain HTTP: set plainHttp: false to use HTTPS`;
+}
+
+/**
+ * The last timeout of a request, worded for the user: how many attempts
+ * were made, and what to do. Other failures are returned as they are.
+ *
+ * @param e What the last attempt threw.
+ * @param attempts Attempts made.
+ * @returns The error to throw.
+ */
+export function withAttempts(e: unknown, attempts: number): unknown {
+  if (!(e instanceof NetworkError) || e.kind !== "timeout") return e;
+  const message = `${e.message}${
+    attempts > 1 ? ` (${attempts} attempts)` : ""
+  }: check that the registry is up and reachable, or set timeouts to wait longer`;
+  if (e instanceof StallError) {
+    return new StallError(message, {
+      host: e.host,
+      timeout: e.timeout,
+      cause: e,
+    });
+  }
+  return new NetworkError(message, {
+    host: e.host,
+    kind: e.kind,
+    detail: e.detail,
+    cause: e,
+  });
+}
+
+/**
+ * Tells whether an answer to `GET /v2/` comes from an OCI registry. A
+ * registry answers 200 or 401; with 200 it sends the
+ * `Docker-Distribution-API-Version` header or a JSON body, with 401 that
+ * header, a JSON body or an authentication challenge. A web server that
+ * answers every path with a page does neither.
+ *
+ * @param res The answer to `GET /v2/` (its headers are read).
+ * @returns Why it is not a registry's answer, or `undefined` when it is.
+ */
+export function registryEvidence(res: Response): string | undefined {
+  const type = res.headers.get("content-type")?.split(";")[0]?.trim() ?? "";
+  const api = res.headers.has("docker-distribution-api-version");
+  const json = /[/+]json$/i.test(type);
+  const said = `GET /v2/ answered HTTP ${res.status}${
+    type ? ` with ${type}` : ""
+  }`;
+  if (res.status === 200) {
+    return api || json
+      ? undefined
+      : `${said} and no Docker-Distribution-API-Version header`;
+  }
+  if (res.status === 401) {
+    return api || json || res.headers.has("www-authenticate")
+      ? undefined
+      : `${said} and no authentication challenge`;
+  }
+  return said;
+}
+
+/**
+ * The message for a host that is not an OCI registry.
+ *
+ * @param host The host.
+ * @param why What its API root answered.
+ * @returns One line.
+ */
+export function notRegistryMessage(host: string, why: string): string {
+  return `${host} is not an OCI registry (${why}): check the registry address`;
 }

@@ -27,14 +27,18 @@ import {
   parseManifest,
 } from "../oci/manifest.ts";
 import { readLimited, readLimitedBytes } from "../net/_limited.ts";
-import { isRetriable, retry } from "../net/retry.ts";
+import { deadlineFetch, type RegistryTimeouts } from "../net/deadline_fetch.ts";
+import { isRetriable, noteAnswered, retry } from "../net/retry.ts";
 import { Authenticator } from "./_auth.ts";
 import {
   apiBaseUrl,
   fetchFailure,
   isPlainToTlsAnswer,
+  notRegistryMessage,
   plainToTlsMessage,
+  registryEvidence,
   usesPlainHttp,
+  withAttempts,
 } from "./_network.ts";
 import type { CredentialLookup } from "./credentials.ts";
 import {
@@ -46,6 +50,8 @@ import {
   type Transport,
 } from "./_transport.ts";
 import { requestMount, uploadBlob } from "./_upload.ts";
+
+export type { RegistryTimeouts } from "../net/deadline_fetch.ts";
 
 /** A repository in a registry. */
 export interface Repository {
@@ -146,6 +152,12 @@ export interface RegistryClientOptions {
   chunkSize?: number | undefined;
   /** Always upload in chunks instead of one PUT. */
   forceChunked?: boolean | undefined;
+  /**
+   * How long a request may wait for the registry's answer, and for a body
+   * that stops moving; each request that runs out is retried like a broken
+   * connection. Default 30 s each.
+   */
+  timeouts?: RegistryTimeouts | undefined;
 }
 
 /** A manifest or index fetched from a registry. */
@@ -192,6 +204,8 @@ export class RegistryClient {
   readonly #options: RegistryClientOptions;
   readonly #auth: Authenticator;
   readonly #fetch: typeof fetch;
+  /** Per host, why its API root is not a registry's (`undefined`: it is). */
+  readonly #apiChecks = new Map<string, Promise<string | undefined>>();
   readonly #transport: Transport = {
     request: (repo, url, init) => this.#request(repo, url, init),
     fail: (repo, res, what) => this.#fail(repo, res, what),
@@ -207,7 +221,9 @@ export class RegistryClient {
     this.#options = options;
     this.#fetch = options.fetch ?? fetch;
     const authOptions: ConstructorParameters<typeof Authenticator>[0] = {
-      fetch: this.#fetch,
+      // Token requests have the deadlines of every other request.
+      fetch: (input, init) =>
+        this.#call(new URL(String(input)).host, String(input), init ?? {}),
     };
     if (options.credentials) authOptions.credentials = options.credentials;
     if (options.userAgent) authOptions.userAgent = options.userAgent;
@@ -256,29 +272,59 @@ export class RegistryClient {
     return `repository:${repo.repository}:${actions}`;
   }
 
+  /**
+   * Sends one HTTP request with the deadlines of the timeouts; a failure to
+   * connect becomes a {@linkcode NetworkError}, and so does a response body
+   * that breaks off.
+   */
+  async #call(host: string, url: string, init: RequestInit): Promise<Response> {
+    const plain = new URL(url).protocol === "http:";
+    let res: Response;
+    try {
+      res = await deadlineFetch(this.#fetch, url, init, {
+        host,
+        timeouts: this.#options.timeouts,
+        bodyError: (e) => e instanceof TypeError ? fetchFailure(host, e) : e,
+      });
+    } catch (e) {
+      // Deno's fetch throws a TypeError for every network failure.
+      if (e instanceof TypeError) throw fetchFailure(host, e, plain);
+      throw e;
+    }
+    noteAnswered(host);
+    return res;
+  }
+
+  /**
+   * Sends a request with auth, redirects and retries, and hands the answer
+   * to `consume` within the same attempt, so that a body that breaks off or
+   * stalls while `consume` reads it is asked for again.
+   */
   async #request(
     repo: Repository,
     url: string,
     init: RegistryRequest,
   ): Promise<Response> {
+    return await this.#exchange(repo, url, init, (res) => Promise.resolve(res));
+  }
+
+  async #exchange<T>(
+    repo: Repository,
+    url: string,
+    init: RegistryRequest,
+    consume: (res: Response) => Promise<T>,
+  ): Promise<T> {
     const host = repo.registry;
     const scope = [this.#scope(repo, init.actions), ...(init.extraScopes ?? [])]
       .join(" ");
     let authTried = false;
-    const attempt = async (): Promise<Response> => {
+    let attempts = 0;
+    const attempt = async (): Promise<T> => {
+      attempts++;
       for (;;) {
         const auth = await this.#auth.headerFor(host, scope);
-        let res: Response;
-        let foreign: boolean;
-        try {
-          ({ res, foreign } = await this.#send(url, init, auth, host));
-        } catch (e) {
-          // Deno's fetch throws a TypeError for every network failure.
-          if (e instanceof TypeError) {
-            throw fetchFailure(host, e, this.#plain(host));
-          }
-          throw e;
-        }
+        const { res, foreign } = await this.#send(url, init, auth, host);
+        if (!foreign) await this.#checkApi(host, res, init.signal);
         // A 401 or 403 from a redirect target on another origin (a CDN whose
         // signed URL expired) is not the registry's: answering its challenge
         // would hand the registry's credentials to that origin.
@@ -309,7 +355,7 @@ export class RegistryClient {
           const answer = new RetriableAnswer(host, res);
           if (isRetriable(answer)) throw answer;
         }
-        return res;
+        return await consume(res);
       }
     };
     try {
@@ -325,9 +371,65 @@ export class RegistryClient {
       });
     } catch (e) {
       // The last answer is the caller's to turn into an error.
-      if (e instanceof RetriableAnswer) return e.response;
-      throw e;
+      if (e instanceof RetriableAnswer) return await consume(e.response);
+      throw withAttempts(e, attempts);
     }
+  }
+
+  /**
+   * Fails when an answer in HTML from the registry's own host comes from
+   * something that is not a registry (a web server, a captive portal): the
+   * registry's API root is asked once per host to tell.
+   */
+  async #checkApi(
+    host: string,
+    res: Response,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    // Only a page in place of a success: a proxy's error page in front of
+    // a registry that is down is retried like any 5xx.
+    const type = res.headers.get("content-type") ?? "";
+    if (!res.ok || !/^\s*text\/html\b/i.test(type)) return;
+    let verdict = this.#apiChecks.get(host);
+    if (!verdict) {
+      // Shared by every request to the host, so bound by the deadlines
+      // alone; each caller stops waiting when its own signal aborts.
+      verdict = this.#probeApi(host);
+      this.#apiChecks.set(host, verdict);
+      verdict.catch(() => this.#apiChecks.delete(host));
+    }
+    const why = await new Promise<string | undefined>((resolve, reject) => {
+      const onAbort = () => reject(signal!.reason);
+      signal?.throwIfAborted();
+      signal?.addEventListener("abort", onAbort, { once: true });
+      verdict.then(resolve, reject).finally(() =>
+        signal?.removeEventListener("abort", onAbort)
+      );
+    });
+    if (why === undefined) return;
+    await res.body?.cancel();
+    throw new RegistryError(notRegistryMessage(host, why), {
+      host,
+      status: res.status,
+    });
+  }
+
+  /**
+   * Why the API root of a host is not a registry's, or `undefined` when it
+   * is, or cannot tell (an answer other than 200 or 401 is asked again
+   * next time).
+   */
+  async #probeApi(host: string): Promise<string | undefined> {
+    const res = await this.#call(host, this.baseUrl(host), {
+      headers: { "user-agent": this.#options.userAgent ?? "ironcore-image" },
+      redirect: "manual",
+    });
+    await res.body?.cancel();
+    if (res.status !== 200 && res.status !== 401) {
+      this.#apiChecks.delete(host);
+      return undefined;
+    }
+    return registryEvidence(res);
   }
 
   /**
@@ -370,7 +472,7 @@ export class RegistryClient {
       };
       if (init.signal) reqInit.signal = init.signal;
       if (hop === 0 && init.body) reqInit.body = await init.body();
-      const res = await this.#fetch(current, reqInit);
+      const res = await this.#call(host, current, reqInit);
       if (!init.follow || ![301, 302, 303, 307, 308].includes(res.status)) {
         return { res, foreign: new URL(current).origin !== origin };
       }
@@ -446,7 +548,7 @@ export class RegistryClient {
   async #wantsTls(registry: string, status: number): Promise<boolean> {
     if (status !== 400 || !this.#plain(registry)) return false;
     try {
-      const probe = await this.#fetch(this.baseUrl(registry), {
+      const probe = await this.#call(registry, this.baseUrl(registry), {
         headers: { "user-agent": this.#options.userAgent ?? "ironcore-image" },
         redirect: "manual",
       });
@@ -474,31 +576,43 @@ export class RegistryClient {
   ): Promise<FetchedManifest> {
     const reference = tagOrDigest;
     const what = `manifest ${repo.repository}:${reference}`;
-    const res = await this.#read(repo, this.manifestUrl(repo, reference), {
-      method: "GET",
-      headers: { accept: MANIFEST_ACCEPT },
-      signal: options.signal,
-    });
-    if (!res.ok) {
-      await this.#fail(repo, res, what, {
+    // The body is read within the attempt: one that stalls or breaks off
+    // is asked for again.
+    const { res, bytes } = await this.#exchange(
+      repo,
+      this.manifestUrl(repo, reference),
+      {
+        method: "GET",
+        headers: { accept: MANIFEST_ACCEPT },
+        actions: "pull",
+        idempotent: true,
+        signal: options.signal,
+      },
+      async (res) => {
+        if (!res.ok) return { res, bytes: undefined };
+        const declared = Number(res.headers.get("content-length") ?? "0");
+        if (declared > MAX_MANIFEST_BYTES) {
+          await res.body?.cancel();
+          throw new InvalidImageError(
+            `Invalid ${what}: ${declared} bytes is over the ${MAX_MANIFEST_BYTES}-byte limit`,
+          );
+        }
+        const bytes = await readLimitedBytes(
+          res,
+          MAX_MANIFEST_BYTES,
+          () =>
+            new InvalidImageError(
+              `Invalid ${what}: over the ${MAX_MANIFEST_BYTES}-byte limit`,
+            ),
+        );
+        return { res, bytes };
+      },
+    );
+    if (bytes === undefined) {
+      return await this.#fail(repo, res, what, {
         reference: imageReference(repo, reference),
       });
     }
-    const declared = Number(res.headers.get("content-length") ?? "0");
-    if (declared > MAX_MANIFEST_BYTES) {
-      await res.body?.cancel();
-      throw new InvalidImageError(
-        `Invalid ${what}: ${declared} bytes is over the ${MAX_MANIFEST_BYTES}-byte limit`,
-      );
-    }
-    const bytes = await readLimitedBytes(
-      res,
-      MAX_MANIFEST_BYTES,
-      () =>
-        new InvalidImageError(
-          `Invalid ${what}: over the ${MAX_MANIFEST_BYTES}-byte limit`,
-        ),
-    );
     const digest = digestOf(bytes);
     if (isDigest(reference) && reference !== digest) {
       throw digestMismatch(reference, digest, what);
@@ -724,12 +838,20 @@ export class RegistryClient {
       this.baseUrl(repo.registry)
     }${repo.repository}/tags/list?n=1000`;
     for (let page = 0; url && page < 1000; page++) {
-      const res = await this.#read(repo, url, {
-        method: "GET",
-        signal: options.signal,
+      const read = async (r: Response) => ({
+        res: r,
+        text: r.ok ? await readLimited(r, 16 * 1024 * 1024) : undefined,
       });
-      if (!res.ok) await this.#fail(repo, res, `tags of ${repo.repository}`);
-      const text = await readLimited(res, 16 * 1024 * 1024);
+      const here: string = url;
+      const { res, text } = await this.#exchange(repo, here, {
+        method: "GET",
+        actions: "pull",
+        idempotent: true,
+        signal: options.signal,
+      }, read);
+      if (text === undefined) {
+        return await this.#fail(repo, res, `tags of ${repo.repository}`);
+      }
       let body: { tags?: unknown };
       try {
         body = JSON.parse(text);
@@ -745,9 +867,9 @@ export class RegistryClient {
       if (Array.isArray(body.tags)) {
         for (const t of body.tags) if (typeof t === "string") tags.push(t);
       }
-      const link = res.headers.get("link");
+      const link: string | null = res.headers.get("link");
       const m = link ? /<([^>]+)>\s*;\s*rel="?next"?/.exec(link) : null;
-      url = m ? new URL(m[1]!, url).toString() : undefined;
+      url = m ? new URL(m[1]!, here).toString() : undefined;
     }
     return tags;
   }

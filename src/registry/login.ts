@@ -7,13 +7,18 @@
 
 import { RegistryError, UnauthorizedError } from "../errors.ts";
 import { readLimited } from "../net/_limited.ts";
+import { deadlineFetch, type RegistryTimeouts } from "../net/deadline_fetch.ts";
+import { noteAnswered } from "../net/retry.ts";
 import { Authenticator } from "./_auth.ts";
 import {
   apiBaseUrl,
   fetchFailure,
   isPlainToTlsAnswer,
+  notRegistryMessage,
   plainToTlsMessage,
+  registryEvidence,
   usesPlainHttp,
+  withAttempts,
 } from "./_network.ts";
 import type { Credential } from "./credentials.ts";
 
@@ -31,6 +36,8 @@ export interface VerifyCredentialsOptions {
   userAgent?: string | undefined;
   /** Aborts the check. */
   signal?: AbortSignal | undefined;
+  /** How long to wait for each answer and for a stalled body. Default 30 s each. */
+  timeouts?: RegistryTimeouts | undefined;
 }
 
 /** How the registry authenticated the credential. */
@@ -48,7 +55,10 @@ export interface VerifyCredentialsResult {
  * and, when the registry challenges, the same request with Basic
  * credentials, or a token request to the Bearer realm with them followed by
  * `GET /v2/` with the token. A refusal at any step means the credential is
- * wrong. Nothing is stored.
+ * wrong. The first answer must be a registry's: 200 with the
+ * `Docker-Distribution-API-Version` header or a JSON body, or 401 with an
+ * authentication challenge; a web server that answers a page is refused.
+ * Nothing is stored.
  *
  * @param registry The registry host, e.g. `registry.example.com:5000`.
  * @param credential A username and password, or an identity token.
@@ -87,7 +97,15 @@ export async function verifyCredentials(
   credential: Credential,
   options: VerifyCredentialsOptions = {},
 ): Promise<VerifyCredentialsResult> {
-  const doFetch = options.fetch ?? fetch;
+  const rawFetch = options.fetch ?? fetch;
+  const doFetch = (input: RequestInfo | URL, init?: RequestInit) =>
+    deadlineFetch(rawFetch, String(input), init ?? {}, {
+      host: registry,
+      timeouts: options.timeouts,
+    }).then((res) => {
+      noteAnswered(registry);
+      return res;
+    });
   const userAgent = options.userAgent ?? "ironcore-image";
   const plain = usesPlainHttp(registry, options.plainHttp);
   const url = apiBaseUrl(registry, plain);
@@ -95,9 +113,18 @@ export async function verifyCredentials(
     credentials: () => Promise.resolve(credential),
     userAgent,
   };
-  authOptions.fetch = options.signal
-    ? (input, init) => doFetch(input, { ...init, signal: options.signal! })
-    : doFetch;
+  authOptions.fetch = async (input, init) => {
+    const url = new URL(String(input));
+    try {
+      return await doFetch(url, {
+        ...init,
+        ...(options.signal ? { signal: options.signal } : {}),
+      });
+    } catch (e) {
+      if (!(e instanceof TypeError)) throw e;
+      throw fetchFailure(url.host, e, url.protocol === "http:");
+    }
+  };
   const auth = new Authenticator(authOptions);
   const refused = () =>
     new UnauthorizedError(
@@ -116,6 +143,7 @@ export async function verifyCredentials(
       if (options.signal?.aborted) throw options.signal.reason;
       // A missing net permission is the user's to grant, not the network's.
       if (e instanceof Deno.errors.NotCapable) throw e;
+      if (!(e instanceof TypeError)) throw withAttempts(e, 1);
       throw fetchFailure(registry, e, plain);
     }
   };
@@ -130,6 +158,14 @@ export async function verifyCredentials(
   };
 
   const first = await get();
+  const why = registryEvidence(first);
+  if (why !== undefined && (first.status === 200 || first.status === 401)) {
+    await first.body?.cancel();
+    throw new RegistryError(notRegistryMessage(registry, why), {
+      host: registry,
+      status: first.status,
+    });
+  }
   if (first.ok) {
     await first.body?.cancel();
     return { scheme: "none" };

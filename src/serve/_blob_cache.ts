@@ -11,15 +11,30 @@
  * fill verified the blob, so a client never gets a complete wrong body, and
  * the store only ever holds verified blobs. A fill goes on when its clients
  * disconnect: the next boot of the same image then finds the blob cached.
+ *
+ * A blob the store holds is served from its file. Once its bytes are known
+ * to match the digest (see {@linkcode CheckedBlobs}), nothing is hashed on
+ * the way: under `Deno.serve` the runtime streams the file itself, and a
+ * server that offers its own buffers has the file read straight into them.
+ *
+ * @module
  */
 
-import { sizeMismatch } from "../_errors.ts";
+import { REPAIR_ADVICE, sizeMismatch } from "../_errors.ts";
+import { StoreError } from "../errors.ts";
 import type { Digest } from "../oci/digest.ts";
 import type { Descriptor } from "../oci/manifest.ts";
-import { fileStream } from "../store/_file_stream.ts";
 import { partialName } from "../store/_partial_blob.ts";
 import type { Store } from "../store/store.ts";
-import { ClientGoneError, relay, type RelayEnd } from "./_relay.ts";
+import { CheckedBlobs } from "./_checked_blobs.ts";
+import {
+  bodyStream,
+  type ByteSource,
+  ClientGoneError,
+  fileSource,
+  type RelayEnd,
+} from "./_relay.ts";
+import type { BootBodySource } from "./_reply.ts";
 import { fillPartial, type ResumeSource } from "../transfer/_resume.ts";
 import { blobStoreOf } from "../store/_internal.ts";
 
@@ -36,7 +51,17 @@ export interface BlobCacheOptions {
   retryDelay?: number | undefined;
 }
 
-const READ_SIZE = 1024 * 1024;
+/** Where a body from the cache comes from. */
+export type CachedSource = Exclude<BootBodySource, "registry">;
+
+/** A response body from the cache. */
+export interface CachedBody {
+  /** The body. */
+  body: ReadableStream<Uint8Array>;
+  /** Where it comes from. */
+  source: CachedSource;
+}
+
 /** Longest a reader waits at the end of the partial file before looking again. */
 const POLL_MS = 100;
 
@@ -45,6 +70,8 @@ class Fill {
   readonly descriptor: Pick<Descriptor, "digest" | "size">;
   state: "waiting" | "writing" | "done" | "failed" = "waiting";
   error: unknown;
+  /** Whether this fill wrote the blob (it did not find it present). */
+  wrote = false;
   /** The partial file readers follow, when known. */
   partialPath: string | undefined;
   /**
@@ -125,40 +152,60 @@ export class BlobCache {
   readonly #options: BlobCacheOptions;
   readonly #fills = new Map<Digest, Fill>();
   readonly #running = new Set<Promise<void>>();
+  readonly #checked: CheckedBlobs;
 
   constructor(store: Store, signal: AbortSignal, options: BlobCacheOptions) {
     this.#store = store;
     this.#signal = signal;
     this.#options = options;
+    this.#checked = new CheckedBlobs(store, signal);
   }
 
   /**
    * Streams bytes `[start, end)` of a blob the store already holds.
    *
-   * @returns The stream, or `undefined` when the store lacks the blob.
+   * @param d The blob.
+   * @param start First byte.
+   * @param end Byte after the last.
+   * @param onEnd Called when the response body ends.
+   * @param completed Settles when the server has sent the response (as
+   * `Deno.serve` tells its handlers): with it, a whole file known to be
+   * good is streamed by the runtime itself.
+   * @returns The body, or `undefined` when the store lacks the blob.
    */
   async fromStore(
     d: Pick<Descriptor, "digest" | "size">,
     start: number,
     end: number,
     onEnd: RelayEnd,
-  ): Promise<ReadableStream<Uint8Array> | undefined> {
-    // A blob marked corrupt is fetched again: the fill replaces it.
-    if (!(await blobStoreOf(this.#store).holds(d.digest, d.size))) {
-      return undefined;
-    }
-    let body: ReadableStream<Uint8Array>;
+    completed?: Promise<void> | undefined,
+  ): Promise<CachedBody | undefined> {
+    const blob = await this.#checked.open(d);
+    if (!blob) return undefined;
+    const { file, check } = blob;
     try {
-      body = await fileStream(this.#store.blobPath(d.digest), {
-        offset: start,
-      });
+      if (start > 0) await file.seek(start, Deno.SeekMode.Start);
     } catch (e) {
-      // Pruned in the meantime.
-      if (e instanceof Deno.errors.NotFound) return undefined;
+      file.close();
       throw e;
     }
-    await blobStoreOf(this.#store).touchBlob(d.digest);
-    return relay(body, { take: end - start, onEnd });
+    if (check === undefined && end === d.size && completed) {
+      // The runtime reads the file and sends it without JavaScript; it
+      // does not say how far it got when the client leaves.
+      completed.then(
+        () => onEnd(end - start),
+        () => onEnd(0, new ClientGoneError()),
+      );
+      return { body: file.readable, source: "store" };
+    }
+    const source = fileSource(file, end - start, {
+      release: check,
+      what: `cached blob ${d.digest}`,
+    });
+    return {
+      body: bodyStream(source, onEnd),
+      source: check ? "store-verify" : "store",
+    };
   }
 
   /**
@@ -172,7 +219,8 @@ export class BlobCache {
    * @param start First byte.
    * @param end Byte after the last.
    * @param onEnd Called when the response body ends.
-   * @returns The stream.
+   * @param completed Settles when the server has sent the response.
+   * @returns The body.
    */
   async stream(
     d: Pick<Descriptor, "digest" | "size">,
@@ -180,9 +228,16 @@ export class BlobCache {
     start: number,
     end: number,
     onEnd: RelayEnd,
-  ): Promise<ReadableStream<Uint8Array>> {
-    const stored = await this.fromStore(d, start, end, onEnd);
+    completed?: Promise<void> | undefined,
+  ): Promise<CachedBody> {
+    const stored = await this.fromStore(d, start, end, onEnd, completed);
     if (stored) return stored;
+    if (this.#checked.stuck(d.digest)) {
+      throw new StoreError(
+        `Blob ${d.digest} in store ${this.#store.path} is corrupt and cannot be marked for replacement: ${REPAIR_ADVICE}`,
+        { path: this.#store.path },
+      );
+    }
     let fill = this.#fills.get(d.digest);
     if (!fill) {
       const created = new Fill(d);
@@ -198,13 +253,23 @@ export class BlobCache {
       this.#running.add(run);
     }
     await fill.started;
-    return this.#tail(fill, start, end, onEnd);
+    if (fill.state === "done" && !fill.wrote) {
+      // Another process brought the blob: serve it as any stored blob.
+      const again = await this.fromStore(d, start, end, onEnd, completed);
+      if (again) return again;
+    }
+    return {
+      body: bodyStream(this.#tail(fill, start, end), onEnd),
+      source: "fill",
+    };
   }
 
   /** Waits until every fill has ended. */
   async idle(): Promise<void> {
-    while (this.#running.size > 0) {
-      await Promise.allSettled([...this.#running]);
+    for (;;) {
+      const running = [...this.#running, ...this.#checked.running()];
+      if (running.length === 0) return;
+      await Promise.allSettled(running);
     }
   }
 
@@ -219,6 +284,7 @@ export class BlobCache {
     const partial = await blobStoreOf(this.#store).beginBlob(d);
     // Another process finished the blob while we waited for its lock.
     if (!partial) return;
+    fill.wrote = true;
     try {
       fill.partialPath = await this.#partialPath(d.digest);
       await fillPartial(partial, source, {
@@ -239,6 +305,7 @@ export class BlobCache {
     } finally {
       partial.close();
     }
+    await this.#checked.trust(d.digest);
   }
 
   async #open(fill: Fill, start: number): Promise<Deno.FsFile> {
@@ -266,29 +333,20 @@ export class BlobCache {
     return file;
   }
 
-  #tail(
-    fill: Fill,
-    start: number,
-    end: number,
-    onEnd: RelayEnd,
-  ): ReadableStream<Uint8Array> {
+  /** The bytes `[start, end)` of a blob, read as the fill writes them. */
+  #tail(fill: Fill, start: number, end: number): ByteSource {
     const d = fill.descriptor;
     const open = (at: number) => this.#open(fill, at);
     let file: Deno.FsFile | undefined;
     let seenResets = fill.resets.length;
     let pos = start;
-    let sent = 0;
-    let ended = false;
-    const finish = (error?: unknown) => {
+    const close = () => {
       try {
         file?.close();
       } catch {
         // Already closed.
       }
       file = undefined;
-      if (ended) return;
-      ended = true;
-      onEnd(sent, error);
     };
     const check = () => {
       if (fill.state === "failed") throw fill.error;
@@ -300,51 +358,41 @@ export class BlobCache {
         }
       }
     };
-    return new ReadableStream<Uint8Array>({
-      async pull(controller) {
-        try {
-          if (!file) {
-            seenResets = fill.resets.length;
-            file = await open(start);
-          }
-          for (;;) {
+    return {
+      async read(view) {
+        if (pos === end) {
+          close();
+          return null;
+        }
+        if (!file) {
+          seenResets = fill.resets.length;
+          file = await open(start);
+        }
+        for (;;) {
+          check();
+          // Whether the fill had ended before this read, not after it.
+          const complete = fill.state === "done";
+          const n = await file.read(
+            view.subarray(0, Math.min(view.byteLength, end - pos)),
+          );
+          if (n !== null && n > 0) {
+            pos += n;
+            // The last bytes go out only once the whole blob is verified.
+            if (pos === end && fill.state !== "done") await fill.result;
             check();
-            // Whether the fill had ended before this read, not after it.
-            const complete = fill.state === "done";
-            const buf = new Uint8Array(Math.min(READ_SIZE, end - pos));
-            const n = await file.read(buf);
-            if (n !== null && n > 0) {
-              pos += n;
-              // The last bytes go out only once the whole blob is verified.
-              if (pos === end && fill.state !== "done") await fill.result;
-              check();
-              controller.enqueue(
-                n === buf.byteLength ? buf : buf.subarray(0, n),
-              );
-              sent += n;
-              if (pos === end) {
-                controller.close();
-                finish();
-              }
-              return;
-            }
-            if (complete) {
-              throw sizeMismatch(
-                d.size,
-                pos,
-                `cached blob ${d.digest}`,
-              );
-            }
-            if (fill.state === "writing") await fill.changed();
+            if (pos === end) close();
+            return view.subarray(0, n);
           }
-        } catch (e) {
-          controller.error(e);
-          finish(e);
+          if (complete) {
+            throw sizeMismatch(d.size, pos, `cached blob ${d.digest}`);
+          }
+          if (fill.state === "writing") await fill.changed();
         }
       },
       cancel() {
-        finish(new ClientGoneError());
+        close();
+        return Promise.resolve();
       },
-    });
+    };
   }
 }

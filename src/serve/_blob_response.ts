@@ -20,6 +20,7 @@ import type { ServedImage } from "./_image_resolver.ts";
 import { relay, type RelayEnd } from "./_relay.ts";
 import {
   type AccessLog,
+  type BootBodySource,
   HttpError,
   type Reply,
   reply,
@@ -47,6 +48,11 @@ export interface BlobRequest {
   image: ServedImage;
   /** Which blob of it. */
   layer: BootLayer;
+  /**
+   * Settles when the server has sent the response (`Deno.serve` tells its
+   * handlers): lets the runtime stream a stored blob by itself.
+   */
+  completed?: Promise<void> | undefined;
 }
 
 function contentType(layer: BootLayer): string {
@@ -188,11 +194,13 @@ export async function blobResponse(
   if (req.method === "HEAD") {
     return reply(new Response(null, { status, headers }), null);
   }
-  const onEnd: RelayEnd = (bytes, error) => log(status, bytes, error);
+  let from: BootBodySource = "registry";
+  const onEnd: RelayEnd = (bytes, error) => log(status, bytes, error, from);
   const { blobs, client } = sources;
-  let body = await blobs?.fromStore(d, start, end, onEnd);
-  if (!body && sources.caching) {
-    body = await blobs!.stream(
+  const completed = blob.completed;
+  let cached = await blobs?.fromStore(d, start, end, onEnd, completed);
+  if (!cached && sources.caching) {
+    cached = await blobs!.stream(
       d,
       {
         host: image.repo.registry,
@@ -202,9 +210,11 @@ export async function blobResponse(
       start,
       end,
       onEnd,
+      completed,
     );
   }
-  body ??= await fromRegistry(
+  if (cached) from = cached.source;
+  const body = cached?.body ?? await fromRegistry(
     sources,
     image,
     `${layer} blob ${d.digest}`,

@@ -95,15 +95,17 @@ export function textReply(
 }
 
 /**
- * The status a failure answers with: 400 for a malformed request, 404 for
- * something missing, 502 when the registry cannot be reached or sends
- * something wrong, 503 while shutting down, 500 for anything else.
+ * The status a failure answers with: 400 for a malformed request, 403 for a
+ * registry outside the server's net permission, 404 for something missing,
+ * 502 when the registry cannot be reached or sends something wrong, 503
+ * while shutting down, 500 for anything else.
  *
  * @param e The failure.
  * @returns The status.
  */
 export function statusOf(e: unknown): number {
   if (e instanceof HttpError) return e.status;
+  if (netTargetOf(e) !== undefined) return 403;
   if (e instanceof InvalidReferenceError) return 400;
   if (e instanceof NotFoundError) return 404;
   if (
@@ -124,12 +126,39 @@ export function statusOf(e: unknown): number {
  * @returns Its message.
  */
 export function messageOf(e: unknown): string {
+  const target = netTargetOf(e);
+  if (target !== undefined) {
+    return `This server may not connect to ${target}: add that host to the --allow-net flag it runs with`;
+  }
   return e instanceof Error ? e.message : String(e);
 }
 
-/** Writes the access log entry of a request once: status, body bytes, failure. */
+/**
+ * The host a missing net permission was for, when that is what failed: the
+ * runtime says so only in the text of its error.
+ */
+function netTargetOf(e: unknown): string | undefined {
+  if (!(e instanceof Deno.errors.NotCapable)) return undefined;
+  return /Requires net access to "?([^",]+)"?/.exec(e.message)?.[1];
+}
+
+/**
+ * Where the body of a blob came from: `store`, a blob file of the store
+ * known to match its digest, sent without hashing (the fast path);
+ * `store-verify`, a blob file hashed while it was sent, the first time
+ * after start-up or after the file changed (its last bytes wait for the
+ * check); `fill`, the download that brings the blob into the store;
+ * `registry`, straight from the registry.
+ */
+export type BootBodySource = "store" | "store-verify" | "fill" | "registry";
+
+/**
+ * Writes the access log entry of a request once: status, body bytes,
+ * failure, and where a blob's body came from.
+ */
 export type AccessLog = (
   status: number,
   bytes: number,
   error?: unknown,
+  source?: BootBodySource,
 ) => void;

@@ -19,6 +19,7 @@ import { ImageResolver } from "./_image_resolver.ts";
 import { ClientGoneError } from "./_relay.ts";
 import {
   type AccessLog,
+  type BootBodySource,
   HttpError,
   messageOf,
   type Reply,
@@ -28,6 +29,7 @@ import {
 import { IMAGES_PREFIX, routeOf } from "./_routes.ts";
 
 export { BOOT_LAYERS, type BootLayer } from "./_routes.ts";
+export type { BootBodySource } from "./_reply.ts";
 export type {
   BootBlobJson,
   BootImageJson,
@@ -42,7 +44,11 @@ export interface AccessLogEntry {
   path: string;
   /** Response status. */
   status: number;
-  /** Body bytes sent. */
+  /**
+   * Body bytes sent. A stored blob that the runtime streams by itself (under
+   * `Deno.serve`) counts whole when it was sent, and 0 when the client left
+   * early: the runtime does not say how far it got.
+   */
   bytes: number;
   /** Milliseconds from request to the end of the body. */
   durationMs: number;
@@ -50,6 +56,8 @@ export interface AccessLogEntry {
   remoteAddr?: string | undefined;
   /** Why the request failed, or why its body broke off. */
   error?: string | undefined;
+  /** Where a blob's body came from; absent for other answers. */
+  source?: BootBodySource | undefined;
 }
 
 /** Options for {@linkcode createBootHandler}. */
@@ -106,6 +114,14 @@ export interface BootHandlerOptions {
 export interface BootRequestInfo {
   /** The client's address. */
   remoteAddr?: Deno.Addr | undefined;
+  /**
+   * Settles when the response has been sent (or rejects when the client
+   * went away), as `Deno.serve` passes it: a response counts as in flight
+   * until then (without it, until its body has ended), and a stored blob
+   * known to match its digest is streamed by the runtime itself, with no
+   * JavaScript per chunk.
+   */
+  completed?: Promise<void> | undefined;
 }
 
 /** A request handler for `Deno.serve`, with a way to stop its background work. */
@@ -119,9 +135,22 @@ export interface BootHandler {
    */
   (request: Request, info?: BootRequestInfo): Promise<Response>;
   /**
+   * Responses begun and not yet sent (see
+   * {@linkcode BootRequestInfo.completed}).
+   */
+  readonly inFlight: number;
+  /**
+   * Starts a graceful stop: requests from now on get 503, and the promise
+   * settles once every response in flight has ended (the caller bounds the
+   * wait, then calls {@linkcode BootHandler.close}).
+   *
+   * @returns A promise that settles when no response is in flight.
+   */
+  drain(): Promise<void>;
+  /**
    * Stops cache fills that outlived their clients (their partial downloads
-   * stay in the store to be resumed) and waits for them to release the
-   * store. Requests after this get 503.
+   * stay in the store to be resumed) and every registry request, and waits
+   * for them to release the store. Requests after this get 503.
    */
   close(): Promise<void>;
 }
@@ -252,6 +281,7 @@ export function createBootHandler(options: BootHandlerOptions): BootHandler {
     req: Request,
     url: URL,
     log: AccessLog,
+    completed: Promise<void> | undefined,
   ): Promise<Reply> {
     const route = routeOf(req, url, { basePath, allowList });
     if (route.kind === "reply") return route.reply;
@@ -266,11 +296,17 @@ export function createBootHandler(options: BootHandlerOptions): BootHandler {
     }
     return await blobResponse(
       req,
-      { ref: route.ref, image, layer: route.layer },
+      { ref: route.ref, image, layer: route.layer, completed },
       sources,
       log,
     );
   }
+
+  /** Responses whose bodies have not ended, and who waits for none to be. */
+  let inFlight = 0;
+  let draining = false;
+  let drained: (() => void) | undefined;
+  const idle = new Promise<void>((resolve) => drained = resolve);
 
   async function handle(
     req: Request,
@@ -280,9 +316,19 @@ export function createBootHandler(options: BootHandlerOptions): BootHandler {
     const url = new URL(req.url);
     const remoteAddr = formatAddr(info?.remoteAddr);
     let logged = false;
-    const log: AccessLog = (status, bytes, error) => {
+    let sent = false;
+    inFlight++;
+    const done = () => {
+      if (sent) return;
+      sent = true;
+      if (--inFlight === 0 && draining) drained?.();
+    };
+    const completed = info?.completed;
+    completed?.then(done, done);
+    const log: AccessLog = (status, bytes, error, source) => {
       if (logged) return;
       logged = true;
+      if (!completed) done();
       const entry: AccessLogEntry = {
         method: req.method,
         path: url.pathname + url.search,
@@ -291,6 +337,7 @@ export function createBootHandler(options: BootHandlerOptions): BootHandler {
         durationMs: Math.round(performance.now() - t0),
       };
       if (remoteAddr !== undefined) entry.remoteAddr = remoteAddr;
+      if (source !== undefined) entry.source = source;
       if (error !== undefined) {
         entry.error = error instanceof ClientGoneError
           ? "client disconnected"
@@ -299,10 +346,10 @@ export function createBootHandler(options: BootHandlerOptions): BootHandler {
       options.onLog?.(entry);
     };
     try {
-      if (signal.aborted) {
+      if (signal.aborted || draining) {
         throw new HttpError(503, "The server is shutting down");
       }
-      const reply = await answer(req, url, log);
+      const reply = await answer(req, url, log, completed);
       if (reply.bytes !== undefined) log(reply.response.status, reply.bytes);
       return reply.response;
     } catch (e) {
@@ -319,7 +366,13 @@ export function createBootHandler(options: BootHandlerOptions): BootHandler {
     }
   }
 
-  const handler = handle as BootHandler;
+  const handler = handle as BootHandler & { inFlight: number };
+  Object.defineProperty(handler, "inFlight", { get: () => inFlight });
+  handler.drain = () => {
+    draining = true;
+    if (inFlight === 0) drained?.();
+    return idle;
+  };
   handler.close = async () => {
     controller.abort(
       new DOMException("The boot handler was closed", "AbortError"),

@@ -20,6 +20,7 @@ export {
   type AccessLogEntry,
   BOOT_LAYERS,
   type BootBlobJson,
+  type BootBodySource,
   type BootHandler,
   type BootHandlerOptions,
   type BootImageJson,

@@ -19,6 +19,7 @@ import {
   isDigest,
   loadNativeSha256,
   Sha256,
+  sha256For,
 } from "../oci/digest.ts";
 import {
   type Descriptor,
@@ -269,7 +270,9 @@ export class BlobStore {
       }
       bytes = read.bytes;
     }
-    const actual = digestOf(bytes);
+    const hash = await sha256For(bytes.byteLength);
+    hash.update(bytes);
+    const actual = hash.digest();
     if (actual !== descriptor.digest) {
       // Then the next build, pull or import replaces it.
       await this.markCorrupt(descriptor.digest);

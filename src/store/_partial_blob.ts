@@ -341,7 +341,8 @@ export class PartialBlob {
 
   /**
    * Checks size and digest and moves the blob into place. A blob whose bytes
-   * do not match is deleted.
+   * do not match is emptied, still locked: fill it again from the start, or
+   * {@linkcode discard} it.
    *
    * @throws {SizeMismatchError} When bytes are missing.
    * @throws {DigestMismatchError} When the bytes hash differently.
@@ -366,8 +367,8 @@ export class PartialBlob {
       throw sizeMismatch(this.#size, bytes, `blob ${this.#digest}`);
     }
     if (actual !== this.#digest) {
-      await Deno.remove(this.#paths.partial).catch(() => {});
-      this.close();
+      // Emptied in place: the caller fills it again or discards it.
+      await this.restart();
       throw digestMismatch(
         this.#digest,
         actual,

@@ -128,7 +128,9 @@ class StallWatch {
 /**
  * Fills a partial blob to its size and commits it: verified, in place in
  * the store. Wrong content (too long, too short without progress, another
- * digest) deletes the partial bytes and throws at once; a transfer that
+ * digest) deletes the partial bytes and throws at once, except that a blob
+ * resumed from bytes of an earlier run (which may have been damaged on
+ * disk) is fetched once more from its start first; a transfer that
  * broke off or stalled is resumed; when the retries run out the error is a
  * {@linkcode NetworkError} (a {@linkcode StallError} after a stall) with the
  * caller's message and the last failure as its cause, and the bytes stay
@@ -148,6 +150,11 @@ export async function fillPartial(
   const stallMs = options.stallTimeout ?? 30_000;
   const outer = options.signal;
   let highest = partial.offset;
+  /**
+   * The fill goes on from bytes that were on disk before it started (an
+   * earlier run): they may be damaged, unlike what this fill wrote.
+   */
+  let inherited = partial.offset > 0;
   /** The last attempt failed before the source answered. */
   let unanswered = false;
   let retries = 0;
@@ -167,6 +174,7 @@ export async function fillPartial(
     if (start > 0 && (res.status !== 206 || contentRangeStart(res) !== start)) {
       // The server ignored the range (or sent another one): start over.
       await partial.restart();
+      inherited = false;
       highest = 0;
       options.onReset?.(0);
       if (res.status !== 200) {
@@ -225,14 +233,29 @@ export async function fillPartial(
     await partial.commit();
   };
 
-  try {
-    await retry(attempt, {
-      maxAttempts: (options.retries ?? 5) + 1,
-      minTimeout: options.retryDelay ?? 250,
-      isRetriable: retriable,
-      signal: outer,
-    });
-  } catch (e) {
+  for (;;) {
+    try {
+      await retry(attempt, {
+        maxAttempts: (options.retries ?? 5) + 1,
+        minTimeout: options.retryDelay ?? 250,
+        isRetriable: retriable,
+        signal: outer,
+      });
+      return;
+    } catch (e) {
+      if (e instanceof DigestMismatchError && inherited) {
+        // The bytes of an earlier run were damaged on disk: the commit
+        // emptied the partial blob; fetch the whole blob, once.
+        inherited = false;
+        highest = 0;
+        options.onReset?.(0);
+        continue;
+      }
+      await failed(e);
+    }
+  }
+
+  async function failed(e: unknown): Promise<never> {
     if (e instanceof DigestMismatchError || e instanceof SizeMismatchError) {
       await partial.discard();
       throw e;
@@ -240,10 +263,10 @@ export async function fillPartial(
     if (!(e instanceof NetworkError) || !retriable(e, retries)) throw e;
     const failure: ResumeFailure = { retries, cause: e };
     if (e instanceof StallError) {
-      failure.stalled = stallMs;
+      failure.stalled = e.timeout;
       throw new StallError(options.failure(failure), {
         host,
-        timeout: stallMs,
+        timeout: e.timeout,
         cause: e,
       });
     }

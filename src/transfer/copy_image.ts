@@ -64,6 +64,11 @@ export interface CopyImageOptions extends OperationOptions {
    * midway; each resumes where the last stopped. Default 5.
    */
   retries?: number | undefined;
+  /**
+   * Milliseconds without data before a download into a store is abandoned
+   * (and resumed). Default 30 s.
+   */
+  stallTimeout?: number | undefined;
 }
 
 /** What {@linkcode copyImage} did. */
@@ -494,6 +499,9 @@ async function toStore(
   if (signal) download.signal = signal;
   if (options.onProgress) download.onProgress = options.onProgress;
   if (options.retries !== undefined) download.retries = options.retries;
+  if (options.stallTimeout !== undefined) {
+    download.stallTimeout = options.stallTimeout;
+  }
   await runPool(source.blobs, options.concurrency ?? 4, async (blob) => {
     if (source.repo) {
       // From a registry this is a pull: resumable, verified, retried.

@@ -9,7 +9,7 @@ import {
   StallError,
   UnauthorizedError,
 } from "../../src/errors.ts";
-import { isRetriable, retry } from "../../src/net/retry.ts";
+import { isRetriable, noteAnswered, retry } from "../../src/net/retry.ts";
 
 const HOST = "registry.example";
 
@@ -72,6 +72,22 @@ Deno.test("isRetriable() gives a refused connection, an unknown host and a TLS f
   // Failures that may heal keep their retries.
   assert.equal(isRetriable(network("reset"), 7), true);
   assert.equal(isRetriable(status(503), 7), true);
+});
+
+Deno.test("isRetriable() keeps retrying a refused connection to a host that has answered", () => {
+  const host = `answered-${crypto.randomUUID()}.example`;
+  const refused = (kind: "refused" | "dns" | "tls") =>
+    new NetworkError(`Cannot connect to registry ${host}: ${kind}`, {
+      host,
+      kind,
+    });
+  assert.equal(isRetriable(refused("refused"), 3), false);
+  noteAnswered(host);
+  for (const kind of ["refused", "dns", "tls"] as const) {
+    assert.equal(isRetriable(refused(kind), 3), true, kind);
+  }
+  // Other hosts still fail fast.
+  assert.equal(isRetriable(network("refused"), 1), false);
 });
 
 Deno.test("retry() calls again after a retriable failure and returns the first success", async () => {

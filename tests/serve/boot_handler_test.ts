@@ -10,11 +10,13 @@ import {
   type RegistryClientOptions,
 } from "../../src/registry/client.ts";
 import {
+  type AccessLogEntry,
   type BootHandler,
   type BootHandlerOptions,
   type BootImageJson,
   createBootHandler,
 } from "../../src/serve/boot_handler.ts";
+import { type Http1Stats, serveHttp1 } from "../../src/serve/_serve_http1.ts";
 import {
   CONFIG_MEDIA_TYPE,
   LAYER_MEDIA_TYPES,
@@ -65,6 +67,8 @@ interface ProxyOptions {
   maxTokenAgeMs?: number;
   /** Break off the first full GET of this blob after some bytes. */
   dropOnce?: { digest: Digest; after: number };
+  /** Answer range requests with the whole blob, as some servers do. */
+  ignoreRange?: boolean;
 }
 
 interface Proxy extends AsyncDisposable {
@@ -164,6 +168,7 @@ function startProxy(reg: TestRegistry, options: ProxyOptions = {}): Proxy {
       }
       const headers = new Headers(req.headers);
       headers.delete("host");
+      if (options.ignoreRange) headers.delete("range");
       const res = await fetch(`${reg.url}${url.pathname}${url.search}`, {
         method: req.method,
         headers,
@@ -207,25 +212,39 @@ interface Served extends AsyncDisposable {
   url: string;
   handler: BootHandler;
   logs: string[];
+  entries: AccessLogEntry[];
+  /** The direct server's counters; absent under Deno.serve. */
+  stats?: Http1Stats;
 }
 
-function serve(options: BootHandlerOptions): Served {
+/** Which server runs the handler: the runtime's, or the CLI's direct one. */
+type ServerKind = "deno" | "direct";
+
+function serve(options: BootHandlerOptions, kind: ServerKind = "deno"): Served {
   const logs: string[] = [];
+  const entries: AccessLogEntry[] = [];
   const handler = createBootHandler({
     ...options,
-    onLog: (e) =>
+    onLog: (e) => {
+      entries.push(e);
       logs.push(
         `${e.method} ${e.path} ${e.status} ${e.bytes} ${e.error ?? ""}`,
-      ),
+      );
+    },
   });
-  const server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen() {} },
-    handler,
-  );
+  const listen = { hostname: "127.0.0.1", port: 0 };
+  const server = kind === "direct" ? serveHttp1(listen, handler) : Deno.serve({
+    ...listen,
+    onListen() {},
+    // A body that breaks off is in the access log already.
+    onError: () => new Response(null, { status: 500 }),
+  }, handler);
   return {
     url: `http://127.0.0.1:${server.addr.port}`,
     handler,
     logs,
+    entries,
+    ...("stats" in server ? { stats: server.stats } : {}),
     async [Symbol.asyncDispose]() {
       await server.shutdown();
       await handler.close();
@@ -345,6 +364,89 @@ async function assertStoreSound(path: string): Promise<string[]> {
   return names;
 }
 
+/** Every layer of the amd64 image in full, in ranges, with HEAD and conditions. */
+async function assertLayersServed(base: string, image: Pushed): Promise<void> {
+  const all: [string, Uint8Array, string][] = [
+    ...Object.entries(image.amd64).map(([k, v]) =>
+      [
+        k,
+        v,
+        k === "uki"
+          ? "application/efi"
+          : k === "iso"
+          ? "application/x-iso9660-image"
+          : "application/octet-stream",
+      ] as [string, Uint8Array, string]
+    ),
+    ["config", image.config, "application/json"],
+  ];
+  for (const [layer, source, type] of all) {
+    const url = `${base}${layerPath(image.ref, layer)}`;
+    const etag = `"${digestOf(source)}"`;
+    const { res, bytes } = await get(url);
+    assert.equal(res.status, 200, layer);
+    assert.equal(res.headers.get("content-type"), type, layer);
+    assert.equal(
+      res.headers.get("content-length"),
+      String(source.byteLength),
+    );
+    assert.equal(res.headers.get("etag"), etag);
+    assert.equal(res.headers.get("accept-ranges"), "bytes");
+    assertBytes(bytes, source, `${layer} bytes`);
+
+    const size = source.byteLength;
+    const ranges: [string, number, number][] = [
+      ["bytes=10-19", 10, 20],
+      [`bytes=${size - 10}-`, size - 10, size],
+      ["bytes=-5", size - 5, size],
+      [`bytes=5-${size + 1000}`, 5, size],
+      ["bytes=0-", 0, size],
+    ];
+    for (const [header, start, end] of ranges) {
+      const r = await get(url, { headers: { range: header } });
+      assert.equal(r.res.status, 206, `${layer} ${header}`);
+      assert.equal(
+        r.res.headers.get("content-range"),
+        `bytes ${start}-${end - 1}/${size}`,
+      );
+      assert.equal(
+        r.res.headers.get("content-length"),
+        String(end - start),
+      );
+      assertBytes(r.bytes, source.subarray(start, end), header);
+    }
+    const bad = await get(url, { headers: { range: `bytes=${size}-` } });
+    assert.equal(bad.res.status, 416);
+    assert.equal(bad.res.headers.get("content-range"), `bytes */${size}`);
+
+    const head = await get(url, { method: "HEAD" });
+    assert.equal(head.res.status, 200);
+    assert.equal(head.res.headers.get("content-length"), String(size));
+    assert.equal(head.res.headers.get("etag"), etag);
+    assert.equal(head.bytes.byteLength, 0);
+    const headRange = await get(url, {
+      method: "HEAD",
+      headers: { range: "bytes=0-9" },
+    });
+    assert.equal(headRange.res.status, 206);
+    assert.equal(headRange.res.headers.get("content-length"), "10");
+
+    const unchanged = await get(url, { headers: { "if-none-match": etag } });
+    assert.equal(unchanged.res.status, 304);
+    assert.equal(unchanged.bytes.byteLength, 0);
+    const sameRange = await get(url, {
+      headers: { range: "bytes=1-3", "if-range": etag },
+    });
+    assert.equal(sameRange.res.status, 206);
+    assertBytes(sameRange.bytes, source.subarray(1, 4));
+    const otherRange = await get(url, {
+      headers: { range: "bytes=1-3", "if-range": `"sha256:${"0".repeat(64)}"` },
+    });
+    assert.equal(otherRange.res.status, 200);
+    assertBytes(otherRange.bytes, source);
+  }
+}
+
 // --- tests
 
 Deno.test("createBootHandler() serves every layer in full and in ranges, streamed and cached", async (t) => {
@@ -352,73 +454,52 @@ Deno.test("createBootHandler() serves every layer in full and in ranges, streame
   const image = await pushTestImage(reg.host, "boot/os");
   const dir = await Deno.makeTempDir({ prefix: "ironcore-serve-" });
   try {
-    for (const mode of ["stream", "cache"] as const) {
-      await t.step(`${mode}: each layer matches the source bytes`, async () => {
-        const store = await Store.open(`${dir}/${mode}`);
-        await using srv = serve({
-          client: client(),
-          platform: AMD64,
-          ...(mode === "cache" ? { store, cache: true } : {}),
-        });
-        const all: [string, Uint8Array, string][] = [
-          ...Object.entries(image.amd64).map(([k, v]) =>
-            [
-              k,
-              v,
-              k === "uki"
-                ? "application/efi"
-                : k === "iso"
-                ? "application/x-iso9660-image"
-                : "application/octet-stream",
-            ] as [string, Uint8Array, string]
-          ),
-          ["config", image.config, "application/json"],
-        ];
-        for (const [layer, source, type] of all) {
-          const url = `${srv.url}${layerPath(image.ref, layer)}`;
-          const { res, bytes } = await get(url);
-          assert.equal(res.status, 200, layer);
-          assert.equal(res.headers.get("content-type"), type, layer);
-          assert.equal(
-            res.headers.get("content-length"),
-            String(source.byteLength),
-          );
-          assert.equal(res.headers.get("etag"), `"${digestOf(source)}"`);
-          assert.equal(res.headers.get("accept-ranges"), "bytes");
-          assertBytes(bytes, source, `${layer} bytes`);
-
-          const size = source.byteLength;
-          const ranges: [string, number, number][] = [
-            ["bytes=10-19", 10, 20],
-            [`bytes=${size - 10}-`, size - 10, size],
-            ["bytes=-5", size - 5, size],
-            [`bytes=5-${size + 1000}`, 5, size],
-            ["bytes=0-", 0, size],
-          ];
-          for (const [header, start, end] of ranges) {
-            const r = await get(url, { headers: { range: header } });
-            assert.equal(r.res.status, 206, `${layer} ${header}`);
-            assert.equal(
-              r.res.headers.get("content-range"),
-              `bytes ${start}-${end - 1}/${size}`,
+    // "stored" serves the store "cache" filled, with a new handler: its
+    // first answers are checked against the digest, later ones are not.
+    const modes = ["stream", "cache", "stored"] as const;
+    for (const kind of ["deno", "direct"] as const) {
+      for (const mode of modes) {
+        await t.step(
+          `${kind}, ${mode}: each layer matches the source bytes`,
+          async () => {
+            const store = await Store.open(
+              `${dir}/${kind}-${mode === "stored" ? "cache" : mode}`,
             );
-            assert.equal(
-              r.res.headers.get("content-length"),
-              String(end - start),
+            await using srv = serve({
+              client: client(),
+              platform: AMD64,
+              ...(mode === "stream" ? {} : { store, cache: true }),
+            }, kind);
+            await assertLayersServed(srv.url, image);
+            const sources = new Set(
+              srv.entries.flatMap((e) => e.source ?? []),
             );
-            assertBytes(r.bytes, source.subarray(start, end), header);
-          }
-          const bad = await get(url, { headers: { range: `bytes=${size}-` } });
-          assert.equal(bad.res.status, 416);
-          assert.equal(bad.res.headers.get("content-range"), `bytes */${size}`);
-        }
-        if (mode === "cache") {
-          const kept = await assertStoreSound(store.path);
-          for (const source of Object.values(image.amd64)) {
-            assert.ok(kept.includes(digestHex(digestOf(source))));
-          }
-        }
-      });
+            const expected = {
+              stream: ["registry"],
+              // The config blob is stored when the image is resolved, not
+              // by a fill: its first answer is checked.
+              cache: ["fill", "store", "store-verify"],
+              stored: ["store-verify", "store"],
+            }[mode];
+            assert.deepEqual([...sources].sort(), expected.sort());
+            if (mode !== "stream") {
+              const kept = await assertStoreSound(store.path);
+              for (const source of Object.values(image.amd64)) {
+                assert.ok(kept.includes(digestHex(digestOf(source))));
+              }
+            }
+            if (srv.stats) {
+              // Every blob body went through the server's own buffers, and
+              // only the one-line answers did not.
+              const sent = (blob: boolean) =>
+                srv.entries.filter((e) => (e.source !== undefined) === blob)
+                  .reduce((sum, e) => sum + e.bytes, 0);
+              assert.equal(srv.stats.pooledBytes, sent(true));
+              assert.equal(srv.stats.chunkBytes, sent(false));
+            }
+          },
+        );
+      }
     }
 
     await using srv = serve({ client: client(), platform: AMD64 });
@@ -727,6 +808,185 @@ Deno.test("createBootHandler() never delivers a blob whose digest is wrong", asy
         },
       );
     }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("createBootHandler() cuts a range out of the whole blob when the registry ignores ranges", async () => {
+  await using reg = await startRegistry();
+  const image = await pushTestImage(reg.host, "boot/norange");
+  await using proxy = startProxy(reg, { ignoreRange: true });
+  const ref = image.ref.replace(reg.host, proxy.host);
+  const rootfs = image.amd64.rootfs!;
+  for (const kind of ["deno", "direct"] as const) {
+    await using srv = serve({ client: client(), platform: AMD64 }, kind);
+    const url = `${srv.url}${layerPath(ref, "rootfs")}`;
+    // Past the first mebibyte, so the skipped part takes several reads.
+    const ranges: [number, number][] = [
+      [10, 20],
+      [2_500_000, 2_600_000],
+      [rootfs.byteLength - 5, rootfs.byteLength],
+    ];
+    for (const [start, end] of ranges) {
+      const { res, bytes } = await get(url, {
+        headers: { range: `bytes=${start}-${end - 1}` },
+      });
+      assert.equal(res.status, 206, kind);
+      assertBytes(bytes, rootfs.subarray(start, end), `${kind} ${start}`);
+    }
+    assert.ok(srv.entries.every((e) => e.source === "registry" && !e.error));
+  }
+});
+
+/** Flips one byte in the middle of a file, as a failing disk might. */
+async function flipByte(path: string): Promise<void> {
+  // A change must show in the file's times: wait until the clock has moved
+  // past the last one, whatever the file system's granularity.
+  const before = await Deno.stat(path);
+  const last = Math.max(
+    before.mtime?.getTime() ?? 0,
+    before.ctime?.getTime() ?? 0,
+  );
+  while (Date.now() < last + 20) await sleep(5);
+  using file = await Deno.open(path, { read: true, write: true });
+  const at = Math.floor(before.size / 2);
+  const one = new Uint8Array(1);
+  await file.seek(at, Deno.SeekMode.Start);
+  await file.read(one);
+  one[0] = one[0]! ^ 0xff;
+  await file.seek(at, Deno.SeekMode.Start);
+  await file.write(one);
+}
+
+/**
+ * Fetches a URL: the body in full, or `undefined` when the transfer broke
+ * off. A complete body must be the expected bytes.
+ */
+async function getWhole(
+  url: string,
+  expected: Uint8Array,
+  init: RequestInit = {},
+): Promise<Uint8Array | undefined> {
+  let bytes: Uint8Array;
+  try {
+    const res = await fetch(url, init);
+    bytes = new Uint8Array(await res.arrayBuffer());
+    if (res.status >= 300) return undefined;
+  } catch {
+    return undefined;
+  }
+  assertBytes(bytes, expected, `a complete body from ${url}`);
+  return bytes;
+}
+
+/** The log shows a stored blob whose check failed on the way out. */
+function assertCheckFailed(entries: AccessLogEntry[]): void {
+  const failed = entries.filter((e) => e.source === "store-verify" && e.error);
+  assert.equal(failed.length, 1, JSON.stringify(entries));
+  assert.match(
+    failed[0]!.error!,
+    /^Blob sha256:\w+ in store \S+ is corrupt: its bytes hash to sha256:/,
+  );
+}
+
+Deno.test("createBootHandler() never sends a corrupt cached blob as a complete body", async (t) => {
+  await using reg = await startRegistry();
+  const image = await pushTestImage(reg.host, "boot/flipped");
+  await using proxy = startProxy(reg);
+  const ref = image.ref.replace(reg.host, proxy.host);
+  const disk = image.amd64.disk!;
+  const digest = digestOf(disk);
+  const dir = await Deno.makeTempDir({ prefix: "ironcore-serve-" });
+  try {
+    for (const kind of ["deno", "direct"] as const) {
+      await t.step(
+        `${kind}: after a restart, the first answer breaks and the blob is fetched again`,
+        async () => {
+          const store = await Store.open(`${dir}/${kind}-restart`);
+          const options = {
+            client: client(),
+            store,
+            cache: true,
+            platform: AMD64,
+          };
+          {
+            await using first = serve(options, kind);
+            await getWhole(`${first.url}${layerPath(ref, "disk")}`, disk);
+          }
+          const gets = proxy.blobGets(digest);
+          const blobFile = `${store.path}/blobs/sha256/${digestHex(digest)}`;
+          await flipByte(blobFile);
+          await using srv = serve(options, kind);
+          const url = `${srv.url}${layerPath(ref, "disk")}`;
+          await getWhole(url, disk);
+          assertCheckFailed(srv.entries);
+          // Marked corrupt, fetched again, and served whole.
+          await Deno.stat(`${store.path}/.tmp/corrupt-${digestHex(digest)}`);
+          assert.ok(await getWhole(url, disk));
+          assert.equal(srv.entries.at(-1)!.source, "fill");
+          assert.equal(proxy.blobGets(digest), gets + 1);
+          assert.ok(
+            (await assertStoreSound(store.path)).includes(digestHex(digest)),
+          );
+          assert.ok(await getWhole(url, disk));
+          assert.equal(srv.entries.at(-1)!.source, "store");
+        },
+      );
+
+      await t.step(
+        `${kind}: a blob changed after it was checked is checked again, ranges too`,
+        async () => {
+          const store = await Store.open(`${dir}/${kind}-change`);
+          await using srv = serve({
+            client: client(),
+            store,
+            cache: true,
+            platform: AMD64,
+          }, kind);
+          const url = `${srv.url}${layerPath(ref, "disk")}`;
+          assert.ok(await getWhole(url, disk));
+          assert.ok(await getWhole(url, disk));
+          assert.equal(srv.entries.at(-1)!.source, "store");
+          await flipByte(`${store.path}/blobs/sha256/${digestHex(digest)}`);
+          const range = { headers: { range: "bytes=0-99" } };
+          // A client may retry a request whose connection closed without
+          // an answer: then the blob fetched again answers it.
+          await getWhole(url, disk.subarray(0, 100), range);
+          assertCheckFailed(srv.entries);
+          assert.ok(await getWhole(url, disk.subarray(0, 100), range));
+          assert.ok(await getWhole(url, disk));
+        },
+      );
+    }
+
+    await t.step(
+      "without a cache, a corrupt blob of a local image is never sent whole",
+      async () => {
+        const store = await Store.open(`${dir}/local`);
+        const files = await writeFiles(dir, { vmlinuz: randomBytes(300_000) });
+        const local = "127.0.0.1:9/local/os:1.0";
+        const built = await buildImage(store, [{
+          arch: "amd64",
+          layers: { kernel: files.vmlinuz },
+        }], { tag: local });
+        assert.ok(built);
+        const kernel = await Deno.readFile(files.vmlinuz);
+        const hex = digestHex(digestOf(kernel));
+        await flipByte(`${store.path}/blobs/sha256/${hex}`);
+        await using srv = serve({
+          client: client({ retries: 0 }),
+          store,
+          platform: AMD64,
+        }, "direct");
+        const url = `${srv.url}${layerPath(local, "kernel")}`;
+        assert.equal(await getWhole(url, kernel), undefined);
+        // Marked corrupt: the registry is asked, and it cannot be reached.
+        const { res } = await get(url);
+        assert.equal(res.status, 502);
+        await Deno.stat(`${store.path}/.tmp/corrupt-${hex}`);
+      },
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -4,71 +4,18 @@ import { digestHex, digestOf } from "../../src/oci/digest.ts";
 import { RegistryClient } from "../../src/registry/client.ts";
 import { Store } from "../../src/store/store.ts";
 import { pushImage } from "../../src/transfer/push_image.ts";
-import { CLI_PATH, runCliProcess, snapshotStore } from "../_helpers/cli.ts";
+import { runCliProcess, snapshotStore } from "../_helpers/cli.ts";
 import { randomBytes, writeFiles } from "../_helpers/fixtures.ts";
 import { startRegistry } from "../_helpers/registry.ts";
 import { startTrap } from "../_helpers/trap.ts";
 import { withTempDir } from "../_helpers/temp.ts";
-
-/** Reads a child's stderr into a string as it arrives. */
-function collect(stream: ReadableStream<Uint8Array>): {
-  text: () => string;
-  done: Promise<void>;
-} {
-  let text = "";
-  const decoder = new TextDecoder();
-  const done = stream.pipeTo(
-    new WritableStream({
-      write(chunk) {
-        text += decoder.decode(chunk, { stream: true });
-      },
-    }),
-  );
-  return { text: () => text, done };
-}
-
-async function waitFor(
-  what: string,
-  check: () => string | undefined,
-): Promise<string> {
-  for (let i = 0; i < 400; i++) {
-    const hit = check();
-    if (hit !== undefined) return hit;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`Timed out waiting for ${what}`);
-}
-
-/** Starts `serve` on an ephemeral loopback port, its store under `dir`. */
-function spawnServe(dir: string, ...flags: string[]): Deno.ChildProcess {
-  return new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-all",
-      "--quiet",
-      CLI_PATH,
-      "serve",
-      "--listen",
-      "127.0.0.1:0",
-      "--plain-http",
-      "--store-path",
-      `${dir}/cache`,
-      ...flags,
-    ],
-    env: { DOCKER_CONFIG: dir, NO_COLOR: "1" },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-}
-
-/** The server's base URL, once its stderr says where it listens. */
-function listeningAt(stderr: { text: () => string }): Promise<string> {
-  return waitFor(
-    "the listening address",
-    () => /Listening on (http:\/\/127\.0\.0\.1:\d+)\//.exec(stderr.text())?.[1],
-  );
-}
+import {
+  collect,
+  listeningAt,
+  reap,
+  spawnServe,
+  waitForValue,
+} from "../_helpers/serve.ts";
 
 Deno.test("ironcore-image serve streams layers and finishes downloads in flight on SIGTERM", async () => {
   await using reg = await startRegistry();
@@ -88,7 +35,7 @@ Deno.test("ironcore-image serve streams layers and finishes downloads in flight 
       client: new RegistryClient({ plainHttp: true }),
     });
 
-    const child = spawnServe(dir, "--cache", "--platform", "linux/amd64");
+    const child = spawnServe(dir, ["--cache", "--platform", "linux/amd64"]);
     const stderr = collect(child.stderr);
     const stdout = collect(child.stdout);
     try {
@@ -140,13 +87,7 @@ Deno.test("ironcore-image serve streams layers and finishes downloads in flight 
       );
       assert.equal(cached.byteLength, rootfs.byteLength);
     } finally {
-      try {
-        child.kill("SIGKILL");
-      } catch {
-        // Already exited.
-      }
-      await child.status;
-      await Promise.allSettled([stderr.done, stdout.done]);
+      await reap(child, stderr, stdout);
     }
   });
 });
@@ -232,13 +173,12 @@ Deno.test("ironcore-image serve --allow-registry answers 403 for other registrie
       client: new RegistryClient({ plainHttp: true }),
     });
 
-    const child = spawnServe(
-      dir,
+    const child = spawnServe(dir, [
       "--allow-registry",
       `${reg.host}/cli,ghcr.io`,
       "--allow-registry",
       "registry.example.com:5000/os/",
-    );
+    ]);
     const stderr = collect(child.stderr);
     const stdout = collect(child.stdout);
     try {
@@ -300,5 +240,123 @@ Deno.test("ironcore-image serve logs each request on one line, whatever the path
       requests[0]!,
       /^\S+Z 127\.0\.0\.1:\d+ GET \/v1\/images\/a%0A\S+ 400 \d+ \d+ms \(Invalid reference "a\\u000a2000-01-01T.*\)$/,
     );
+  });
+});
+
+Deno.test("ironcore-image serve answers 403 in its own words for a registry outside its net permission", async () => {
+  await using trap = startTrap();
+  const port = trap.host.split(":")[1];
+  await withTempDir(async (dir) => {
+    // Net access to 127.0.0.1 only: localhost is another host to Deno.
+    const child = spawnServe(dir, [], [
+      "--allow-read",
+      "--allow-write",
+      "--allow-env",
+      "--allow-net=127.0.0.1",
+    ]);
+    const stderr = collect(child.stderr);
+    const stdout = collect(child.stdout);
+    try {
+      const base = await listeningAt(stderr);
+      const ref = `localhost:${port}/os/demo:1`;
+      const res = await fetch(
+        `${base}/v1/images/${encodeURIComponent(ref)}/kernel`,
+      );
+      const line =
+        `This server may not connect to localhost:${port}: add that host to the --allow-net flag it runs with`;
+      assert.equal(res.status, 403);
+      assert.equal(await res.text(), `${line}\n`);
+      await waitForValue(
+        "the log line",
+        () => stderr.text().includes(" 403 ") ? "" : undefined,
+      );
+      assert.match(
+        stderr.text(),
+        new RegExp(
+          `GET /v1/images/\\S+/kernel 403 \\d+ \\d+ms \\(${
+            line.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")
+          }\\)\n`,
+        ),
+      );
+      assert.equal(trap.connections(), 0);
+    } finally {
+      child.kill("SIGTERM");
+      await child.status;
+      await Promise.allSettled([stderr.done, stdout.done]);
+    }
+  });
+});
+
+Deno.test("ironcore-image serve --http-server direct and deno serve stored blobs without hashing them again", async () => {
+  await using reg = await startRegistry();
+  await withTempDir(async (dir) => {
+    const kernel = randomBytes(2 * 1024 * 1024 + 1);
+    const files = await writeFiles(dir, { vmlinuz: kernel });
+    const source = await Store.open(`${dir}/source`);
+    const ref = `${reg.host}/cli/fast:1.0`;
+    await buildImage(source, [{
+      arch: "amd64",
+      layers: { kernel: files.vmlinuz },
+    }], { tag: ref });
+    await pushImage(source, ref, {
+      client: new RegistryClient({ plainHttp: true }),
+    });
+    for (const server of ["direct", "deno"]) {
+      const child = spawnServe(dir, [
+        "--cache",
+        "--platform",
+        "linux/amd64",
+        "--http-server",
+        server,
+      ]);
+      const stderr = collect(child.stderr);
+      const stdout = collect(child.stdout);
+      try {
+        const base = await listeningAt(stderr);
+        const url = `${base}/v1/images/${encodeURIComponent(ref)}/kernel`;
+        for (let i = 0; i < 3; i++) {
+          const res = await fetch(url);
+          const bytes = new Uint8Array(await res.arrayBuffer());
+          assert.equal(digestOf(bytes), digestOf(kernel), server);
+        }
+        const ranged = await fetch(url, { headers: { range: "bytes=-7" } });
+        assert.equal(ranged.status, 206);
+        assert.deepEqual(
+          new Uint8Array(await ranged.arrayBuffer()),
+          kernel.subarray(-7),
+        );
+      } finally {
+        child.kill("SIGTERM");
+        await child.status;
+        await Promise.all([stderr.done, stdout.done]);
+      }
+      const lines = stderr.text().split("\n").filter((l) =>
+        l.includes(" GET ")
+      );
+      const sources = lines.map((l) => / \d+ms (\S+)$/.exec(l)?.[1]);
+      // The first server fills the cache; the second one starts with the
+      // blob in the store and checks it once.
+      assert.deepEqual(
+        sources,
+        server === "direct"
+          ? ["fill", "store", "store", "store"]
+          : ["store-verify", "store", "store", "store"],
+        stderr.text(),
+      );
+    }
+  });
+});
+
+Deno.test("ironcore-image serve refuses an unknown --http-server", async () => {
+  await withTempDir(async (dir) => {
+    const { code, stderr } = await runCliProcess([
+      "serve",
+      "--http-server",
+      "nginx",
+      "--store-path",
+      `${dir}/store`,
+    ]);
+    assert.equal(code, 2);
+    assert.match(stderr, /--http-server takes direct or deno, got "nginx"/);
   });
 });

@@ -14,7 +14,8 @@ import type {
 } from "../../registry/credentials.ts";
 import type { CommandContext } from "../_command.ts";
 import { UsageError } from "../_args.ts";
-import { countFlag } from "./_flags.ts";
+import { countFlag, durationFlag } from "./_flags.ts";
+import type { RegistryTimeouts } from "../../net/deadline_fetch.ts";
 import { parsePlatform, type Platform } from "../../oci/platform.ts";
 
 /** Flags shared by commands that talk to registries. */
@@ -51,6 +52,7 @@ export async function registryClient(
   let config: Promise<DockerConfig> | undefined;
   const options: RegistryClientOptions = {
     retries: retries(ctx),
+    timeouts: timeouts(ctx),
     credentials: async (registry) => {
       const options: DockerConfigOptions = { env: ctx.io.env };
       if (path !== undefined) options.path = path;
@@ -74,6 +76,25 @@ export async function registryClient(
 /** Parses `--retries`. */
 export function retries(ctx: CommandContext): number {
   return countFlag(ctx, "retries", { min: 0, max: 100, fallback: 5 });
+}
+
+/** Default of `--timeout`: how long a registry may keep silent. */
+const DEFAULT_TIMEOUT = 30_000;
+
+/**
+ * Parses `--timeout`: how long to wait for a registry's answer, and for a
+ * transfer that stopped moving.
+ */
+export function timeouts(ctx: CommandContext): RegistryTimeouts {
+  const ms = durationFlag(ctx, "timeout", DEFAULT_TIMEOUT);
+  if (ms <= 0) {
+    throw new UsageError(
+      `Flag --timeout takes a duration above zero, such as 30s or 2m, got "${
+        ctx.string("timeout")
+      }"`,
+    );
+  }
+  return { response: ms, stall: ms };
 }
 
 /** Parses `--concurrency`. */

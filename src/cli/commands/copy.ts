@@ -14,6 +14,7 @@ import {
   CONCURRENCY_FLAG,
   registryClient,
   retries,
+  timeouts,
 } from "./_registry.ts";
 import { familiar } from "../_output.ts";
 
@@ -84,6 +85,7 @@ export const copyCommand: Command = {
       pushSubManifests: ctx.bool("push-sub-manifests", true),
       concurrency: concurrency(ctx),
       retries: retries(ctx),
+      stallTimeout: timeouts(ctx).stall,
     };
     const result = await copyImage(src.endpoint, dst.endpoint, options);
     await ctx.endProgress();

@@ -1,3 +1,4 @@
+import { deviceFull, isDeviceFull } from "../../_errors.ts";
 import { NotFoundError } from "../../errors.ts";
 import { familiarReference, parseReference } from "../../oci/reference.ts";
 import type {
@@ -25,6 +26,17 @@ async function exportToFile(
   const dir = directoryOf(path);
   const base = path.slice(path.lastIndexOf("/") + 1);
   const tmp = `${dir}/.${base}.${crypto.randomUUID()}.tmp`;
+  const st = await Deno.stat(path).catch((e) => {
+    if (e instanceof Deno.errors.NotFound) return undefined;
+    throw e;
+  });
+  if (st?.isDirectory) {
+    throw new TypeError(
+      `Cannot write archive ${path}: it is a directory, give a file name such as ${
+        path.replace(/\/+$/, "")
+      }/image.tar`,
+    );
+  }
   let file: Deno.FsFile;
   try {
     file = await Deno.open(tmp, { write: true, createNew: true, mode: 0o644 });
@@ -43,6 +55,9 @@ async function exportToFile(
     await Deno.rename(tmp, path);
     done = true;
     return result;
+  } catch (e) {
+    if (isDeviceFull(e)) throw deviceFull("archive", path, e);
+    throw e;
   } finally {
     file.close();
     if (!done) await Deno.remove(tmp).catch(() => {});

@@ -9,7 +9,7 @@ import {
   type Command,
   type CommandContext,
 } from "../_command.ts";
-import { dockerConfigPath, plainHttpFlag } from "./_registry.ts";
+import { dockerConfigPath, plainHttpFlag, timeouts } from "./_registry.ts";
 
 const HOST_RE =
   /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9A-Fa-f:]+\])(?::[0-9]{1,5})?$/;
@@ -117,7 +117,7 @@ export const loginCommand: Command = {
       );
     }
     const credential = { username, password };
-    const options: VerifyCredentialsOptions = {};
+    const options: VerifyCredentialsOptions = { timeouts: timeouts(ctx) };
     const plainHttp = plainHttpFlag(ctx);
     if (plainHttp !== undefined) options.plainHttp = plainHttp;
     if (ctx.io.signal) options.signal = ctx.io.signal;

@@ -7,6 +7,7 @@ import {
   platformFlag,
   registryClient,
   retries,
+  timeouts,
 } from "./_registry.ts";
 
 /** `pull`: registry image into the local store. */
@@ -34,6 +35,7 @@ export const pullCommand: Command = {
       ...ctx.operation(),
       concurrency: concurrency(ctx),
       retries: retries(ctx),
+      stallTimeout: timeouts(ctx).stall,
     };
     const platform = platformFlag(ctx);
     if (platform) options.platform = platform;

@@ -9,12 +9,16 @@ import type {
   BootHandlerOptions,
 } from "../../serve/boot_handler.ts";
 import { hostPlatform } from "../../oci/platform.ts";
+import { serveHttp1 } from "../../serve/_serve_http1.ts";
 import { UsageError } from "../_args.ts";
 import { checkPositionals, type Command } from "../_command.ts";
 import { durationFlag } from "./_flags.ts";
-import { registryClient, retries } from "./_registry.ts";
+import { registryClient, retries, timeouts } from "./_registry.ts";
 
 const DEFAULT_LISTEN = "127.0.0.1:8080";
+const HTTP_SERVERS = ["direct", "deno"] as const;
+/** How long responses in flight may take after SIGINT or SIGTERM. */
+const DEFAULT_GRACE = 10_000;
 
 /**
  * Parses `--listen`: `HOST:PORT`, `[IPv6]:PORT`, or a bare `PORT` on
@@ -51,8 +55,8 @@ function formatLog(e: AccessLogEntry): string {
   return `${new Date().toISOString()} ${
     e.remoteAddr ?? "-"
   } ${e.method} ${e.path} ${e.status} ${e.bytes} ${e.durationMs}ms${
-    e.error ? ` (${escapeControls(e.error)})` : ""
-  }\n`;
+    e.source ? ` ${e.source}` : ""
+  }${e.error ? ` (${escapeControls(e.error)})` : ""}\n`;
 }
 
 /**
@@ -86,7 +90,7 @@ export const serveCommand: Command = {
   summary:
     "Serve kernels, initramfs and root file systems of images over HTTP for network boot",
   usage:
-    "serve [--listen 127.0.0.1:8080] [--allow-registry REGISTRY[/PREFIX]]... [--cache] [--resolve-interval 60s] [--platform os/arch]",
+    "serve [--listen 127.0.0.1:8080] [--allow-registry REGISTRY[/PREFIX]]... [--cache] [--resolve-interval 60s] [--platform os/arch] [--http-server direct|deno]",
   examples: [
     "ironcore-image serve --listen 0.0.0.0:8080 --allow-registry ghcr.io/org --cache",
     "curl -O http://127.0.0.1:8080/v1/images/ghcr.io%2Forg%2Fos%3A1.0/kernel",
@@ -128,12 +132,30 @@ export const serveCommand: Command = {
       help:
         "Platform of an index when a request names none (default: this machine's)",
     },
+    {
+      name: "http-server",
+      type: "string",
+      value: "KIND",
+      choices: HTTP_SERVERS,
+      help:
+        "direct: HTTP/1.1 that writes stored blobs from reused buffers (fastest); deno: the runtime's Deno.serve (default direct)",
+      default: "direct",
+    },
+    {
+      name: "shutdown-grace",
+      type: "string",
+      value: "DURATION",
+      help:
+        "On SIGINT or SIGTERM, how long responses in flight may take to finish (default 10s)",
+      default: "10s",
+    },
   ],
   positionals: { min: 0, max: 0, names: "no arguments" },
   async run(ctx) {
     checkPositionals(this, ctx);
     const listen = parseListen(ctx.string("listen") ?? DEFAULT_LISTEN);
     const resolveInterval = durationFlag(ctx, "resolve-interval", 60_000);
+    const grace = durationFlag(ctx, "shutdown-grace", DEFAULT_GRACE);
     let platform: Platform = hostPlatform();
     const platformText = ctx.string("platform");
     if (platformText !== undefined) {
@@ -151,6 +173,14 @@ export const serveCommand: Command = {
         `Listening on ${listen.hostname}, not a loopback address, needs --allow-registry: name the registries or repository prefixes to serve, e.g. --allow-registry ghcr.io/org`,
       );
     }
+    const httpServer = ctx.string("http-server") ?? "direct";
+    if (!(HTTP_SERVERS as readonly string[]).includes(httpServer)) {
+      throw new UsageError(
+        `Flag --http-server takes ${
+          HTTP_SERVERS.join(" or ")
+        }, got "${httpServer}"`,
+      );
+    }
     const cache = ctx.bool("cache");
     const { createBootHandler } = await import("../../serve/boot_handler.ts");
     const store = await ctx.store();
@@ -162,6 +192,7 @@ export const serveCommand: Command = {
       platform,
       resolveInterval,
       retries: retries(ctx),
+      stallTimeout: timeouts(ctx).stall,
     };
     if (allow.length > 0) options.allow = allow;
     if (!quiet) {
@@ -177,13 +208,20 @@ export const serveCommand: Command = {
       }
       throw e;
     }
-    let server: Deno.HttpServer<Deno.NetAddr>;
+    // Stopping the server through its signal closes every connection at
+    // once; graceful stops end the responses in flight first.
+    const closing = new AbortController();
+    let server: { addr: Deno.NetAddr; finished: Promise<void> };
     try {
-      server = Deno.serve({
-        hostname: listen.hostname,
-        port: listen.port,
-        onListen() {},
-      }, handler);
+      server = httpServer === "deno"
+        ? Deno.serve({
+          ...listen,
+          signal: closing.signal,
+          onListen() {},
+          // A body that breaks off is in the access log already.
+          onError: () => new Response(null, { status: 500 }),
+        }, handler)
+        : serveHttp1({ ...listen, signal: closing.signal }, handler);
     } catch (e) {
       await handler.close();
       if (e instanceof Deno.errors.AddrInUse) {
@@ -198,12 +236,6 @@ export const serveCommand: Command = {
       }
       throw e;
     }
-    // Deno.serve's own signal would cut responses off; shutdown() lets the
-    // ones in flight finish.
-    const stop = () => void server.shutdown();
-    const signal = ctx.io.signal;
-    if (signal?.aborted) stop();
-    signal?.addEventListener("abort", stop, { once: true });
     await ctx.err(
       `Listening on http://${
         urlHost(server.addr.hostname)
@@ -213,13 +245,54 @@ export const serveCommand: Command = {
         allow.length > 0 ? `only ${allow.join(", ")}` : "every registry"
       })\n`,
     );
+    let code = 0;
     try {
-      await server.finished;
+      await stopped(ctx.io.signal);
+      const waiting = handler.inFlight;
+      if (waiting > 0) {
+        await ctx.err(
+          `Stopping: waiting for ${waiting} ${
+            waiting === 1 ? "response" : "responses"
+          } (Ctrl-C again to stop now)\n`,
+        );
+      }
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const end = await Promise.race([
+        handler.drain().then(() => "drained" as const),
+        new Promise<"grace">((resolve) => {
+          timer = setTimeout(() => resolve("grace"), grace);
+        }),
+        stopped(ctx.io.signalAgain).then(() => "again" as const),
+      ]);
+      clearTimeout(timer);
+      if (end === "again") {
+        code = (ctx.io.signalAgain?.reason as Error | undefined)?.message ===
+            "SIGTERM"
+          ? 143
+          : 130;
+      }
+      const cut = handler.inFlight;
+      if (cut > 0) {
+        await ctx.err(
+          `Stopping now: ${cut} ${
+            cut === 1 ? "response" : "responses"
+          } cut off${end === "grace" ? ` after ${grace / 1000} s` : ""}\n`,
+        );
+      }
     } finally {
-      signal?.removeEventListener("abort", stop);
+      closing.abort();
       await handler.close();
+      await server.finished;
     }
     await ctx.err("Stopped\n");
-    return 0;
+    return code;
   },
 };
+
+/** Settles when the signal aborts; never without one. */
+function stopped(signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    signal?.addEventListener("abort", () => resolve(), { once: true });
+  });
+}
