@@ -343,9 +343,21 @@ export async function runCli(
   // A reader that went away (`| head`) ends the command quietly, as it
   // ends other Unix tools; only standard output is watched for it.
   let stdoutGone = false;
+  const gone = () => stdoutGone = true;
+  const rawWriter = cliIo.stdoutWriter;
   const io: CliIo = {
     ...cliIo,
-    stdout: watchBrokenPipe(cliIo.stdout, () => stdoutGone = true),
+    stdout: watchBrokenPipe(cliIo.stdout, gone),
+    stdoutWriter: rawWriter && {
+      async write(p) {
+        try {
+          return await rawWriter.write(p);
+        } catch (e) {
+          if (e instanceof Deno.errors.BrokenPipe) gone();
+          throw e;
+        }
+      },
+    },
   };
   const out = (t: string) => write(io.stdout, t);
   const err = (t: string) => write(io.stderr, t);

@@ -272,13 +272,17 @@ Deno.test("a small blob is hashed whole once written: resumed, checked, or refus
       data,
     );
 
-    // The same size under another digest: refused at the end, nothing kept.
+    // The same size under another digest: refused at the end, emptied for
+    // another try, and gone once discarded.
     const other = { digest: digestOf("another blob"), size: data.byteLength };
     const wrong = await blobStoreOf(store).beginBlob(other);
     assert.ok(wrong);
     try {
       await wrong.append(streamOf(data));
       await assert.rejects(wrong.commit(), DigestMismatchError);
+      const left = await blobStoreOf(store).tempFiles();
+      assert.deepEqual(left.map((f) => f.size), [0]);
+      await wrong.discard();
     } finally {
       wrong.close();
     }

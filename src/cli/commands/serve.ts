@@ -9,7 +9,6 @@ import type {
   BootHandlerOptions,
 } from "../../serve/boot_handler.ts";
 import { hostPlatform } from "../../oci/platform.ts";
-import { serveHttp1 } from "../../serve/_serve_http1.ts";
 import { UsageError } from "../_args.ts";
 import { checkPositionals, type Command } from "../_command.ts";
 import { durationFlag } from "./_flags.ts";
@@ -182,7 +181,10 @@ export const serveCommand: Command = {
       );
     }
     const cache = ctx.bool("cache");
-    const { createBootHandler } = await import("../../serve/boot_handler.ts");
+    const [{ createBootHandler }, { serveHttp1 }] = await Promise.all([
+      import("../../serve/boot_handler.ts"),
+      import("../../serve/_serve_http1.ts"),
+    ]);
     const store = await ctx.store();
     const quiet = ctx.bool("quiet");
     const options: BootHandlerOptions = {
