@@ -18,7 +18,7 @@
  *
  * The serve cases (`--only serve`) serve a `--serve-mib` layer from a cache
  * on tmpfs to 20 clients and to one, against nginx with `sendfile on`
- * (`apt-get install nginx-light`; without nginx they are left out), and
+ * (`bash .ci/setup --bench` installs it; without nginx they are left out), and
  * time the cold path against `curl | tee | openssl dgst`.
  *
  * Usage: deno task bench [--mib 1024] [--runs 5] [--big-mib 0]
@@ -919,7 +919,7 @@ async function main(): Promise<void> {
   if (want("serve")) {
     if (!(await hasTool("nginx"))) {
       console.error(
-        "[bench] serve cases left out: they need nginx as the reference (apt-get install -y nginx-light)",
+        "[bench] serve cases left out: they need nginx as the reference (bash .ci/setup --bench installs it)",
       );
     } else {
       const shm = await Deno.stat("/dev/shm").then(() => true, () => false);

@@ -7,14 +7,14 @@
 # NAME or NAME:ARG,ARG (arguments after the port and the file).
 #
 # Usage: bench/serve_limits.sh [MiB=256] [rounds=3] [clients=20]
-# Needs deno, nginx (apt-get install -y nginx-light), curl, python3.
+# Needs deno, nginx (bash .ci/setup --bench), curl, python3.
 set -u
 MIB=${1:-256}
 ROUNDS=${2:-3}
 CLIENTS=${3:-20}
 CANDIDATES=${CANDIDATES:-"deno_serve_readable node_http_pipe node_http_loop raw_tcp raw_tcp:256 raw_tcp:256,sync ironcore_direct ironcore_deno"}
 HERE=$(cd "$(dirname "$0")" && pwd)
-command -v nginx >/dev/null || { echo "nginx is missing: apt-get install -y nginx-light" >&2; exit 1; }
+command -v nginx >/dev/null || { echo "nginx is missing: bash .ci/setup --bench installs it" >&2; exit 1; }
 W=$(mktemp -d /dev/shm/serve-limits.XXXXXX)
 chmod 755 "$W"
 pids=()
