@@ -8,7 +8,7 @@
  */
 
 import { ambiguousReference, storeUnusable } from "../_errors.ts";
-import { exists } from "../_files.ts";
+import { exists, readAtMost, specialKind } from "../_files.ts";
 import { NotFoundError } from "../errors.ts";
 import { digestHex, isDigest } from "../oci/digest.ts";
 import {
@@ -142,13 +142,23 @@ export class TagIndex {
       if (this.#cache?.key === key) {
         return structuredClone(this.#cache.index);
       }
-      if (st.size > MAX_INDEX_BYTES) {
+      const kind = specialKind(st);
+      if (kind !== undefined) {
         throw storeUnusable(
+          this.path,
+          `index.json must be a regular file, but it is ${kind}: move it away and build or pull again`,
+        );
+      }
+      const tooLarge = () =>
+        storeUnusable(
           this.path,
           `index.json is larger than ${MAX_INDEX_BYTES} bytes`,
         );
-      }
-      bytes = await Deno.readFile(path);
+      if (st.size > MAX_INDEX_BYTES) throw tooLarge();
+      using file = await Deno.open(path, { read: true });
+      const read = await readAtMost(file, MAX_INDEX_BYTES);
+      if (read.more) throw tooLarge();
+      bytes = read.bytes;
     } catch (e) {
       if (e instanceof Deno.errors.NotFound) {
         if (await exists(join(this.path, LAYOUT_FILE))) {

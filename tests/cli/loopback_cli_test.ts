@@ -2,13 +2,9 @@ import assert from "node:assert/strict";
 import { digestOf } from "../../src/oci/digest.ts";
 import { OCI_INDEX_MEDIA_TYPE } from "../../src/oci/manifest.ts";
 import { CLI_PATH, type CliResult, runCliProcess } from "../_helpers/cli.ts";
-import { writeFiles } from "../_helpers/fixtures.ts";
+import { randomBytes, writeFiles } from "../_helpers/fixtures.ts";
 import { startRegistry } from "../_helpers/registry.ts";
 import { withTempDir } from "../_helpers/temp.ts";
-
-function random(n: number): Uint8Array {
-  return crypto.getRandomValues(new Uint8Array(n));
-}
 
 function assertOk(run: CliResult, what: string): void {
   assert.equal(run.code, 0, `${what} failed:\n${run.stderr}`);
@@ -35,8 +31,8 @@ Deno.test("the CLI talks plain HTTP to a registry on 127.0.0.1 or localhost with
   const port = reg.host.split(":")[1];
   await withTempDir(async (dir) => {
     const files = await writeFiles(dir, {
-      vmlinuz: random(5000),
-      initrd: random(3000),
+      vmlinuz: randomBytes(5000),
+      initrd: randomBytes(3000),
     });
     const global = (store: string) => [
       "--store-path",

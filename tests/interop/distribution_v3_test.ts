@@ -16,6 +16,7 @@ const TEST_FILES = [
   "tests/transfer/push_image_test.ts",
   "tests/transfer/pull_image_test.ts",
   "tests/transfer/copy_image_test.ts",
+  "tests/transfer/mount_test.ts",
   "tests/image/layer_url_test.ts",
   "tests/reliability/push_resume_test.ts",
   "tests/reliability/pull_resume_test.ts",

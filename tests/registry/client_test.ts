@@ -31,6 +31,7 @@ import {
   registryError,
   startFakeRegistry,
 } from "../_helpers/fake_registry.ts";
+import { randomBytes } from "../_helpers/fixtures.ts";
 import { startRegistry } from "../_helpers/registry.ts";
 
 /** A request the client sent, as seen by a recording fetch. */
@@ -64,14 +65,6 @@ function recordingClient(
     },
   });
   return { client, sent, attempts: () => attempts };
-}
-
-function randomBytes(n: number): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(n);
-  for (let i = 0; i < n; i += 65536) {
-    crypto.getRandomValues(out.subarray(i, Math.min(n, i + 65536)));
-  }
-  return out;
 }
 
 /** Opens slices of in-memory bytes the way `uploadBlob` wants. */

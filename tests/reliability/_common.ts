@@ -11,6 +11,7 @@ import {
   loadNativeSha256,
   Sha256,
 } from "../../src/oci/digest.ts";
+import { randomBytes } from "../_helpers/fixtures.ts";
 import { CLI_PATH } from "../_helpers/cli.ts";
 
 /** One mebibyte. */
@@ -28,10 +29,7 @@ export async function writeRandomFile(
   path: string,
   size: number,
 ): Promise<Digest> {
-  const block = new Uint8Array(MIB);
-  for (let i = 0; i < MIB; i += 65536) {
-    crypto.getRandomValues(block.subarray(i, i + 65536));
-  }
+  const block = randomBytes(MIB);
   await loadNativeSha256();
   const hash = new Sha256();
   using file = await Deno.open(path, {

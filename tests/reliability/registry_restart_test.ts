@@ -9,16 +9,14 @@ import {
 } from "../../src/spec/media_types.ts";
 import { Store } from "../../src/store/store.ts";
 import { pullImage } from "../../src/transfer/pull_image.ts";
+import { randomBytes } from "../_helpers/fixtures.ts";
 import { manifestResponse, notFound } from "../_helpers/fake_registry.ts";
 import { withTempDir } from "../_helpers/temp.ts";
 import { blobFiles, MIB, withDeadline } from "./_common.ts";
 
 type Bytes = Uint8Array<ArrayBuffer>;
 
-const LAYER = new Uint8Array(2 * MIB) as Bytes;
-for (let i = 0; i < LAYER.byteLength; i += 65536) {
-  crypto.getRandomValues(LAYER.subarray(i, i + 65536));
-}
+const LAYER: Bytes = randomBytes(2 * MIB);
 const LAYER_DIGEST = digestOf(LAYER);
 const CONFIG = encodeJson({ commandLine: "quiet" });
 const MANIFEST = encodeJson({

@@ -137,6 +137,17 @@ const BROKEN: [string, (dir: string) => Promise<void>, RegExp][] = [
     /index\.json is corrupt/,
   ],
   [
+    "an index.json that is a FIFO (it would block a read forever)",
+    async (dir) => {
+      await Deno.remove(`${dir}/index.json`);
+      const mk = await new Deno.Command("mkfifo", {
+        args: [`${dir}/index.json`],
+      }).output();
+      assert.ok(mk.success);
+    },
+    /index\.json must be a regular file, but it is a FIFO \(named pipe\): move it away/,
+  ],
+  [
     "a missing index.json",
     (dir) => Deno.remove(`${dir}/index.json`),
     /index\.json is missing: restore it/,
