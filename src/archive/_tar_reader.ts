@@ -24,6 +24,8 @@
  * @module
  */
 
+import { InvalidImageError } from "../errors.ts";
+
 /** Size of a tar block. */
 const BLOCK = 512;
 /** Bytes read at once from a byte stream. */
@@ -64,13 +66,13 @@ export interface TarEntry {
 }
 
 function fail(offset: number, problem: string): never {
-  throw new SyntaxError(
+  throw new InvalidImageError(
     `Invalid tar archive: ${problem} (at byte ${offset}): the file is corrupt or not a tar archive`,
   );
 }
 
 function truncated(offset: number, what: string): never {
-  throw new SyntaxError(
+  throw new InvalidImageError(
     `Invalid tar archive: it ends inside ${what} (at byte ${offset}): the file is truncated, copy or download it again`,
   );
 }
@@ -207,7 +209,7 @@ function notTar(block: Uint8Array): never {
     : block[0] === 0xfd && block[1] === 0x37 && block[2] === 0x7a
     ? "xz"
     : undefined;
-  throw new SyntaxError(
+  throw new InvalidImageError(
     compressed
       ? `Invalid tar archive: it is ${compressed}-compressed: decompress it first, for example with ${compressed} -dc FILE | ironcore-image import -`
       : "Invalid tar archive: the data does not start with a tar header: give an uncompressed tar file, such as one written by export or skopeo copy … oci-archive:FILE",
@@ -389,7 +391,7 @@ export class TarReader {
    * was not read.
    *
    * @returns The entry, or `null` after the end-of-archive marker.
-   * @throws {SyntaxError} On a malformed header or a truncated archive.
+   * @throws {InvalidImageError} On a malformed header or a truncated archive.
    */
   async next(): Promise<TarEntry | null> {
     if (this.#ended) return null;
@@ -403,7 +405,7 @@ export class TarReader {
       const block = await this.#block("a header");
       if (block === null) {
         if (meta) truncated(offset, "an entry after its extended header");
-        throw new SyntaxError(
+        throw new InvalidImageError(
           `Invalid tar archive: it ends without the end-of-archive marker (at byte ${offset}): the file is truncated, copy or download it again`,
         );
       }
@@ -527,13 +529,13 @@ export class TarReader {
    *
    * @param limit Most bytes accepted.
    * @returns The bytes.
-   * @throws {RangeError} When the entry is larger than `limit`.
+   * @throws {InvalidImageError} When the entry is larger than `limit`.
    */
   async readAll(limit: number): Promise<Uint8Array> {
     const entry = this.#current;
     if (!entry) return EMPTY;
     if (this.#remaining > limit) {
-      throw new RangeError(
+      throw new InvalidImageError(
         `Archive entry ${entry.name} is ${this.#remaining} bytes: the limit is ${limit}`,
       );
     }

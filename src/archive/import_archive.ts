@@ -189,7 +189,7 @@ function chooseTags(
  * @returns The tags set and what moved.
  * @throws {InvalidImageError} When the archive is not a complete OCI layout
  * or holds unsafe entries.
- * @throws {SyntaxError} When the tar stream is malformed or truncated.
+ * @throws {InvalidImageError} When the tar stream is malformed or truncated.
  * @throws {DigestMismatchError} When a blob's bytes do not match its name.
  *
  * @example Copy an image between stores through an archive

@@ -605,13 +605,13 @@ export class DockerConfig {
     key: string,
     result: HelperResult,
     secrets: readonly string[],
-  ): Error {
+  ): ImageError {
     let detail = redact(result.output, secrets).trim();
     if (detail.length > MAX_HELPER_MESSAGE) {
       detail = `${detail.slice(0, MAX_HELPER_MESSAGE)}…`;
     }
     if (detail === "") detail = `exit code ${result.code}`;
-    return new Error(
+    return new ImageError(
       `Credential helper ${HELPER_PREFIX}${helper} failed to ${action} credentials for ${key}: ${detail}`,
     );
   }

@@ -21,7 +21,7 @@
  */
 
 import { REPAIR_ADVICE, sizeMismatch } from "../_errors.ts";
-import { StoreError } from "../errors.ts";
+import { ImageError, StoreError } from "../errors.ts";
 import type { Digest } from "../oci/digest.ts";
 import type { Descriptor } from "../oci/manifest.ts";
 import { partialName } from "../store/_partial_blob.ts";
@@ -352,7 +352,7 @@ export class BlobCache {
       if (fill.state === "failed") throw fill.error;
       for (; seenResets < fill.resets.length; seenResets++) {
         if (pos > start && fill.resets[seenResets]! < pos) {
-          throw new TypeError(
+          throw new ImageError(
             `The download of blob ${d.digest} started over: request it again`,
           );
         }

@@ -14,7 +14,7 @@
  */
 
 import { corruptBlob } from "../_errors.ts";
-import { NotFoundError } from "../errors.ts";
+import { ImageError, NotFoundError } from "../errors.ts";
 import type { Digest } from "../oci/digest.ts";
 import type { Descriptor } from "../oci/manifest.ts";
 import { hashOpenFile } from "../store/_hash_file.ts";
@@ -183,7 +183,7 @@ export class CheckedBlobs {
       const info = await file.stat();
       // A touch in the meantime changed only the change time.
       if (contentOf(info) !== id.slice(0, id.lastIndexOf(":"))) {
-        throw new TypeError(
+        throw new ImageError(
           `Cached blob ${d.digest} changed while it was served: request it again`,
         );
       }

@@ -5,7 +5,7 @@
  */
 
 import { invalidReference, severalTags } from "../_errors.ts";
-import { NotFoundError } from "../errors.ts";
+import { InvalidImageError, NotFoundError } from "../errors.ts";
 import type { Descriptor } from "../oci/manifest.ts";
 import {
   formatReference,
@@ -106,7 +106,7 @@ async function plan(store: Store, top: Descriptor): Promise<Plan> {
   const addManifest = async (d: Descriptor, label: string) => {
     const parsed = await store.readManifest(d);
     if (parsed.kind !== "manifest") {
-      throw new TypeError(
+      throw new InvalidImageError(
         `Nested index ${d.digest} is not supported: push its manifests instead`,
       );
     }

@@ -2,6 +2,7 @@
  * The tar reader: formats other tools write, and malformed archives.
  */
 
+import { InvalidImageError } from "../../src/errors.ts";
 import assert from "node:assert/strict";
 import { TarReader } from "../../src/archive/_tar_reader.ts";
 import { withTempDir } from "../_helpers/temp.ts";
@@ -107,7 +108,7 @@ Deno.test("TarReader rejects bad checksums, non-octal fields, a missing end mark
         }
       })(),
       (e: Error) => {
-        assert.ok(e instanceof SyntaxError, what);
+        assert.ok(e instanceof InvalidImageError, what);
         assert.match(e.message, re, what);
         return true;
       },

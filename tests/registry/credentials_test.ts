@@ -412,7 +412,7 @@ Deno.test({
       await assert.rejects(
         config.get("broken.example"),
         (e: unknown) =>
-          e instanceof Error &&
+          e instanceof ImageError &&
           e.message ===
             "Credential helper docker-credential-testhelper failed to get credentials for broken.example: keychain is locked: unlock it",
       );
