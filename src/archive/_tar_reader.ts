@@ -25,6 +25,7 @@
  */
 
 import { InvalidImageError } from "../errors.ts";
+import { byobReaderOf } from "../_streams.ts";
 
 /** Size of a tar block. */
 const BLOCK = 512;
@@ -285,12 +286,7 @@ export class TarReader {
    * releases it.
    */
   constructor(source: ReadableStream<Uint8Array>) {
-    let byob: ReadableStreamBYOBReader | undefined;
-    try {
-      byob = source.getReader({ mode: "byob" });
-    } catch {
-      byob = undefined;
-    }
+    const byob = byobReaderOf(source);
     if (byob) this.#buffer = new ArrayBuffer(READ_BYTES);
     this.#reader = byob ?? source.getReader();
   }

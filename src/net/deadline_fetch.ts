@@ -12,6 +12,7 @@
  */
 
 import { NetworkError, StallError } from "../errors.ts";
+import { byobReaderOf } from "../_streams.ts";
 
 /** How long a request to a registry may wait, in milliseconds. */
 export interface RegistryTimeouts {
@@ -228,12 +229,7 @@ function watchResponseBody(
   signal: AbortSignal,
   mapError: (error: unknown) => unknown,
 ): ReadableStream<Uint8Array> {
-  let byob: ReadableStreamBYOBReader | undefined;
-  try {
-    byob = body.getReader({ mode: "byob" });
-  } catch {
-    byob = undefined;
-  }
+  const byob = byobReaderOf(body);
   const source = byob ?? body.getReader();
   let fail: ((error: unknown) => void) | undefined;
   const onAbort = () => fail?.(signal.reason);

@@ -14,6 +14,7 @@
 
 import { digestMismatch, sizeMismatch } from "../_errors.ts";
 import { type Digest, type Sha256, sha256For } from "../oci/digest.ts";
+import { byobReaderOf } from "../_streams.ts";
 
 /** How a body ended: bytes passed on, and the failure if any. */
 export type RelayEnd = (bytes: number, error?: unknown) => void;
@@ -114,12 +115,7 @@ export function bodyStream(
  * @returns The source.
  */
 export function streamSource(stream: ReadableStream<Uint8Array>): ByteSource {
-  let byob: ReadableStreamBYOBReader | undefined;
-  try {
-    byob = stream.getReader({ mode: "byob" });
-  } catch {
-    byob = undefined;
-  }
+  const byob = byobReaderOf(stream);
   const plain = byob ? undefined : stream.getReader();
   let rest: Uint8Array | undefined;
   let done = false;

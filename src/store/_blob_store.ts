@@ -416,9 +416,7 @@ export class BlobStore {
           return await streaming();
         }
         if (this.durable) await this.fsync(tmp);
-        await Deno.rename(tmp, this.blobPath(digest));
-        keep = true;
-        await this.#trust(digest);
+        keep = await this.#place(tmp, digest, size);
       } else {
         await this.touchBlob(digest);
       }
@@ -430,6 +428,17 @@ export class BlobStore {
     progress?.({ name, digest, done: size, total: size, phase: "done" });
     return descriptor;
   }
+  /**
+   * Moves a checked temporary file into place as the blob, unless the store
+   * holds that blob already; says whether it moved it.
+   */
+  async #place(tmp: string, digest: Digest, size: number): Promise<boolean> {
+    if (await this.holds(digest, size)) return false;
+    await Deno.rename(tmp, this.blobPath(digest));
+    await this.#trust(digest);
+    return true;
+  }
+
   async #putFileStreaming(
     src: Deno.FsFile,
     name: string,
@@ -460,11 +469,7 @@ export class BlobStore {
       }
       const digest = hash.digest();
       const descriptor = { mediaType, digest, size: hash.bytes };
-      if (!(await this.holds(digest, hash.bytes))) {
-        await Deno.rename(tmp, this.blobPath(digest));
-        keep = true;
-        await this.#trust(digest);
-      }
+      keep = await this.#place(tmp, digest, hash.bytes);
       options.onProgress?.({
         name,
         digest,
@@ -531,11 +536,7 @@ export class BlobStore {
         assertDigest(digest, hash.digest(), `blob ${digest}`);
         if (this.durable) await dst.sync();
       }
-      if (!(await this.holds(digest, size))) {
-        await Deno.rename(tmp, this.blobPath(digest));
-        keep = true;
-        await this.#trust(digest);
-      }
+      keep = await this.#place(tmp, digest, size);
       options.onProgress?.({
         name,
         digest,

@@ -6,6 +6,7 @@
 
 import type { Sha256 } from "../oci/digest.ts";
 import { writeAll } from "./_verified_copy.ts";
+import { byobReaderOf } from "../_streams.ts";
 
 /** Size of the buffers on the hot path. */
 export const BUFFER_SIZE: number = 4 * 1024 * 1024;
@@ -126,12 +127,7 @@ export class BlobWriter<H extends Hasher = Sha256> {
     onBytes?: (n: number) => void,
     signal?: AbortSignal | undefined,
   ): Promise<void> {
-    let byob: ReadableStreamBYOBReader | undefined;
-    try {
-      byob = stream.getReader({ mode: "byob" });
-    } catch {
-      byob = undefined;
-    }
+    const byob = byobReaderOf(stream);
     if (!byob) {
       const reader = stream.getReader();
       try {

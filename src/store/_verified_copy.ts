@@ -10,6 +10,7 @@
  */
 
 import type { DigestVerifier } from "../oci/digest_verifier.ts";
+import { byobReaderOf } from "../_streams.ts";
 
 /** Bytes read at once. */
 const CHUNK_BYTES = 1024 * 1024;
@@ -58,12 +59,7 @@ export function fileReader(file: Deno.FsFile): ChunkReader {
 export function streamReader(
   stream: ReadableStream<Uint8Array>,
 ): { read: ChunkReader; cancel: (reason?: unknown) => Promise<void> } {
-  let byob: ReadableStreamBYOBReader | undefined;
-  try {
-    byob = stream.getReader({ mode: "byob" });
-  } catch {
-    byob = undefined;
-  }
+  const byob = byobReaderOf(stream);
   if (byob) {
     const reader = byob;
     return {

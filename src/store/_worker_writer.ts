@@ -10,6 +10,7 @@
 
 import type { Digest } from "../oci/digest.ts";
 import { HASH_WORKER_URL } from "./_hash_worker.ts";
+import { byobReaderOf } from "../_streams.ts";
 
 const BUFFER_SIZE = 2 * 1024 * 1024;
 const BUFFERS = 3;
@@ -237,12 +238,7 @@ export class WorkerWriter {
     onBytes?: (n: number) => void,
     signal?: AbortSignal | undefined,
   ): Promise<void> {
-    let byob: ReadableStreamBYOBReader | undefined;
-    try {
-      byob = stream.getReader({ mode: "byob" });
-    } catch {
-      byob = undefined;
-    }
+    const byob = byobReaderOf(stream);
     let buffer = await this.#take();
     let fill = 0;
     try {
