@@ -257,8 +257,18 @@ function wantsClose(head: Head): boolean {
 
 /** Whether the request carries a body (which this server never reads). */
 function hasBody(head: Head): boolean {
-  if (headerOf(head, "transfer-encoding").length > 0) return true;
   const lengths = headerOf(head, "content-length");
+  if (headerOf(head, "transfer-encoding").length > 0) {
+    // Two framings that disagree are how requests are smuggled past a
+    // proxy in front of this server (RFC 9112, 6.1).
+    if (lengths.length > 0) {
+      throw new BadRequest(
+        400,
+        "Transfer-Encoding and Content-Length together are not allowed",
+      );
+    }
+    return true;
+  }
   if (lengths.length === 0) return false;
   const values = new Set(
     lengths.flatMap((v) => v.split(",")).map((v) => v.trim()),
@@ -412,6 +422,7 @@ class Connection {
     this.deadline = Date.now() + this.#server.headerTimeout;
     try {
       let scanned = this.#start;
+      let lineChecked = false;
       for (;;) {
         // Empty lines before a request line are allowed (RFC 9112, 2.2).
         while (
@@ -425,6 +436,18 @@ class Connection {
           const text = latin1(this.#buf.subarray(this.#start, end));
           this.#start = end;
           return parseHead(text);
+        }
+        if (!lineChecked) {
+          // A request line without a version (HTTP/0.9) is refused now:
+          // its client waits for an answer, not for a blank line.
+          const line = this.#buf.subarray(this.#start, this.#end);
+          const nl = line.indexOf(0x0a);
+          if (nl >= 0) {
+            lineChecked = true;
+            parseHead(
+              latin1(line.subarray(0, line[nl - 1] === 0x0d ? nl - 1 : nl)),
+            );
+          }
         }
         scanned = this.#end;
         if (this.#start > 0) {
@@ -509,7 +532,8 @@ class Connection {
     close ||= this.#server.stopping;
     const connection = close ? "close" : "keep-alive";
     const body = response.body;
-    const noBody = head.method === "HEAD" || bodiless(response.status);
+    // The handler saw the method as `Request` spells it ("head" is HEAD).
+    const noBody = request.method === "HEAD" || bodiless(response.status);
     if (noBody || body === null) {
       await body?.cancel().catch(() => {});
       const extra: Record<string, string> = { connection };
@@ -520,10 +544,16 @@ class Connection {
     const declared = response.headers.get("content-length");
     if (declared !== null && /^\d+$/.test(declared)) {
       await this.#sendSized(response, body, Number(declared), connection);
-    } else {
-      await this.#sendUnsized(response, body, connection);
+      return !close;
     }
-    return !close;
+    // An HTTP/1.0 client knows no chunked encoding: a large body without a
+    // length ends where the connection does.
+    const http10 = head.minor === 0;
+    const unframed = await this.#sendUnsized(response, body, {
+      connection,
+      chunked: !http10,
+    });
+    return !close && !unframed;
   }
 
   /** Sends a body of a known length; a body that differs cuts the connection. */
@@ -562,39 +592,50 @@ class Connection {
 
   /**
    * Sends a body without a declared length: with one when it is small and
-   * ends soon, otherwise in chunked encoding.
+   * ends soon, otherwise in chunked encoding, or (when `chunked` is false)
+   * as it comes, ended by closing the connection.
+   *
+   * @returns Whether the body went out unframed: the connection must close.
    */
   async #sendUnsized(
     response: Response,
     body: ReadableStream<Uint8Array>,
-    connection: string,
-  ): Promise<void> {
+    framing: { connection: string; chunked: boolean },
+  ): Promise<boolean> {
     const parts: Uint8Array[] = [];
     let size = 0;
-    let chunked = false;
+    let streaming = false;
+    const write = framing.chunked
+      ? (chunk: Uint8Array) => this.#writeChunk(chunk)
+      : (chunk: Uint8Array) => this.#write(chunk);
     const send = async (chunk: Uint8Array) => {
-      if (!chunked) {
+      if (!streaming) {
         if (size + chunk.byteLength <= SMALL_BODY_BYTES) {
           parts.push(chunk.slice());
           size += chunk.byteLength;
           return;
         }
-        chunked = true;
+        streaming = true;
         await this.#write(
           headOf(
             response,
-            { "transfer-encoding": "chunked", connection },
+            framing.chunked
+              ? {
+                "transfer-encoding": "chunked",
+                connection: framing.connection,
+              }
+              : { connection: "close" },
             new Set(["content-length"]),
           ),
         );
-        for (const part of parts) await this.#writeChunk(part);
+        for (const part of parts) await write(part);
       }
-      await this.#writeChunk(chunk);
+      await write(chunk);
     };
     await this.#pump(body, send);
-    if (chunked) {
-      await this.#write(encoder.encode("0\r\n\r\n"));
-      return;
+    if (streaming) {
+      if (framing.chunked) await this.#write(encoder.encode("0\r\n\r\n"));
+      return !framing.chunked;
     }
     const all = new Uint8Array(size);
     let off = 0;
@@ -604,10 +645,14 @@ class Connection {
     }
     await this.#write(
       concat(
-        headOf(response, { "content-length": String(size), connection }),
+        headOf(response, {
+          "content-length": String(size),
+          connection: framing.connection,
+        }),
         all,
       ),
     );
+    return false;
   }
 
   async #writeChunk(chunk: Uint8Array): Promise<void> {
