@@ -100,6 +100,8 @@ const HEAD_BYTES = 4 * 1024;
 const MAX_HEAD_BYTES = 16 * 1024;
 /** Most header lines in a request head. */
 const MAX_HEADERS = 100;
+/** Milliseconds to wait before accepting again after accepting failed. */
+const ACCEPT_PAUSE = 50;
 /** A body without a length up to this size is sent with one. */
 const SMALL_BODY_BYTES = 64 * 1024;
 
@@ -380,6 +382,8 @@ class Connection {
   #reader: ReadableStreamBYOBReader | ReadableStreamDefaultReader | undefined;
   /** True while waiting for a request that has not started to arrive. */
   idle = true;
+  /** True while waiting for a request head, whole or in part. */
+  reading = false;
   /** When the watchdog closes the connection: a read or write waits too long. */
   deadline = Infinity;
 
@@ -420,6 +424,7 @@ class Connection {
   /** Reads the next request head; `null` when the client closed or idled out. */
   async #readHead(): Promise<Head | null> {
     this.deadline = Date.now() + this.#server.headerTimeout;
+    this.reading = true;
     try {
       let scanned = this.#start;
       let lineChecked = false;
@@ -484,6 +489,7 @@ class Connection {
       throw e;
     } finally {
       this.idle = false;
+      this.reading = false;
       this.deadline = Infinity;
     }
   }
@@ -803,18 +809,32 @@ export function serveHttp1(
     for (const c of connections) if (now > c.deadline) c.close();
   }, tick);
   const accepting = (async () => {
-    try {
-      for await (const conn of listener) {
-        const c = new Connection(conn, state);
-        connections.add(c);
-        const run = c.run().finally(() => {
-          connections.delete(c);
-          running.delete(run);
-        });
-        running.add(run);
+    while (!state.stopping) {
+      let conn: Deno.TcpConn;
+      try {
+        conn = await listener.accept();
+      } catch (e) {
+        if (state.stopping || e instanceof Deno.errors.BadResource) break;
+        // Out of file descriptors (clients that connect and say nothing, or
+        // send a head byte by byte): the connection that has waited longest
+        // for a request makes room, and accepting goes on.
+        let oldest: Connection | undefined;
+        for (const c of connections) {
+          if (c.reading && c.deadline < (oldest?.deadline ?? Infinity)) {
+            oldest = c;
+          }
+        }
+        oldest?.close();
+        await new Promise((resolve) => setTimeout(resolve, ACCEPT_PAUSE));
+        continue;
       }
-    } catch {
-      // The listener was closed.
+      const c = new Connection(conn, state);
+      connections.add(c);
+      const run = c.run().finally(() => {
+        connections.delete(c);
+        running.delete(run);
+      });
+      running.add(run);
     }
   })();
   const finished = (async () => {

@@ -529,3 +529,51 @@ Deno.test("serveHttp1() sends no body to a HEAD request however the method is sp
   assert.match(parts[1]!, /\r\n\r\n$/);
   assert.match(parts[2]!, /\r\n\r\nGET\n$/);
 });
+
+Deno.test("serveHttp1() keeps accepting when clients that say nothing take every file descriptor", async () => {
+  // A server of its own, in a process that may open 64 files.
+  const dir = await Deno.makeTempDir();
+  const script = `${dir}/server.ts`;
+  await Deno.writeTextFile(
+    script,
+    `import { serveHttp1 } from ${
+      JSON.stringify(
+        new URL("../../src/serve/_serve_http1.ts", import.meta.url).href,
+      )
+    };
+// As the CLI does: the runtime sets up signals before files run out.
+Deno.addSignalListener("SIGTERM", () => Deno.exit(0));
+const server = serveHttp1({ hostname: "127.0.0.1", port: 0 }, () => new Response("ok\\n"));
+console.log(server.addr.port);
+await server.finished;
+`,
+  );
+  const child = new Deno.Command("sh", {
+    args: [
+      "-c",
+      'ulimit -n 64 && exec "$0" run -A --no-lock "$1"',
+      Deno.execPath(),
+      script,
+    ],
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const silent: Deno.TcpConn[] = [];
+  try {
+    const reader = child.stdout.pipeThrough(new TextDecoderStream())
+      .getReader();
+    const port = Number((await reader.read()).value);
+    reader.releaseLock();
+    for (let i = 0; i < 100; i++) {
+      silent.push(await Deno.connect({ hostname: "127.0.0.1", port }));
+    }
+    const res = await fetch(`http://127.0.0.1:${port}/`);
+    assert.equal(await res.text(), "ok\n");
+  } finally {
+    for (const conn of silent) conn.close();
+    child.kill();
+    await child.stdout.cancel().catch(() => {});
+    await child.status;
+    await Deno.remove(dir, { recursive: true });
+  }
+});
