@@ -282,7 +282,11 @@ function hasBody(head: Head): boolean {
   return Number(only) > 0;
 }
 
-function requestOf(head: Head, local: Deno.NetAddr): Request {
+function requestOf(
+  head: Head,
+  local: Deno.NetAddr,
+  signal: AbortSignal,
+): Request {
   if (/^(?:CONNECT|TRACE|TRACK)$/i.test(head.method)) {
     throw new BadRequest(
       405,
@@ -315,7 +319,7 @@ function requestOf(head: Head, local: Deno.NetAddr): Request {
   try {
     const headers = new Headers();
     for (const [name, value] of head.headers) headers.append(name, value);
-    return new Request(url, { method: head.method, headers });
+    return new Request(url, { method: head.method, headers, signal });
   } catch {
     throw new BadRequest(400, "Malformed request head");
   }
@@ -380,6 +384,11 @@ class Connection {
   #closed = false;
   /** The body being sent, cancelled when the connection closes. */
   #reader: ReadableStreamBYOBReader | ReadableStreamDefaultReader | undefined;
+  /**
+   * Aborts the signal of the request being answered: the connection closed
+   * before its response was sent.
+   */
+  #aborter: AbortController | undefined;
   /** True while waiting for a request that has not started to arrive. */
   idle = true;
   /** True while waiting for a request head, whole or in part. */
@@ -400,7 +409,11 @@ class Connection {
     } catch {
       // Closed by the peer already.
     }
-    // A body waiting for its source (a download, a check) stops waiting.
+    // A handler or a body waiting for its source (a download, a check)
+    // stops waiting.
+    this.#aborter?.abort(
+      new DOMException("The connection closed", "AbortError"),
+    );
     this.#reader?.cancel(new Error("The connection closed")).catch(() => {});
   }
 
@@ -514,11 +527,21 @@ class Connection {
 
   /** Answers one request; `true` when the connection may carry another. */
   async #answer(head: Head): Promise<boolean> {
+    const aborter = new AbortController();
+    this.#aborter = aborter;
+    try {
+      return await this.#answerWith(head, aborter.signal);
+    } finally {
+      this.#aborter = undefined;
+    }
+  }
+
+  async #answerWith(head: Head, signal: AbortSignal): Promise<boolean> {
     let request: Request;
     let close: boolean;
     try {
       close = wantsClose(head) || hasBody(head);
-      request = requestOf(head, this.#conn.localAddr);
+      request = requestOf(head, this.#conn.localAddr, signal);
     } catch (e) {
       if (!(e instanceof BadRequest)) throw e;
       await this.#refuse(e);

@@ -577,3 +577,25 @@ await server.finished;
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("serveHttp1() aborts the signal of a request whose connection closes before it is answered", async () => {
+  let seen: Request | undefined;
+  let entered!: () => void;
+  const inHandler = new Promise<void>((resolve) => entered = resolve);
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => release = resolve);
+  const server = start(async (req) => {
+    seen = req;
+    entered();
+    await held;
+    return new Response("late\n");
+  });
+  const pending = fetch(`http://127.0.0.1:${server.addr.port}/`);
+  await inHandler;
+  assert.equal(seen!.signal.aborted, false);
+  server.close();
+  assert.equal(seen!.signal.aborted, true);
+  release();
+  await assert.rejects(pending);
+  await server.finished;
+});
