@@ -100,6 +100,8 @@ const HEAD_BYTES = 4 * 1024;
 const MAX_HEAD_BYTES = 16 * 1024;
 /** Most header lines in a request head. */
 const MAX_HEADERS = 100;
+/** Milliseconds to wait before accepting again after accepting failed. */
+const ACCEPT_PAUSE = 50;
 /** A body without a length up to this size is sent with one. */
 const SMALL_BODY_BYTES = 64 * 1024;
 
@@ -257,8 +259,18 @@ function wantsClose(head: Head): boolean {
 
 /** Whether the request carries a body (which this server never reads). */
 function hasBody(head: Head): boolean {
-  if (headerOf(head, "transfer-encoding").length > 0) return true;
   const lengths = headerOf(head, "content-length");
+  if (headerOf(head, "transfer-encoding").length > 0) {
+    // Two framings that disagree are how requests are smuggled past a
+    // proxy in front of this server (RFC 9112, 6.1).
+    if (lengths.length > 0) {
+      throw new BadRequest(
+        400,
+        "Transfer-Encoding and Content-Length together are not allowed",
+      );
+    }
+    return true;
+  }
   if (lengths.length === 0) return false;
   const values = new Set(
     lengths.flatMap((v) => v.split(",")).map((v) => v.trim()),
@@ -270,7 +282,11 @@ function hasBody(head: Head): boolean {
   return Number(only) > 0;
 }
 
-function requestOf(head: Head, local: Deno.NetAddr): Request {
+function requestOf(
+  head: Head,
+  local: Deno.NetAddr,
+  signal: AbortSignal,
+): Request {
   if (/^(?:CONNECT|TRACE|TRACK)$/i.test(head.method)) {
     throw new BadRequest(
       405,
@@ -303,7 +319,7 @@ function requestOf(head: Head, local: Deno.NetAddr): Request {
   try {
     const headers = new Headers();
     for (const [name, value] of head.headers) headers.append(name, value);
-    return new Request(url, { method: head.method, headers });
+    return new Request(url, { method: head.method, headers, signal });
   } catch {
     throw new BadRequest(400, "Malformed request head");
   }
@@ -368,8 +384,15 @@ class Connection {
   #closed = false;
   /** The body being sent, cancelled when the connection closes. */
   #reader: ReadableStreamBYOBReader | ReadableStreamDefaultReader | undefined;
+  /**
+   * Aborts the signal of the request being answered: the connection closed
+   * before its response was sent.
+   */
+  #aborter: AbortController | undefined;
   /** True while waiting for a request that has not started to arrive. */
   idle = true;
+  /** True while waiting for a request head, whole or in part. */
+  reading = false;
   /** When the watchdog closes the connection: a read or write waits too long. */
   deadline = Infinity;
 
@@ -386,7 +409,11 @@ class Connection {
     } catch {
       // Closed by the peer already.
     }
-    // A body waiting for its source (a download, a check) stops waiting.
+    // A handler or a body waiting for its source (a download, a check)
+    // stops waiting.
+    this.#aborter?.abort(
+      new DOMException("The connection closed", "AbortError"),
+    );
     this.#reader?.cancel(new Error("The connection closed")).catch(() => {});
   }
 
@@ -410,8 +437,10 @@ class Connection {
   /** Reads the next request head; `null` when the client closed or idled out. */
   async #readHead(): Promise<Head | null> {
     this.deadline = Date.now() + this.#server.headerTimeout;
+    this.reading = true;
     try {
       let scanned = this.#start;
+      let lineChecked = false;
       for (;;) {
         // Empty lines before a request line are allowed (RFC 9112, 2.2).
         while (
@@ -425,6 +454,18 @@ class Connection {
           const text = latin1(this.#buf.subarray(this.#start, end));
           this.#start = end;
           return parseHead(text);
+        }
+        if (!lineChecked) {
+          // A request line without a version (HTTP/0.9) is refused now:
+          // its client waits for an answer, not for a blank line.
+          const line = this.#buf.subarray(this.#start, this.#end);
+          const nl = line.indexOf(0x0a);
+          if (nl >= 0) {
+            lineChecked = true;
+            parseHead(
+              latin1(line.subarray(0, line[nl - 1] === 0x0d ? nl - 1 : nl)),
+            );
+          }
         }
         scanned = this.#end;
         if (this.#start > 0) {
@@ -461,6 +502,7 @@ class Connection {
       throw e;
     } finally {
       this.idle = false;
+      this.reading = false;
       this.deadline = Infinity;
     }
   }
@@ -485,11 +527,21 @@ class Connection {
 
   /** Answers one request; `true` when the connection may carry another. */
   async #answer(head: Head): Promise<boolean> {
+    const aborter = new AbortController();
+    this.#aborter = aborter;
+    try {
+      return await this.#answerWith(head, aborter.signal);
+    } finally {
+      this.#aborter = undefined;
+    }
+  }
+
+  async #answerWith(head: Head, signal: AbortSignal): Promise<boolean> {
     let request: Request;
     let close: boolean;
     try {
       close = wantsClose(head) || hasBody(head);
-      request = requestOf(head, this.#conn.localAddr);
+      request = requestOf(head, this.#conn.localAddr, signal);
     } catch (e) {
       if (!(e instanceof BadRequest)) throw e;
       await this.#refuse(e);
@@ -509,7 +561,8 @@ class Connection {
     close ||= this.#server.stopping;
     const connection = close ? "close" : "keep-alive";
     const body = response.body;
-    const noBody = head.method === "HEAD" || bodiless(response.status);
+    // The handler saw the method as `Request` spells it ("head" is HEAD).
+    const noBody = request.method === "HEAD" || bodiless(response.status);
     if (noBody || body === null) {
       await body?.cancel().catch(() => {});
       const extra: Record<string, string> = { connection };
@@ -520,10 +573,16 @@ class Connection {
     const declared = response.headers.get("content-length");
     if (declared !== null && /^\d+$/.test(declared)) {
       await this.#sendSized(response, body, Number(declared), connection);
-    } else {
-      await this.#sendUnsized(response, body, connection);
+      return !close;
     }
-    return !close;
+    // An HTTP/1.0 client knows no chunked encoding: a large body without a
+    // length ends where the connection does.
+    const http10 = head.minor === 0;
+    const unframed = await this.#sendUnsized(response, body, {
+      connection,
+      chunked: !http10,
+    });
+    return !close && !unframed;
   }
 
   /** Sends a body of a known length; a body that differs cuts the connection. */
@@ -562,39 +621,50 @@ class Connection {
 
   /**
    * Sends a body without a declared length: with one when it is small and
-   * ends soon, otherwise in chunked encoding.
+   * ends soon, otherwise in chunked encoding, or (when `chunked` is false)
+   * as it comes, ended by closing the connection.
+   *
+   * @returns Whether the body went out unframed: the connection must close.
    */
   async #sendUnsized(
     response: Response,
     body: ReadableStream<Uint8Array>,
-    connection: string,
-  ): Promise<void> {
+    framing: { connection: string; chunked: boolean },
+  ): Promise<boolean> {
     const parts: Uint8Array[] = [];
     let size = 0;
-    let chunked = false;
+    let streaming = false;
+    const write = framing.chunked
+      ? (chunk: Uint8Array) => this.#writeChunk(chunk)
+      : (chunk: Uint8Array) => this.#write(chunk);
     const send = async (chunk: Uint8Array) => {
-      if (!chunked) {
+      if (!streaming) {
         if (size + chunk.byteLength <= SMALL_BODY_BYTES) {
           parts.push(chunk.slice());
           size += chunk.byteLength;
           return;
         }
-        chunked = true;
+        streaming = true;
         await this.#write(
           headOf(
             response,
-            { "transfer-encoding": "chunked", connection },
+            framing.chunked
+              ? {
+                "transfer-encoding": "chunked",
+                connection: framing.connection,
+              }
+              : { connection: "close" },
             new Set(["content-length"]),
           ),
         );
-        for (const part of parts) await this.#writeChunk(part);
+        for (const part of parts) await write(part);
       }
-      await this.#writeChunk(chunk);
+      await write(chunk);
     };
     await this.#pump(body, send);
-    if (chunked) {
-      await this.#write(encoder.encode("0\r\n\r\n"));
-      return;
+    if (streaming) {
+      if (framing.chunked) await this.#write(encoder.encode("0\r\n\r\n"));
+      return !framing.chunked;
     }
     const all = new Uint8Array(size);
     let off = 0;
@@ -604,10 +674,14 @@ class Connection {
     }
     await this.#write(
       concat(
-        headOf(response, { "content-length": String(size), connection }),
+        headOf(response, {
+          "content-length": String(size),
+          connection: framing.connection,
+        }),
         all,
       ),
     );
+    return false;
   }
 
   async #writeChunk(chunk: Uint8Array): Promise<void> {
@@ -758,18 +832,32 @@ export function serveHttp1(
     for (const c of connections) if (now > c.deadline) c.close();
   }, tick);
   const accepting = (async () => {
-    try {
-      for await (const conn of listener) {
-        const c = new Connection(conn, state);
-        connections.add(c);
-        const run = c.run().finally(() => {
-          connections.delete(c);
-          running.delete(run);
-        });
-        running.add(run);
+    while (!state.stopping) {
+      let conn: Deno.TcpConn;
+      try {
+        conn = await listener.accept();
+      } catch (e) {
+        if (state.stopping || e instanceof Deno.errors.BadResource) break;
+        // Out of file descriptors (clients that connect and say nothing, or
+        // send a head byte by byte): the connection that has waited longest
+        // for a request makes room, and accepting goes on.
+        let oldest: Connection | undefined;
+        for (const c of connections) {
+          if (c.reading && c.deadline < (oldest?.deadline ?? Infinity)) {
+            oldest = c;
+          }
+        }
+        oldest?.close();
+        await new Promise((resolve) => setTimeout(resolve, ACCEPT_PAUSE));
+        continue;
       }
-    } catch {
-      // The listener was closed.
+      const c = new Connection(conn, state);
+      connections.add(c);
+      const run = c.run().finally(() => {
+        connections.delete(c);
+        running.delete(run);
+      });
+      running.add(run);
     }
   })();
   const finished = (async () => {

@@ -457,3 +457,145 @@ Deno.test("serveHttp1() closes every connection at once when its signal aborts, 
   await server.finished;
   assert.ok(cancelled);
 });
+
+Deno.test("serveHttp1() refuses a request framed by both Transfer-Encoding and Content-Length", async () => {
+  let answered = 0;
+  await using server = start(() => {
+    answered++;
+    return new Response("ok\n");
+  });
+  const text = await exchange(
+    server,
+    "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n" +
+      "0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n",
+  );
+  assert.match(text, /^HTTP\/1\.1 400 /);
+  assert.match(text, /connection: close\r\n/);
+  assert.equal(text.split("HTTP/1.1 ").length, 2, text);
+  assert.equal(answered, 0);
+});
+
+Deno.test("serveHttp1() refuses a request line without a version at once", async () => {
+  await using server = start(() => new Response("ok\n"));
+  const conn = await Deno.connect({
+    hostname: "127.0.0.1",
+    port: server.addr.port,
+  });
+  // An HTTP/0.9 client sends one line and waits: it is never sent a blank
+  // line to end a head, so only an answer to the line itself reaches it.
+  await conn.write(new TextEncoder().encode("GET /\r\n"));
+  const text = await new Response(conn.readable).text();
+  assert.match(text, /^HTTP\/1\.1 400 /);
+  assert.match(text, /connection: close\r\n/);
+});
+
+Deno.test("serveHttp1() sends an HTTP/1.0 client a large body without chunks, then closes", async () => {
+  const big = randomBytes(200_000);
+  await using server = start(() => new Response(new Blob([big]).stream()));
+  for (const extra of ["", "Connection: keep-alive\r\n"]) {
+    const conn = await Deno.connect({
+      hostname: "127.0.0.1",
+      port: server.addr.port,
+    });
+    await conn.write(
+      new TextEncoder().encode(`GET / HTTP/1.0\r\n${extra}\r\n`),
+    );
+    // Read to the end without closing our side: the server must end it.
+    const got = new Uint8Array(await new Response(conn.readable).arrayBuffer());
+    const split = got.findIndex((_, i) =>
+      got[i] === 13 && got[i + 1] === 10 && got[i + 2] === 13 &&
+      got[i + 3] === 10
+    );
+    const head = new TextDecoder().decode(got.subarray(0, split));
+    assert.doesNotMatch(head, /transfer-encoding/i);
+    assert.match(head, /connection: close/);
+    assert.equal(digestOf(got.subarray(split + 4)), digestOf(big));
+  }
+});
+
+Deno.test("serveHttp1() sends no body to a HEAD request however the method is spelled", async () => {
+  await using server = start((req) =>
+    new Response(`${req.method}\n`, {
+      headers: { "content-length": String(req.method.length + 1) },
+    })
+  );
+  const text = await exchange(
+    server,
+    "head / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+  );
+  const parts = text.split("HTTP/1.1 200 OK\r\n");
+  assert.equal(parts.length, 3, text);
+  assert.match(parts[1]!, /content-length: 5\r\n/);
+  assert.match(parts[1]!, /\r\n\r\n$/);
+  assert.match(parts[2]!, /\r\n\r\nGET\n$/);
+});
+
+Deno.test("serveHttp1() keeps accepting when clients that say nothing take every file descriptor", async () => {
+  // A server of its own, in a process that may open 64 files.
+  const dir = await Deno.makeTempDir();
+  const script = `${dir}/server.ts`;
+  await Deno.writeTextFile(
+    script,
+    `import { serveHttp1 } from ${
+      JSON.stringify(
+        new URL("../../src/serve/_serve_http1.ts", import.meta.url).href,
+      )
+    };
+// As the CLI does: the runtime sets up signals before files run out.
+Deno.addSignalListener("SIGTERM", () => Deno.exit(0));
+const server = serveHttp1({ hostname: "127.0.0.1", port: 0 }, () => new Response("ok\\n"));
+console.log(server.addr.port);
+await server.finished;
+`,
+  );
+  const child = new Deno.Command("sh", {
+    args: [
+      "-c",
+      'ulimit -n 64 && exec "$0" run -A --no-lock "$1"',
+      Deno.execPath(),
+      script,
+    ],
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const silent: Deno.TcpConn[] = [];
+  try {
+    const reader = child.stdout.pipeThrough(new TextDecoderStream())
+      .getReader();
+    const port = Number((await reader.read()).value);
+    reader.releaseLock();
+    for (let i = 0; i < 100; i++) {
+      silent.push(await Deno.connect({ hostname: "127.0.0.1", port }));
+    }
+    const res = await fetch(`http://127.0.0.1:${port}/`);
+    assert.equal(await res.text(), "ok\n");
+  } finally {
+    for (const conn of silent) conn.close();
+    child.kill();
+    await child.stdout.cancel().catch(() => {});
+    await child.status;
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("serveHttp1() aborts the signal of a request whose connection closes before it is answered", async () => {
+  let seen: Request | undefined;
+  let entered!: () => void;
+  const inHandler = new Promise<void>((resolve) => entered = resolve);
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => release = resolve);
+  const server = start(async (req) => {
+    seen = req;
+    entered();
+    await held;
+    return new Response("late\n");
+  });
+  const pending = fetch(`http://127.0.0.1:${server.addr.port}/`);
+  await inHandler;
+  assert.equal(seen!.signal.aborted, false);
+  server.close();
+  assert.equal(seen!.signal.aborted, true);
+  release();
+  await assert.rejects(pending);
+  await server.finished;
+});
