@@ -45,20 +45,9 @@ import {
 } from "./_transport.ts";
 import { requestMount, uploadBlob } from "./_upload.ts";
 
-export {
-  type BlobMount,
-  type BlobUpload,
-  type FetchedManifest,
-  type GetBlobOptions,
-  MANIFEST_ACCEPT,
-  type ManifestUpload,
-  type RegistryClientOptions,
-  type RegistryTimeouts,
-  type Repository,
-  type RequestOptions,
-  type UploadBlobOptions,
-  type UploadBlobResult,
-} from "./types.ts";
+// The option and result types, for code that imports them with the client.
+export type * from "./types.ts";
+export { MANIFEST_ACCEPT } from "./types.ts";
 import type {
   BlobMount,
   BlobUpload,
