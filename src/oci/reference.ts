@@ -425,14 +425,20 @@ function checkPath(input: string, path: string): void {
   if (path.includes("//")) {
     fail(input, 'repository name contains "//": use a single "/"');
   }
-  if (/[A-Z]/.test(path)) {
+  // The lowercase spelling is suggested only when it is a valid name.
+  const lower = path.toLowerCase();
+  if (
+    /[A-Z]/.test(path) &&
+    lower.split("/").every((c) => PATH_COMPONENT_RE.test(c))
+  ) {
     fail(
       input,
-      `repository name must be lowercase: use "${path.toLowerCase()}"`,
+      `repository name must be lowercase: use "${lower}"`,
     );
   }
   for (const component of path.split("/")) {
-    if (!PATH_COMPONENT_RE.test(component)) {
+    // Case was checked above: name the component that is wrong in any case.
+    if (!PATH_COMPONENT_RE.test(component.toLowerCase())) {
       fail(
         input,
         `invalid repository path component "${component}": use lowercase letters and digits separated by ".", "_", "__" or "-"`,

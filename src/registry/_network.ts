@@ -136,6 +136,17 @@ export function fetchFailure(
   if (plain === undefined) {
     return fail("reset", `Connection to registry ${host} broke off: ${detail}`);
   }
+  // Fetch never connects to ports other protocols use (6000, 10080, …):
+  // as lasting as a refused connection, and the fix is another port.
+  const blocked = /requests to port (\d+) are blocked/i.exec(msg);
+  if (blocked) {
+    return fail(
+      "refused",
+      `Cannot connect to registry ${host}: port ${
+        blocked[1]
+      } is blocked by fetch (it belongs to another protocol), run the registry on another port`,
+    );
+  }
   if (/connection refused/i.test(msg)) {
     return fail(
       "refused",

@@ -376,6 +376,8 @@ export class TagIndex {
    * @returns The descriptor and, for a tag, the full reference.
    * @throws {NotFoundError} When nothing matches.
    * @throws {AmbiguousReferenceError} When a prefix matches several digests.
+   * @throws {InvalidReferenceError} When the input matches no tag and is
+   * neither a digest nor a valid reference.
    */
   async resolve(input: string): Promise<ResolvedRef> {
     const hit = await this.findTag(input);
@@ -441,6 +443,11 @@ export class TagIndex {
           },
         };
       }
+    }
+    // Neither a tag, nor a digest, nor a name that could be one: say what
+    // is wrong with it (an empty name, capitals) rather than "not found".
+    if (prefix === undefined && !input.startsWith("sha256:")) {
+      parseReference(input);
     }
     throw new NotFoundError(
       `Image ${input} not found in store ${this.path}: run list to see the images, or pull it`,

@@ -233,6 +233,8 @@ export class Store {
    * @returns The descriptor and, for a tag, the full reference.
    * @throws {NotFoundError} When nothing matches.
    * @throws {AmbiguousReferenceError} When a prefix matches several digests.
+   * @throws {InvalidReferenceError} When the input matches no tag and is
+   * neither a digest nor a valid reference.
    */
   resolve(input: string): Promise<ResolvedRef> {
     return this.#index.resolve(input);

@@ -25,6 +25,7 @@ import { fileStream, type FileStreamOptions } from "../store/_file_stream.ts";
 import type { Store } from "../store/store.ts";
 import { downloadBlob, type DownloadOptions } from "./_download.ts";
 import { putManifests, tagManifest } from "./_manifests.ts";
+import { mountSources } from "./_mount_sources.ts";
 import { runPool } from "./_pool.ts";
 import { contentRangeStart } from "./_resume.ts";
 import { blobSourcesOf, blobStoreOf, tagIndexOf } from "../store/_internal.ts";
@@ -430,7 +431,9 @@ async function toRegistry(
     ? source.repo.repository
     : undefined;
   const seen = source.store && !complete
-    ? await blobSourcesOf(source.store).find(
+    ? await mountSources(
+      source.store,
+      top.descriptor.digest,
       source.blobs.map((b) => b.digest),
       repo.registry,
     )

@@ -19,6 +19,7 @@ import { fileStream, type FileStreamOptions } from "../store/_file_stream.ts";
 import { blobSourcesOf } from "../store/_internal.ts";
 import type { Store } from "../store/store.ts";
 import { putManifests, tagManifest } from "./_manifests.ts";
+import { mountSources } from "./_mount_sources.ts";
 import { runPool } from "./_pool.ts";
 
 /** Options for {@linkcode pushImage}. */
@@ -215,7 +216,12 @@ export async function pushImage(
   const sources = blobSourcesOf(store);
   const [existing, seen] = await Promise.all([
     client.headManifest(repo, ref.tag, { signal }),
-    sources.find([...p.blobs.values()].map((b) => b.digest), repo.registry),
+    mountSources(
+      store,
+      descriptor.digest,
+      [...p.blobs.values()].map((b) => b.digest),
+      repo.registry,
+    ),
   ]);
   const complete = existing?.digest === descriptor.digest;
   /** Blobs known to be in the repository now. */

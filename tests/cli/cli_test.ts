@@ -16,6 +16,7 @@ import { copyTree, writeFiles } from "../_helpers/fixtures.ts";
 import { withTempDir } from "../_helpers/temp.ts";
 import { tagIndexOf } from "../../src/store/_internal.ts";
 import denoConfig from "../../deno.json" with { type: "json" };
+import { COMMANDS as COMMAND_TABLE } from "../../src/cli/commands/mod.ts";
 
 const COMMANDS = ["build", "tag", "list", "inspect", "delete"];
 const VERSION = denoConfig.version;
@@ -176,6 +177,16 @@ for (const name of COMMANDS) {
     if (name === "list") assert.ok(a.stdout.includes("--json"));
   });
 }
+
+Deno.test("every command's usage line names each of its flags", () => {
+  for (const cmd of COMMAND_TABLE) {
+    for (const flag of cmd.flags.filter((f) => !f.hidden)) {
+      const named = cmd.usage.includes(`--${flag.name}`) ||
+        (flag.short !== undefined && cmd.usage.includes(`-${flag.short} `));
+      assert.ok(named, `${cmd.name}: --${flag.name} is missing from its usage`);
+    }
+  }
+});
 
 Deno.test("global flags work before and after the command name", async () => {
   await withTempDir(async (dir) => {

@@ -208,6 +208,9 @@ const INVALID: { input: string; reason: string }[] = [
   { input: "", reason: "reference is empty" },
   { input: "UPPER/case", reason: "repository name must be lowercase" },
   { input: "ghcr.io/Org/img", reason: "repository name must be lowercase" },
+  // Lowercase alone would not make it valid: no "use" that fails again.
+  { input: "Bad Ref:1", reason: 'invalid repository path component "Bad Ref"' },
+  { input: "ghcr.io/Org/my_-img", reason: 'component "my_-img"' },
   { input: "a:b:c", reason: 'invalid tag "b:c"' },
   { input: ":tag", reason: "repository name is empty" },
   { input: "name@sha256:short", reason: "invalid digest" },

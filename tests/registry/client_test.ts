@@ -752,6 +752,27 @@ Deno.test("a registry that is down is reported by host, not retried forever", as
   assert.ok(attempts() <= 2, `${attempts()} attempts`);
 });
 
+Deno.test("a registry on a port fetch blocks is named with the port, not retried", async () => {
+  // 6000 (X11) is on the fetch standard's list of blocked ports.
+  const host = "127.0.0.1:6000";
+  const { client, attempts } = recordingClient();
+  await assert.rejects(
+    client.getManifest({ registry: host, repository: "r" }, "1"),
+    (e: unknown) => {
+      assert.ok(e instanceof NetworkError);
+      assert.equal(e.kind, "refused");
+      assert.match(
+        e.message,
+        new RegExp(
+          `^Cannot connect to registry ${host}: port 6000 is blocked by fetch .*another port`,
+        ),
+      );
+      return true;
+    },
+  );
+  assert.ok(attempts() <= 2, `${attempts()} attempts`);
+});
+
 Deno.test("HTTPS to a registry without TLS is a NetworkError of kind tls", async () => {
   await using server = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen: () => {} },

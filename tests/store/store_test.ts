@@ -6,6 +6,7 @@ import {
 import {
   AmbiguousReferenceError,
   DigestMismatchError,
+  InvalidReferenceError,
   NotFoundError,
   SizeMismatchError,
   StoreError,
@@ -329,6 +330,27 @@ Deno.test("resolve() finds a tag, a full digest, a sha256: prefix and a unique p
       : "f".repeat(64);
     await assert.rejects(store.resolve(absent), NotFoundError);
     await assert.rejects(store.resolve("sha256:"), NotFoundError);
+  });
+});
+
+Deno.test("resolve() names what is wrong with an input that is neither a tag nor a digest", async () => {
+  await withTempDir(async (dir) => {
+    const store = await Store.open(`${dir}/store`);
+    await buildDemo(store, dir, "demo:1");
+    for (
+      const [input, reason] of [
+        ["", "reference is empty"],
+        ["Bad Ref:1", 'invalid repository path component "Bad Ref"'],
+        ["Demo:1", 'must be lowercase: use "demo"'],
+      ]
+    ) {
+      await assert.rejects(
+        store.resolve(input!),
+        (e: unknown) =>
+          e instanceof InvalidReferenceError && e.message.includes(reason!),
+        JSON.stringify(input),
+      );
+    }
   });
 });
 

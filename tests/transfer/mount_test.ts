@@ -179,3 +179,31 @@ Deno.test("copyImage() into a store notes the source, for a later push to mount 
     assert.equal(uploadedBytes(proxy), 0);
   });
 });
+
+Deno.test("pushImage() mounts from another tag of the image in that registry when the store noted no source", async () => {
+  await withPushedImage(async ({ dir, proxy, store, first }) => {
+    // A store the first push could not write to (read-only, as `push`
+    // needs no write access) noted nothing: its tags are the hint.
+    await Deno.remove(`${dir}/store/.sources.json`);
+    const second = `${proxy.host}/team/os:1.0`;
+    const result = await pushAs(store, first, second);
+    assert.equal(result.mounted, 3, "config, kernel and initramfs");
+    assert.equal(result.uploaded, 0);
+    assert.equal(uploadedBytes(proxy), 0, "no blob bytes went up");
+    await assertServed(dir, second);
+  });
+});
+
+Deno.test("copyImage() from a store mounts from another tag of the image in the destination registry", async () => {
+  await withPushedImage(async ({ dir, proxy, store, first }) => {
+    await Deno.remove(`${dir}/store/.sources.json`);
+    const result = await copyImage(
+      { store, reference: first },
+      `${proxy.host}/team/copied:1.0`,
+      { client },
+    );
+    assert.equal(result.mounted, 3);
+    assert.equal(result.copied, 0);
+    assert.equal(uploadedBytes(proxy), 0);
+  });
+});

@@ -25,9 +25,9 @@ export const buildCommand: Command = {
   name: "build",
   summary: "Build an image from files into the local store",
   usage:
-    "build --tag NAME:TAG --config arch=ARCH,kernel=FILE,initramfs=FILE,rootfs=FILE,... [--config ...]",
+    "build --tag NAME:TAG --config arch=ARCH,kernel=FILE,initramfs=FILE,rootfs=FILE,... [--config ...] [--annotations K=V,...]",
   examples: [
-    "ironcore-image build --tag my-os:1.0 --config arch=amd64,kernel=vmlinuz,initramfs=initrd.img,squashfs=root.squashfs,cmdline=cmdline.txt",
+    "ironcore-image build --tag my-os:1.0 --config arch=amd64,variant=metal,kernel=vmlinuz,initramfs=initrd.img,squashfs=root.squashfs,cmdline=cmdline.txt",
   ],
   flags: [
     {

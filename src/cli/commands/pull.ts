@@ -14,7 +14,7 @@ import {
 export const pullCommand: Command = {
   name: "pull",
   summary: "Pull an image from a registry into the local store",
-  usage: "pull REF [--platform os/arch] [--json]",
+  usage: "pull REF [--platform os/arch] [--concurrency N] [--json]",
   examples: [
     "ironcore-image pull registry.example.com/os/my-os:1.0 --platform linux/arm64",
   ],

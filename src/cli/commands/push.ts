@@ -7,7 +7,8 @@ import { concurrency, CONCURRENCY_FLAG, registryClient } from "./_registry.ts";
 export const pushCommand: Command = {
   name: "push",
   summary: "Push an image from the local store to its registry",
-  usage: "push REF [--push-sub-manifests=true|false] [--json]",
+  usage:
+    "push REF [--push-sub-manifests=true|false] [--concurrency N] [--json]",
   examples: ["ironcore-image push registry.example.com/os/my-os:1.0"],
   flags: [
     {

@@ -89,7 +89,7 @@ export const serveCommand: Command = {
   summary:
     "Serve kernels, initramfs and root file systems of images over HTTP for network boot",
   usage:
-    "serve [--listen 127.0.0.1:8080] [--allow-registry REGISTRY[/PREFIX]]... [--cache] [--resolve-interval 60s] [--platform os/arch] [--http-server direct|deno]",
+    "serve [--listen 127.0.0.1:8080] [--allow-registry REGISTRY[/PREFIX]]... [--cache] [--resolve-interval 60s] [--platform os/arch] [--http-server direct|deno] [--shutdown-grace 10s]",
   examples: [
     "ironcore-image serve --listen 0.0.0.0:8080 --allow-registry ghcr.io/org --cache",
     "curl -O http://127.0.0.1:8080/v1/images/ghcr.io%2Forg%2Fos%3A1.0/kernel",

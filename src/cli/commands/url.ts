@@ -24,7 +24,7 @@ export const urlCommand: Command = {
       name: "platform",
       type: "string",
       value: "OS/ARCH",
-      help: "Platform of an index (default: this machine's)",
+      help: "Platform of an index (default: the only one, or this machine's)",
     },
   ],
   positionals: { min: 1, max: 1, names: "one REF" },
