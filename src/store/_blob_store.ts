@@ -518,16 +518,15 @@ export class BlobStore {
         await loadNativeSha256();
         const writer = new BlobWriter(dst, new Sha256());
         const progress = options.onProgress;
-        await writer.readFrom(
-          body,
-          size,
-          (seen) => sizeMismatch(size, seen, `blob ${digest}`),
-          progress
+        await writer.readFrom(body, {
+          limit: size,
+          onOverflow: (seen) => sizeMismatch(size, seen, `blob ${digest}`),
+          onBytes: progress
             ? (done) =>
               progress({ name, digest, done, total: size, phase: "progress" })
             : undefined,
-          options.signal,
-        );
+          signal: options.signal,
+        });
         const hash = await writer.finish();
         writer.release();
         if (hash.bytes !== size) {

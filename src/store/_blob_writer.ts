@@ -49,6 +49,18 @@ export class ByteCount implements Hasher {
   }
 }
 
+/** How a writer drains a stream: {@linkcode BlobWriter.readFrom}. */
+export interface DrainOptions {
+  /** Most bytes accepted; more throws `onOverflow()`. */
+  limit: number;
+  /** Makes the error for a stream longer than `limit`. */
+  onOverflow: (seen: number) => Error;
+  /** Called with the running byte count. */
+  onBytes?: ((n: number) => void) | undefined;
+  /** Aborts the copy. */
+  signal?: AbortSignal | undefined;
+}
+
 /** Hashing writer over an open file. */
 export class BlobWriter<H extends Hasher = Sha256> {
   readonly #file: Deno.FsFile;
@@ -115,18 +127,13 @@ export class BlobWriter<H extends Hasher = Sha256> {
    * keeps memory flat however large the blob.
    *
    * @param stream The bytes.
-   * @param limit Most bytes accepted; more throws `onOverflow()`.
-   * @param onOverflow Makes the error for a stream longer than `limit`.
-   * @param onBytes Called with the running byte count.
-   * @param signal Aborts the copy.
+   * @param options The limit, progress and abort signal.
    */
   async readFrom(
     stream: ReadableStream<Uint8Array>,
-    limit: number,
-    onOverflow: (seen: number) => Error,
-    onBytes?: (n: number) => void,
-    signal?: AbortSignal | undefined,
+    options: DrainOptions,
   ): Promise<void> {
+    const { limit, onOverflow, onBytes, signal } = options;
     const byob = byobReaderOf(stream);
     if (!byob) {
       const reader = stream.getReader();

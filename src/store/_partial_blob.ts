@@ -14,7 +14,12 @@ import {
   loadNativeSha256,
   Sha256,
 } from "../oci/digest.ts";
-import { BlobWriter, BUFFER_SIZE, ByteCount } from "./_blob_writer.ts";
+import {
+  BlobWriter,
+  BUFFER_SIZE,
+  ByteCount,
+  type DrainOptions,
+} from "./_blob_writer.ts";
 import { digestSmallFile } from "./_hash_file.ts";
 import { WorkerWriter } from "./_worker_writer.ts";
 
@@ -292,26 +297,21 @@ export class PartialBlob {
       signal?: AbortSignal | undefined;
     } = {},
   ): Promise<void> {
+    const drain: DrainOptions = {
+      limit: this.#size,
+      onOverflow: (seen) =>
+        sizeMismatch(this.#size, seen, `blob ${this.#digest}`),
+      onBytes: options.onBytes,
+      signal: options.signal,
+    };
     if (this.#worker) {
-      await this.#worker.readFrom(
-        body,
-        this.#size,
-        (seen) => sizeMismatch(this.#size, seen, `blob ${this.#digest}`),
-        options.onBytes,
-        options.signal,
-      );
+      await this.#worker.readFrom(body, drain);
       return;
     }
     const writer = new BlobWriter(this.#file, this.#hash);
     let failure: unknown;
     try {
-      await writer.readFrom(
-        body,
-        this.#size,
-        (seen) => sizeMismatch(this.#size, seen, `blob ${this.#digest}`),
-        options.onBytes,
-        options.signal,
-      );
+      await writer.readFrom(body, drain);
     } catch (e) {
       failure = e;
     }

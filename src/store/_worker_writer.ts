@@ -9,6 +9,7 @@
  */
 
 import type { Digest } from "../oci/digest.ts";
+import type { DrainOptions } from "./_blob_writer.ts";
 import { HASH_WORKER_URL } from "./_hash_worker.ts";
 import { byobReaderOf } from "../_streams.ts";
 
@@ -233,11 +234,9 @@ export class WorkerWriter {
    */
   async readFrom(
     stream: ReadableStream<Uint8Array>,
-    limit: number,
-    onOverflow: (seen: number) => Error,
-    onBytes?: (n: number) => void,
-    signal?: AbortSignal | undefined,
+    options: DrainOptions,
   ): Promise<void> {
+    const { limit, onOverflow, onBytes, signal } = options;
     const byob = byobReaderOf(stream);
     let buffer = await this.#take();
     let fill = 0;
