@@ -107,7 +107,10 @@ function flagHelp(flags: FlagSpec[]): string {
     const name = `${f.short ? `-${f.short}, ` : "    "}--${f.name}${
       f.value ? ` ${f.value}` : ""
     }`;
-    return `  ${name.padEnd(34)} ${f.help}`;
+    // A name too long for the column puts its help on the next line.
+    return name.length > 34
+      ? `  ${name}\n${" ".repeat(37)}${f.help}`
+      : `  ${name.padEnd(34)} ${f.help}`;
   });
   return rows.join("\n");
 }

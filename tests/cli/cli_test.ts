@@ -188,6 +188,31 @@ Deno.test("every command's usage line names each of its flags", () => {
   }
 });
 
+Deno.test("every command's help lines up its flag descriptions in one column", async () => {
+  const helps = await Promise.all(
+    COMMAND_TABLE.map((cmd) => runCliProcess([cmd.name, "--help"])),
+  );
+  for (const [i, cmd] of COMMAND_TABLE.entries()) {
+    const run = helps[i]!;
+    assert.equal(run.code, 0, `${cmd.name} --help: ${run.stderr}`);
+    const lines = run.stdout.split("\n");
+    for (const flag of cmd.flags.filter((f) => !f.hidden)) {
+      const at = lines.findIndex((l) =>
+        new RegExp(`^ {2}(-\\w, | {4})--${flag.name}\\b`).test(l)
+      );
+      assert.ok(at >= 0, `${cmd.name}: no help row for --${flag.name}`);
+      const row = lines[at]!;
+      // A long flag name puts its description on the next line.
+      const help = row.slice(37).startsWith(flag.help) ? row : lines[at + 1]!;
+      assert.equal(
+        help.slice(37, 37 + flag.help.length),
+        flag.help,
+        `${cmd.name} --${flag.name}: its description is not in column 38`,
+      );
+    }
+  }
+});
+
 Deno.test("global flags work before and after the command name", async () => {
   await withTempDir(async (dir) => {
     const { store } = await seed(dir);
