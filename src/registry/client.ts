@@ -406,8 +406,11 @@ export class RegistryClient {
       });
     }
     if (res.status === 404) {
+      // `what` is worded for the middle of a sentence; this one starts with it.
       throw new NotFoundError(
-        `${what} not found in ${repo.registry}${
+        `${what[0]!.toUpperCase()}${
+          what.slice(1)
+        } not found in ${repo.registry}${
           text ? ` (${text})` : ""
         }: check the name and tag`,
         missing,

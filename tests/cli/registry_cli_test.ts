@@ -424,7 +424,7 @@ Deno.test("the CLI against a registry without auth", async (t) => {
         assertFails(
           await cli([...global(`${dir}/b`), "pull", `${reg.host}/cli/os:nope`]),
           new RegExp(
-            `^Error: manifest cli/os:nope not found in ${reg.host} \\(MANIFEST_UNKNOWN: manifest unknown\\): check the name and tag$`,
+            `^Error: Manifest cli/os:nope not found in ${reg.host} \\(MANIFEST_UNKNOWN: manifest unknown\\): check the name and tag$`,
           ),
         );
         assertFails(

@@ -110,7 +110,7 @@ Deno.test("a registry's HTML error page is reported as its answer, not as a fore
     client.getManifest({ registry: fake.host, repository: "os/demo" }, "1"),
     (e: unknown) => {
       assert.ok(e instanceof Error);
-      assert.match(e.message, /^manifest os\/demo:1 not found in /);
+      assert.match(e.message, /^Manifest os\/demo:1 not found in /);
       return true;
     },
   );

@@ -227,7 +227,7 @@ Deno.test("pullImage() against a real registry", async (t) => {
       const { client } = recordingClient();
       await assert.rejects(
         pullImage(target, `${reg.host}/pull/os:nope`, { client: client }),
-        /manifest pull\/os:nope not found in/,
+        /Manifest pull\/os:nope not found in/,
       );
       await assert.rejects(
         pullImage(target, `${reg.host}/pull/nothing:1`, { client: client }),
