@@ -53,23 +53,31 @@ export async function waitForValue<T>(
   throw new Error(`Timed out waiting for ${what}`);
 }
 
+/** Options of {@linkcode spawnServe}. */
+export interface SpawnServeOptions {
+  /** Deno's permission flags; default `--allow-all`. */
+  permissions?: readonly string[];
+  /** The store; default `cache` under the directory. */
+  store?: string;
+}
+
 /**
  * Starts `serve` on an ephemeral loopback port, its store under `dir`.
  *
  * @param dir The directory of its store (`cache`) and Docker config.
  * @param flags More flags.
- * @param permissions Deno's permission flags; default `--allow-all`.
+ * @param options Permissions, and another store.
  * @returns The child, its standard output and error piped.
  */
 export function spawnServe(
   dir: string,
   flags: readonly string[] = [],
-  permissions: readonly string[] = ["--allow-all"],
+  options: SpawnServeOptions = {},
 ): Deno.ChildProcess {
   return new Deno.Command(Deno.execPath(), {
     args: [
       "run",
-      ...permissions,
+      ...(options.permissions ?? ["--allow-all"]),
       "--quiet",
       CLI_PATH,
       "serve",
@@ -77,7 +85,7 @@ export function spawnServe(
       "127.0.0.1:0",
       "--plain-http",
       "--store-path",
-      `${dir}/cache`,
+      options.store ?? `${dir}/cache`,
       ...flags,
     ],
     env: { DOCKER_CONFIG: dir, NO_COLOR: "1" },

@@ -7,7 +7,7 @@
  * the registry's Authorization header never reaches that host.
  */
 import assert from "node:assert/strict";
-import { CLI_PATH, type CliResult, runCliProcess } from "../_helpers/cli.ts";
+import { type CliResult, runCliProcess } from "../_helpers/cli.ts";
 import {
   fileDigest,
   writeDockerConfig,
@@ -19,6 +19,7 @@ import {
   startRegistry,
   type TestRegistry,
 } from "../_helpers/registry.ts";
+import { collect, listeningAt, reap, spawnServe } from "../_helpers/serve.ts";
 import { withTempDir } from "../_helpers/temp.ts";
 
 /** Asserts the blob host served blobs and never saw an Authorization header. */
@@ -89,39 +90,13 @@ async function withServe(
   store: string,
   fn: (base: string) => Promise<void>,
 ): Promise<void> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-all",
-      "--quiet",
-      CLI_PATH,
-      "serve",
-      "--listen",
-      "127.0.0.1:0",
-      "--plain-http",
-      "--store-path",
-      store,
-    ],
-    env: { DOCKER_CONFIG: `${tool.dir}/docker`, NO_COLOR: "1" },
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  const lines = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  const child = spawnServe(`${tool.dir}/docker`, [], { store });
+  const stdout = collect(child.stdout);
+  const stderr = collect(child.stderr);
   try {
-    let seen = "";
-    let base: string | undefined;
-    while (base === undefined) {
-      const { done, value } = await lines.read();
-      if (done) throw new Error(`serve exited before listening:\n${seen}`);
-      seen += value;
-      base = /Listening on (http:\/\/127\.0\.0\.1:\d+)\//.exec(seen)?.[1];
-    }
-    await fn(base);
+    await fn(await listeningAt(stderr));
   } finally {
-    child.kill("SIGTERM");
-    await lines.cancel();
-    await child.status;
+    await reap(child, stdout, stderr);
   }
 }
 

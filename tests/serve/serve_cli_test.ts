@@ -248,12 +248,14 @@ Deno.test("ironcore-image serve answers 403 in its own words for a registry outs
   const port = trap.host.split(":")[1];
   await withTempDir(async (dir) => {
     // Net access to 127.0.0.1 only: localhost is another host to Deno.
-    const child = spawnServe(dir, [], [
-      "--allow-read",
-      "--allow-write",
-      "--allow-env",
-      "--allow-net=127.0.0.1",
-    ]);
+    const child = spawnServe(dir, [], {
+      permissions: [
+        "--allow-read",
+        "--allow-write",
+        "--allow-env",
+        "--allow-net=127.0.0.1",
+      ],
+    });
     const stderr = collect(child.stderr);
     const stdout = collect(child.stdout);
     try {
