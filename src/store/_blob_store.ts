@@ -17,8 +17,7 @@ import {
   digestHex,
   digestOf,
   isDigest,
-  loadNativeSha256,
-  Sha256,
+  type Sha256,
   sha256For,
 } from "../oci/digest.ts";
 import {
@@ -452,8 +451,7 @@ export class BlobStore {
       let hash: Sha256;
       {
         using dst = await Deno.open(tmp, { write: true, createNew: true });
-        await loadNativeSha256();
-        const writer = new BlobWriter(dst, new Sha256());
+        const writer = new BlobWriter(dst, await sha256For(total));
         await copyFileInto(
           src,
           writer,
@@ -515,8 +513,7 @@ export class BlobStore {
       });
       {
         using dst = await Deno.open(tmp, { write: true, createNew: true });
-        await loadNativeSha256();
-        const writer = new BlobWriter(dst, new Sha256());
+        const writer = new BlobWriter(dst, await sha256For(size));
         const progress = options.onProgress;
         await writer.readFrom(body, {
           limit: size,
