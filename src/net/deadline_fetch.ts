@@ -59,6 +59,51 @@ const NULL_BODY_STATUSES = [101, 103, 204, 205, 304];
 /** What a deadline is waiting for. */
 type Phase = "send" | "answer" | "body";
 
+/** The runtime's own fetch, as it was when this module loaded. */
+const RUNTIME_FETCH = globalThis.fetch;
+
+/** Request bodies whose chunks each own their memory, which nobody else uses. */
+const RELEASABLE = new WeakSet<ReadableStream<Uint8Array>>();
+
+/**
+ * Marks a request body whose every chunk sits in a buffer of its own that
+ * nothing else holds or reads after the chunk was passed on. Sent with the
+ * runtime's fetch, each chunk's memory is then let go as soon as the
+ * runtime has taken it over, rather than at the next garbage collection:
+ * a blob of many GiB streamed from one registry to another otherwise
+ * leaves tens of MiB of sent chunks waiting for the collector.
+ *
+ * @param stream The request body.
+ * @returns The same stream.
+ *
+ * @example Mark a stream of fresh chunks
+ * ```ts
+ * import { releaseSentChunks } from "./deadline_fetch.ts";
+ * const body = releaseSentChunks(new Blob(["kernel bytes"]).stream());
+ * console.log(body instanceof ReadableStream); // true
+ * ```
+ */
+export function releaseSentChunks(
+  stream: ReadableStream<Uint8Array>,
+): ReadableStream<Uint8Array> {
+  RELEASABLE.add(stream);
+  return stream;
+}
+
+/**
+ * Lets go of a sent chunk's memory by detaching its buffer: the runtime's
+ * own reference keeps the bytes until they are on the wire.
+ */
+function release(chunk: Uint8Array): void {
+  const buffer = chunk.buffer;
+  if (!(buffer instanceof ArrayBuffer) || buffer.detached) return;
+  try {
+    buffer.transfer(0);
+  } catch {
+    // A buffer that cannot be detached stays for the collector.
+  }
+}
+
 /** Options of {@linkcode deadlineFetch}. */
 export interface DeadlineOptions {
   /** The registry host, for errors. */
@@ -194,14 +239,22 @@ class Watchdog {
  * A request body stream that tells the watchdog when the server takes its
  * chunks. A wait for the source (itself a download with its own deadline)
  * is not the server's stall.
+ *
+ * With `releaseSent`, the chunk passed on before is released when the
+ * next one is asked for: the runtime's fetch asks for a chunk only once it
+ * has taken the one before over.
  */
 function watchRequestBody(
   body: ReadableStream<Uint8Array>,
   dog: Watchdog,
+  releaseSent: boolean,
 ): ReadableStream<Uint8Array> {
   const reader = body.getReader();
+  let sent: Uint8Array | undefined;
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
+      if (sent) release(sent);
+      sent = undefined;
       dog.idle();
       const { done, value } = await reader.read();
       if (done) {
@@ -211,6 +264,7 @@ function watchRequestBody(
       }
       dog.sent += value.byteLength;
       controller.enqueue(value);
+      if (releaseSent) sent = value;
       dog.sending(false);
     },
     cancel: (reason) => reader.cancel(reason),
@@ -363,7 +417,8 @@ export async function deadlineFetch(
   const body = init.body;
   if (body instanceof ReadableStream) {
     dog.sending(true);
-    sendInit.body = watchRequestBody(body, dog);
+    const releaseSent = doFetch === RUNTIME_FETCH && RELEASABLE.has(body);
+    sendInit.body = watchRequestBody(body, dog, releaseSent);
   } else {
     if (body instanceof Uint8Array || body instanceof ArrayBuffer) {
       dog.sent = body.byteLength;

@@ -7,6 +7,7 @@
 
 import { invalidReference } from "../_errors.ts";
 import { InvalidImageError, RegistryError } from "../errors.ts";
+import { releaseSentChunks } from "../net/deadline_fetch.ts";
 import { BlobHash, DigestVerifier } from "../oci/digest_verifier.ts";
 import {
   type Descriptor,
@@ -242,7 +243,9 @@ async function registrySource(
       }
       const check = openOptions.check;
       // The last byte leaves only once the digest is known to be right.
-      return res.body.pipeThrough(
+      // Each chunk is the response's own, passed on once: the upload may
+      // let go of it as soon as it is sent.
+      return releaseSentChunks(res.body.pipeThrough(
         new DigestVerifier(blob, {
           what: `blob ${blob.digest}`,
           offset: from,
@@ -253,7 +256,7 @@ async function registrySource(
           onBytes: openOptions.onBytes,
           onError: check ? (e) => check.fail(e) : undefined,
         }),
-      );
+      ));
     },
   };
 }

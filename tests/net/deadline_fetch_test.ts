@@ -1,6 +1,9 @@
 import assert from "node:assert/strict";
 import { NetworkError, StallError } from "../../src/errors.ts";
-import { deadlineFetch } from "../../src/net/deadline_fetch.ts";
+import {
+  deadlineFetch,
+  releaseSentChunks,
+} from "../../src/net/deadline_fetch.ts";
 
 const TIMEOUTS = { response: 200, stall: 200 };
 
@@ -129,5 +132,88 @@ Deno.test("deadlineFetch() passes an abort of the caller on as it is", async () 
       signal: controller.signal,
     }, { host, timeouts: { response: 60_000 } }),
     (e: unknown) => e === reason,
+  );
+});
+
+Deno.test("deadlineFetch() lets go of a marked body's sent chunks, and only with the runtime's fetch", async (t) => {
+  // The server answers with the SHA-256 of the body it received.
+  await using server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    async (req) => {
+      const body = new Uint8Array(await req.arrayBuffer());
+      const hash = await crypto.subtle.digest("SHA-256", body);
+      return new Response(new Uint8Array(hash).toHex());
+    },
+  );
+  const url = `http://127.0.0.1:${server.addr.port}/upload`;
+  const CHUNKS = 64;
+  const SIZE = 64 * 1024;
+  /** Fresh chunks of distinct bytes, and the hash of all of them. */
+  const chunksAndHash = async () => {
+    const chunks = Array.from({ length: CHUNKS }, (_, i) => {
+      const c = new Uint8Array(SIZE);
+      crypto.getRandomValues(c.subarray(0, 1024));
+      c.fill(i, 1024);
+      return c;
+    });
+    const all = new Uint8Array(CHUNKS * SIZE);
+    chunks.forEach((c, i) => all.set(c, i * SIZE));
+    const hash = new Uint8Array(await crypto.subtle.digest("SHA-256", all))
+      .toHex();
+    return { chunks, hash };
+  };
+  const streamOf = (chunks: Uint8Array[]) => {
+    let i = 0;
+    return new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (i < chunks.length) controller.enqueue(chunks[i++]!);
+        else controller.close();
+      },
+    }, { highWaterMark: 0 });
+  };
+  const send = async (doFetch: typeof fetch, body: ReadableStream) => {
+    const res = await deadlineFetch(doFetch, url, {
+      method: "PUT",
+      body,
+    }, { host: "127.0.0.1", timeouts: { response: 10_000, stall: 10_000 } });
+    return await res.text();
+  };
+  const detached = (chunks: Uint8Array[]) =>
+    chunks.filter((c) => (c.buffer as ArrayBuffer).detached).length;
+
+  await t.step(
+    "marked, with the runtime's fetch: released, bytes intact",
+    async () => {
+      const { chunks, hash } = await chunksAndHash();
+      assert.equal(
+        await send(fetch, releaseSentChunks(streamOf(chunks))),
+        hash,
+      );
+      // Every chunk was let go once the next one (or the end) was asked for.
+      assert.equal(detached(chunks), CHUNKS);
+    },
+  );
+
+  await t.step("not marked: kept", async () => {
+    const { chunks, hash } = await chunksAndHash();
+    assert.equal(await send(fetch, streamOf(chunks)), hash);
+    assert.equal(detached(chunks), 0);
+  });
+
+  await t.step(
+    "marked, with another fetch that holds the chunks: kept",
+    async () => {
+      const { chunks, hash } = await chunksAndHash();
+      // A fetch that reads the whole body before it sends anything.
+      const gathering: typeof fetch = async (input, init) => {
+        const bytes = await new Response(init?.body).arrayBuffer();
+        return await fetch(input, { ...init, body: bytes });
+      };
+      assert.equal(
+        await send(gathering, releaseSentChunks(streamOf(chunks))),
+        hash,
+      );
+      assert.equal(detached(chunks), 0);
+    },
   );
 });
