@@ -45,9 +45,8 @@ export async function fileStream(
     file.close();
     throw e;
   }
-  // The runtime's own file stream: its chunks are recycled natively, which
-  // keeps memory flat where fresh buffers per chunk would pile up until the
-  // next garbage collection.
+  // The runtime's own file stream: each read fills a fresh buffer that no
+  // one else holds, so an upload may let go of each chunk once it is sent.
   const readable = file.readable;
   const length = options.length;
   const onBytes = options.onBytes;

@@ -292,7 +292,10 @@ async function storeSource(
       if (length !== undefined) o.length = length;
       if (onBytes) o.onBytes = (n) => onBytes(offset + n);
       if (done) o.signal = done;
-      return fileStream(store.blobPath(blob.digest), o);
+      // Fresh chunks, read for this upload alone.
+      return fileStream(store.blobPath(blob.digest), o).then(
+        releaseSentChunks,
+      );
     },
   };
 }
