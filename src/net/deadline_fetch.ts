@@ -59,34 +59,31 @@ const NULL_BODY_STATUSES = [101, 103, 204, 205, 304];
 /** What a deadline is waiting for. */
 type Phase = "send" | "answer" | "body";
 
-/** The runtime's own fetch, as it was when this module loaded. */
-const RUNTIME_FETCH = globalThis.fetch;
-
 /** Request bodies whose chunks each own their memory, which nobody else uses. */
-const RELEASABLE = new WeakSet<ReadableStream<Uint8Array>>();
+const OWNED = new WeakSet<ReadableStream<Uint8Array>>();
 
 /**
  * Marks a request body whose every chunk sits in a buffer of its own that
- * nothing else holds or reads after the chunk was passed on. Sent with the
- * runtime's fetch, each chunk's memory is then let go as soon as the
- * runtime has taken it over, rather than at the next garbage collection:
- * a blob of many GiB streamed from one registry to another otherwise
- * leaves tens of MiB of sent chunks waiting for the collector.
+ * nothing else holds or reads after the chunk was passed on. Sent with
+ * `releaseSent`, each chunk's memory is then let go as soon as `fetch` has
+ * taken it over, rather than at the next garbage collection: a blob of many
+ * GiB otherwise leaves tens of MiB of sent chunks waiting for the
+ * collector.
  *
  * @param stream The request body.
  * @returns The same stream.
  *
  * @example Mark a stream of fresh chunks
  * ```ts
- * import { releaseSentChunks } from "./deadline_fetch.ts";
- * const body = releaseSentChunks(new Blob(["kernel bytes"]).stream());
+ * import { ownedChunks } from "./deadline_fetch.ts";
+ * const body = ownedChunks(new Blob(["kernel bytes"]).stream());
  * console.log(body instanceof ReadableStream); // true
  * ```
  */
-export function releaseSentChunks(
+export function ownedChunks(
   stream: ReadableStream<Uint8Array>,
 ): ReadableStream<Uint8Array> {
-  RELEASABLE.add(stream);
+  OWNED.add(stream);
   return stream;
 }
 
@@ -112,6 +109,12 @@ export interface DeadlineOptions {
   timeouts?: RegistryTimeouts | undefined;
   /** What a failed read of the response body throws instead of its error. */
   bodyError?: ((error: unknown) => unknown) | undefined;
+  /**
+   * Let go of each chunk of a body marked with {@linkcode ownedChunks} when
+   * `fetch` asks for the next one (see `releaseSentChunks` of the registry
+   * client's options). Default `false`.
+   */
+  releaseSent?: boolean | undefined;
 }
 
 /** Seconds, for messages: `30 s`, `0.5 s`. */
@@ -241,8 +244,8 @@ class Watchdog {
  * is not the server's stall.
  *
  * With `releaseSent`, the chunk passed on before is released when the
- * next one is asked for: the runtime's fetch asks for a chunk only once it
- * has taken the one before over.
+ * next one is asked for: Deno's fetch asks for a chunk only once it has
+ * taken the one before over.
  */
 function watchRequestBody(
   body: ReadableStream<Uint8Array>,
@@ -417,7 +420,7 @@ export async function deadlineFetch(
   const body = init.body;
   if (body instanceof ReadableStream) {
     dog.sending(true);
-    const releaseSent = doFetch === RUNTIME_FETCH && RELEASABLE.has(body);
+    const releaseSent = options.releaseSent === true && OWNED.has(body);
     sendInit.body = watchRequestBody(body, dog, releaseSent);
   } else {
     if (body instanceof Uint8Array || body instanceof ArrayBuffer) {

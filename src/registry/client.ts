@@ -171,6 +171,7 @@ export class RegistryClient {
         host,
         timeouts: this.#options.timeouts,
         bodyError: (e) => e instanceof TypeError ? fetchFailure(host, e) : e,
+        releaseSent: this.#options.releaseSentChunks,
       });
     } catch (e) {
       // Deno's fetch throws a TypeError for every network failure.

@@ -124,6 +124,16 @@ export interface RegistryClientOptions {
    * connection. Default 30 s each.
    */
   timeouts?: RegistryTimeouts | undefined;
+  /**
+   * Let go of each chunk of an upload (push, copy) as soon as `fetch` asks
+   * for the next one, by detaching its buffer, instead of leaving the sent
+   * chunks to the garbage collector: memory stays flat on uploads of many
+   * GiB. Only for a `fetch` that takes each chunk over before it asks for
+   * the next, as Deno's own does; leave it off when `fetch` (also the global
+   * one) is wrapped by something that keeps or tees request bodies. The CLI
+   * turns it on. Default `false`.
+   */
+  releaseSentChunks?: boolean | undefined;
 }
 
 /** A manifest or index fetched from a registry. */

@@ -7,7 +7,7 @@
 
 import { invalidReference } from "../_errors.ts";
 import { InvalidImageError, RegistryError } from "../errors.ts";
-import { releaseSentChunks } from "../net/deadline_fetch.ts";
+import { ownedChunks } from "../net/deadline_fetch.ts";
 import { BlobHash, DigestVerifier } from "../oci/digest_verifier.ts";
 import {
   type Descriptor,
@@ -245,7 +245,7 @@ async function registrySource(
       // The last byte leaves only once the digest is known to be right.
       // Each chunk is the response's own, passed on once: the upload may
       // let go of it as soon as it is sent.
-      return releaseSentChunks(res.body.pipeThrough(
+      return ownedChunks(res.body.pipeThrough(
         new DigestVerifier(blob, {
           what: `blob ${blob.digest}`,
           offset: from,
@@ -294,7 +294,7 @@ async function storeSource(
       if (done) o.signal = done;
       // Fresh chunks, read for this upload alone.
       return fileStream(store.blobPath(blob.digest), o).then(
-        releaseSentChunks,
+        ownedChunks,
       );
     },
   };

@@ -16,7 +16,7 @@ import {
 import type { OperationOptions } from "../progress.ts";
 import { RegistryClient } from "../registry/client.ts";
 import { fileStream, type FileStreamOptions } from "../store/_file_stream.ts";
-import { releaseSentChunks } from "../net/deadline_fetch.ts";
+import { ownedChunks } from "../net/deadline_fetch.ts";
 import { blobSourcesOf } from "../store/_internal.ts";
 import type { Store } from "../store/store.ts";
 import { putManifests, tagManifest } from "./_manifests.ts";
@@ -290,7 +290,7 @@ export async function pushImage(
               }
               // Each chunk is read for this upload alone: it may be let go
               // of as soon as it is sent.
-              return fileStream(path, o).then(releaseSentChunks);
+              return fileStream(path, o).then(ownedChunks);
             },
           },
           {

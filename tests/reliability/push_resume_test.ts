@@ -82,6 +82,7 @@ Deno.test("push resumes an upload the connection dropped", async (t) => {
         retryDelay: 1,
         forceChunked: true,
         chunkSize: CHUNK,
+        releaseSentChunks: true,
       });
       await withDeadline(
         "push",
@@ -210,6 +211,7 @@ Deno.test("push resumes an upload the connection dropped", async (t) => {
           plainHttp: true,
           retryDelay: 1,
           chunkSize: CHUNK,
+          releaseSentChunks: true,
         });
         await withDeadline(
           "push",

@@ -31,6 +31,9 @@ function recordingClient(
   const client = new RegistryClient({
     plainHttp: true,
     retryDelay: 10,
+    // The recording fetch hands each body to Deno's fetch as it is, which
+    // takes every chunk over before it asks for the next.
+    releaseSentChunks: true,
     ...options,
     fetch: async (input, init) => {
       const req = {

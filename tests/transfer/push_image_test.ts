@@ -26,6 +26,9 @@ function recordingClient(): { client: RegistryClient; sent: Sent[] } {
   const sent: Sent[] = [];
   const client = new RegistryClient({
     plainHttp: true,
+    // Deno's fetch gets each body as it is, and takes every chunk over
+    // before it asks for the next.
+    releaseSentChunks: true,
     fetch: (input, init) => {
       sent.push({ method: init?.method ?? "GET", url: new URL(String(input)) });
       return fetch(input, init);

@@ -53,6 +53,9 @@ export async function registryClient(
   const options: RegistryClientOptions = {
     retries: retries(ctx),
     timeouts: timeouts(ctx),
+    // The CLI's fetch is Deno's own, which takes each chunk over before it
+    // asks for the next.
+    releaseSentChunks: true,
     credentials: async (registry) => {
       const options: DockerConfigOptions = { env: ctx.io.env };
       if (path !== undefined) options.path = path;
