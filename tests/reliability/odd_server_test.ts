@@ -116,17 +116,19 @@ Deno.test("a registry's HTML error page is reported as its answer, not as a fore
   );
 });
 
+/** A manifest without layers, served by the tests' fake registries. */
+const EMPTY_MANIFEST = encodeJson({
+  schemaVersion: 2,
+  mediaType: OCI_MANIFEST_MEDIA_TYPE,
+  config: {
+    mediaType: CONFIG_MEDIA_TYPE,
+    digest: `sha256:${"0".repeat(64)}`,
+    size: 2,
+  },
+  layers: [],
+});
+
 Deno.test("a proxy's error page for a registry that is down is retried, not taken for a foreign server", async () => {
-  const manifest = encodeJson({
-    schemaVersion: 2,
-    mediaType: OCI_MANIFEST_MEDIA_TYPE,
-    config: {
-      mediaType: CONFIG_MEDIA_TYPE,
-      digest: `sha256:${"0".repeat(64)}`,
-      size: 2,
-    },
-    layers: [],
-  });
   // Every path, the API root included, answers 502 with a page at first.
   let down = 2;
   await using proxy = Deno.serve(
@@ -140,7 +142,7 @@ Deno.test("a proxy's error page for a registry that is down is retried, not take
         });
       }
       return new URL(req.url).pathname.endsWith("/manifests/1")
-        ? new Response(manifest.bytes as Bytes, {
+        ? new Response(EMPTY_MANIFEST.bytes as Bytes, {
           headers: { "content-type": OCI_MANIFEST_MEDIA_TYPE },
         })
         : Response.json({});
@@ -151,21 +153,11 @@ Deno.test("a proxy's error page for a registry that is down is retried, not take
     { registry: `127.0.0.1:${proxy.addr.port}`, repository: "os/demo" },
     "1",
   );
-  assert.equal(m.descriptor.digest, manifest.digest);
+  assert.equal(m.descriptor.digest, EMPTY_MANIFEST.digest);
 });
 
 Deno.test("a manifest whose body stalls midway is asked for again, then fails clearly", async (t) => {
-  const manifest = encodeJson({
-    schemaVersion: 2,
-    mediaType: OCI_MANIFEST_MEDIA_TYPE,
-    config: {
-      mediaType: CONFIG_MEDIA_TYPE,
-      digest: `sha256:${"0".repeat(64)}`,
-      size: 2,
-    },
-    layers: [],
-  });
-  const bytes = manifest.bytes as Bytes;
+  const bytes = EMPTY_MANIFEST.bytes as Bytes;
   /** Attempts whose body stalls after half the manifest. */
   let stalls = 0;
   await using fake = startFakeRegistry((req, n) => {
@@ -175,7 +167,7 @@ Deno.test("a manifest whose body stalls midway is asked for again, then fails cl
     const headers = {
       "content-type": OCI_MANIFEST_MEDIA_TYPE,
       "content-length": String(bytes.byteLength),
-      "docker-content-digest": manifest.digest,
+      "docker-content-digest": EMPTY_MANIFEST.digest,
     };
     if (n >= stalls) return new Response(bytes, { headers });
     let sent = false;
@@ -210,7 +202,7 @@ Deno.test("a manifest whose body stalls midway is asked for again, then fails cl
       () => client.getManifest(repo, "1"),
       20_000,
     );
-    assert.equal(m.descriptor.digest, manifest.digest);
+    assert.equal(m.descriptor.digest, EMPTY_MANIFEST.digest);
     assert.equal(fake.count("GET", "/v2/os/demo/manifests/1") - before, 2);
   });
 
